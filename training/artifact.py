@@ -1,0 +1,166 @@
+"""The model store: versioned artifacts in a directory, published atomically.
+
+Layout of a model directory::
+
+    CURRENT                      the version being served (one line of text)
+    versions/<version>/model.joblib
+    versions/<version>/metadata.json   includes the SHA-256 of model.joblib
+
+A version is written under a hidden temporary name and renamed into place only when
+complete, and CURRENT is replaced with `os.replace`, so a reader sees either the old
+version or the new one, never half of either. Training and the service share this
+module so both sides agree on the layout.
+"""
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import joblib
+
+CURRENT = "CURRENT"
+VERSIONS = "versions"
+MODEL_FILE = "model.joblib"
+METADATA_FILE = "metadata.json"
+# Version ids are generated here (UTC time + data fingerprint); anything else found in
+# CURRENT is refused, so the pointer can never lead outside versions/.
+VERSION_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
+
+
+class ArtifactError(Exception):
+    """A model version that cannot be trusted: missing, unreadable or tampered with."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def publish_lock(model_dir: Path):
+    """Serialise publishers (two training runs finishing together) on one directory."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with open(model_dir / ".publish.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def write_version(model_dir: Path, version: str, model, metadata: dict,
+                  extra_files: dict[str, bytes] | None = None) -> Path:
+    """Write a complete version directory; it appears under its final name at once."""
+    if not VERSION_PATTERN.match(version):
+        raise ValueError(f"Malformed version id {version!r}.")
+    versions = Path(model_dir) / VERSIONS
+    versions.mkdir(parents=True, exist_ok=True)
+    final = versions / version
+    if final.exists():
+        raise FileExistsError(f"Model version {version} already exists in {versions}.")
+
+    staging = Path(tempfile.mkdtemp(prefix=f".incoming-{version}-", dir=versions))
+    try:
+        joblib.dump(model, staging / MODEL_FILE)
+        metadata = {**metadata, "version": version,
+                    "sha256": sha256_of(staging / MODEL_FILE)}
+        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+        for name, content in (extra_files or {}).items():
+            (staging / name).write_bytes(content)
+        for child in staging.iterdir():
+            with open(child, "rb") as f:
+                os.fsync(f.fileno())
+        os.chmod(staging, 0o755)
+        os.rename(staging, final)
+        _fsync_dir(versions)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def set_current(model_dir: Path, version: str) -> None:
+    """Point CURRENT at an existing version, atomically."""
+    model_dir = Path(model_dir)
+    if not (model_dir / VERSIONS / version / METADATA_FILE).is_file():
+        raise ArtifactError(f"Cannot publish {version}: it is not a complete version.")
+    fd, tmp = tempfile.mkstemp(prefix=".CURRENT-", dir=model_dir)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(version + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, model_dir / CURRENT)
+        _fsync_dir(model_dir)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_current(model_dir: Path) -> str | None:
+    """The version CURRENT names, None when nothing is published yet."""
+    try:
+        text = (Path(model_dir) / CURRENT).read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ArtifactError(f"Unreadable {CURRENT} pointer in {model_dir}: {e}") from e
+    if not VERSION_PATTERN.match(text):
+        raise ArtifactError(
+            f"{CURRENT} in {model_dir} holds {text[:80]!r}, which is not a version id "
+            "written by the training job; refusing to follow it."
+        )
+    return text
+
+
+def read_metadata(model_dir: Path, version: str) -> dict:
+    path = Path(model_dir) / VERSIONS / version / METADATA_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"Model version {version} has no {METADATA_FILE}.") from None
+    except (OSError, ValueError) as e:
+        raise ArtifactError(f"Unreadable metadata for model version {version}: {e}") from e
+
+
+def load_version(model_dir: Path, version: str):
+    """Load a version after checking its file against the SHA-256 in its metadata.
+
+    The joblib file is a pickle and runs code when loaded, so it is loaded only from
+    inside the model store and only when its hash matches what training recorded.
+    """
+    metadata = read_metadata(model_dir, version)
+    path = Path(model_dir) / VERSIONS / version / MODEL_FILE
+    resolved_store = (Path(model_dir) / VERSIONS).resolve()
+    if resolved_store not in path.resolve().parents:
+        raise ArtifactError(f"Model file of {version} resolves outside the model store.")
+    try:
+        actual = sha256_of(path)
+    except OSError as e:
+        raise ArtifactError(f"Cannot read model file of version {version}: {e}") from e
+    if actual != metadata.get("sha256"):
+        raise ArtifactError(
+            f"Model file of version {version} does not match its metadata "
+            f"(SHA-256 {actual[:12]}... vs recorded {str(metadata.get('sha256'))[:12]}...); "
+            "it was changed or truncated after training. Retrain to publish a new version."
+        )
+    try:
+        model = joblib.load(path)
+    except Exception as e:  # a corrupt pickle can raise almost anything
+        raise ArtifactError(f"Model file of version {version} does not load: {e!r}") from e
+    return model, metadata
