@@ -1,0 +1,33 @@
+"""`python -m service`: run the API under gunicorn (never Flask's development server)."""
+
+import argparse
+import os
+import sys
+
+from service.config import ENV_PREFIX
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m service",
+        description="Serve sales forecasts from a model directory under gunicorn. "
+                    f"Every option can also be set as an {ENV_PREFIX}* variable.",
+    )
+    parser.add_argument("--model-dir", help=f"model store ({ENV_PREFIX}MODEL_DIR)")
+    parser.add_argument("--host", help=f"address to bind ({ENV_PREFIX}HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help=f"port ({ENV_PREFIX}PORT, 8080)")
+    parser.add_argument("--workers", type=int, help=f"processes ({ENV_PREFIX}WORKERS, 2)")
+    args = parser.parse_args(argv)
+
+    for option in ("model_dir", "host", "port", "workers"):
+        value = getattr(args, option)
+        if value is not None:
+            os.environ[ENV_PREFIX + option.upper()] = str(value)
+
+    # exec, so gunicorn's master is this process and receives the signals directly.
+    os.execv(sys.executable, [sys.executable, "-m", "gunicorn",
+                              "--config", "python:service.gunicorn_conf"])
+
+
+if __name__ == "__main__":
+    main()

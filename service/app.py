@@ -1,0 +1,154 @@
+"""The HTTP API: thin views that parse, ask the predictor, and shape the answer."""
+
+import logging
+import os
+import time
+import uuid
+
+import orjson
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from service import logs, v2
+from service.config import Settings, draining_marker
+from service.errors import BadRequest, NotReady, ServiceError
+from service.http import (MAX_BODY_BYTES, MAX_ROWS, check_fields, json_response,
+                          read_json)
+from service.model_store import ModelStore
+from service.predictor import MAX_MONTHS_AHEAD
+
+log = logging.getLogger("service")
+
+FORECAST_FIELDS = {"horizon", "series"}
+# Kept out of request logs and latency metrics: they would drown the real traffic.
+QUIET_PATHS = {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"}
+
+
+def parse_horizon(value) -> int:
+    if value is None:
+        return 12
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"horizon must be a whole number of months, got "
+                         f"{orjson.dumps(value).decode()[:40]}.")
+    if not 1 <= value <= MAX_MONTHS_AHEAD:
+        raise BadRequest(f"horizon must be between 1 and {MAX_MONTHS_AHEAD} months, "
+                         f"got {value}.")
+    return value
+
+
+def create_app(settings: Settings | None = None, store: ModelStore | None = None,
+               watch: bool = True) -> Flask:
+    """Build the application; gunicorn calls this once in every worker."""
+    settings = settings or Settings.from_env()
+    logs.configure(settings.log_level)
+    if store is None:
+        store = ModelStore(settings.model_dir)
+        store.refresh()
+        if watch:
+            store.watch(settings.reload_interval)
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.extensions["model_store"] = store
+    app.extensions["settings"] = settings
+
+    def predictor():
+        current = store.predictor
+        if current is None:
+            raise NotReady(f"The service has no model to answer with: {store.problem}.")
+        return current
+
+    register_request_log(app, store)
+    register_errors(app)
+
+    @app.get("/healthz")
+    def healthz():
+        return json_response({"status": "alive"})
+
+    @app.get("/readyz")
+    def readyz():
+        if os.path.exists(draining_marker(os.getppid())):
+            raise NotReady("The service is shutting down.")
+        current = predictor()
+        return json_response({"status": "ready", "model_version": current.version})
+
+    @app.get("/model")
+    def model():
+        return json_response(predictor().metadata)
+
+    @app.post("/forecast")
+    def forecast():
+        body = read_json()
+        check_fields(body, FORECAST_FIELDS)
+        horizon = parse_horizon(body.get("horizon"))
+        current = predictor()
+        series, rows = current.forecast(body.get("series"), horizon)
+        return json_response({"series": series, "model_version": current.version,
+                              "forecast": rows})
+
+    @app.post("/predict")
+    def predict():
+        body = read_json()
+        check_fields(body, {"instances"})
+        instances = body.get("instances")
+        if not isinstance(instances, list) or not instances:
+            raise BadRequest("instances must be a non-empty list of objects like "
+                             '{"date": "1995-01", "series": "..."}.')
+        if len(instances) > MAX_ROWS:
+            raise BadRequest(f"At most {MAX_ROWS} instances per request, got "
+                             f"{len(instances)}; split the batch.")
+        current = predictor()
+        return json_response({"predictions": current.predict(instances),
+                              "model_version": current.version})
+
+    v2.register(app, settings.model_name, predictor)
+    return app
+
+
+def register_request_log(app: Flask, store: ModelStore) -> None:
+    @app.before_request
+    def start_timer():
+        g.started = time.perf_counter()
+        incoming = request.headers.get("X-Request-ID", "")
+        # A caller's id is echoed only when it is short and printable.
+        g.request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() \
+            else uuid.uuid4().hex
+
+    @app.after_request
+    def finish(response: Response):
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        if request.path in QUIET_PATHS or not log.isEnabledFor(logging.INFO):
+            return response
+        current = store.predictor
+        log.info("request", extra={
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - g.started) * 1000, 3),
+            "request_id": g.request_id,
+            "model_version": current.version if current else None,
+        })
+        return response
+
+
+def register_errors(app: Flask) -> None:
+    @app.errorhandler(ServiceError)
+    def service_error(e: ServiceError):
+        return json_response(e.body(), e.status)
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException):
+        message = {
+            404: f"No such endpoint: {request.method} {request.path[:200]}.",
+            405: f"{request.method} is not allowed on {request.path[:200]}.",
+            413: f"The request body is larger than {MAX_BODY_BYTES} bytes.",
+        }.get(e.code, e.description)
+        slug = (e.name or "error").lower().replace(" ", "_")
+        return json_response({"error": message, "code": slug}, e.code or 500)
+
+    @app.errorhandler(Exception)
+    def unexpected(e: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_response({"error": "Internal error; the server log has details.",
+                              "code": "internal"}, 500)
+

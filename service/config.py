@@ -1,0 +1,73 @@
+"""Service settings, read once from the environment."""
+
+import os
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+ENV_PREFIX = "SALES_FORECAST_"
+
+
+def draining_marker(master_pid: int) -> str:
+    """A file whose presence tells the workers of one gunicorn master to fail
+    readiness: the master is shutting down."""
+    return os.path.join(tempfile.gettempdir(), f"sales-forecast-{master_pid}.draining")
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(ENV_PREFIX + name, default)
+
+
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    raw = _env(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SystemExit(f"{ENV_PREFIX}{name} must be an integer, got {raw!r}.") from None
+    if value < minimum:
+        raise SystemExit(f"{ENV_PREFIX}{name} must be at least {minimum}, got {value}.")
+    return value
+
+
+def env_float(name: str, default: float, minimum: float = 0.0) -> float:
+    raw = _env(name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SystemExit(f"{ENV_PREFIX}{name} must be a number, got {raw!r}.") from None
+    if not value >= minimum:
+        raise SystemExit(f"{ENV_PREFIX}{name} must be at least {minimum}, got {raw}.")
+    return value
+
+
+def env_flag(name: str, default: bool) -> bool:
+    raw = _env(name, "1" if default else "0").strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off", ""):
+        return False
+    raise SystemExit(f"{ENV_PREFIX}{name} must be true or false, got {raw!r}.")
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_dir: Path = Path("models")
+    model_name: str = "sales-forecast"
+    # Seconds between checks of the model store's CURRENT pointer; 0 turns it off.
+    reload_interval: float = 5.0
+    log_level: str = "info"
+    # The browser page may upload a CSV and train into the model store.
+    uploads: bool = False
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            model_dir=Path(_env("MODEL_DIR", "models")),
+            model_name=_env("MODEL_NAME", "sales-forecast"),
+            reload_interval=env_float("RELOAD_INTERVAL", 5.0),
+            log_level=_env("LOG_LEVEL", "info").lower(),
+            uploads=env_flag("UPLOADS", False),
+        )
+
+    def as_dict(self) -> dict:
+        return {f.name: str(getattr(self, f.name)) for f in fields(self)}

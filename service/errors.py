@@ -1,0 +1,46 @@
+"""Every error the API returns: one class per situation, one JSON shape for all.
+
+The body is always `{"error": "<message>", "code": "<slug>"}`; `error` is what the
+Open Inference Protocol clients read, `code` is stable for programs to branch on.
+"""
+
+
+class ServiceError(Exception):
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def body(self) -> dict:
+        return {"error": self.message, "code": self.code}
+
+
+class BadRequest(ServiceError):
+    status = 400
+    code = "bad_request"
+
+
+class InvalidJSON(BadRequest):
+    code = "invalid_json"
+
+
+class UnknownSeries(ServiceError):
+    status = 404
+    code = "unknown_series"
+
+
+class ModelNotFound(ServiceError):
+    status = 404
+    code = "model_not_found"
+
+
+class NotReady(ServiceError):
+    status = 503
+    code = "not_ready"
+
+
+class UploadsDisabled(ServiceError):
+    status = 403
+    code = "uploads_disabled"

@@ -1,0 +1,57 @@
+"""Gunicorn settings for the service, all overridable through the environment.
+
+Defaults suit a 2-core container: two worker processes, each with four threads
+(`gthread`), so keep-alive connections are served and a slow client ties up one
+thread rather than a whole worker.
+"""
+
+import os
+import time
+
+from service.config import ENV_PREFIX, draining_marker, env_flag, env_int
+
+bind = (f"{os.environ.get(ENV_PREFIX + 'HOST', '127.0.0.1')}:"
+        f"{env_int('PORT', 8080, 1)}")
+wsgi_app = "service.app:create_app()"
+worker_class = "gthread"
+workers = env_int("WORKERS", 2, 1)
+threads = env_int("THREADS", 4, 1)
+# A worker silent for this long is killed and replaced.
+timeout = env_int("TIMEOUT", 30, 1)
+# After SIGTERM, in-flight requests get this long to finish before workers are killed.
+graceful_timeout = env_int("GRACEFUL_TIMEOUT", 20, 0)
+keepalive = 5
+# Headers are small here; tight limits stop oversized request lines early.
+limit_request_line = 4094
+limit_request_fields = 50
+limit_request_field_size = 8190
+# Request lines are logged by the application as JSON; gunicorn keeps its own log.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get(ENV_PREFIX + "LOG_LEVEL", "info").lower()
+# Development only: restart workers when a source file changes (skaffold dev sync).
+reload = env_flag("RELOAD_CODE", False)
+
+# Seconds between SIGTERM and the start of the graceful stop, during which /readyz
+# already answers 503, so a load balancer stops sending before connections close.
+SHUTDOWN_DELAY = env_int("SHUTDOWN_DELAY", 0, 0)
+
+
+def on_starting(server):
+    graceful_stop = server.handle_term
+
+    def drain_then_stop():
+        if SHUTDOWN_DELAY:
+            open(draining_marker(os.getpid()), "w").close()
+            server.log.info("SIGTERM: readiness off, stopping in %ss", SHUTDOWN_DELAY)
+            time.sleep(SHUTDOWN_DELAY)
+        graceful_stop()
+
+    server.handle_term = drain_then_stop
+
+
+def on_exit(server):
+    try:
+        os.unlink(draining_marker(os.getpid()))
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,36 @@
+"""Request and response helpers shared by every view."""
+
+import orjson
+from flask import Response, request
+
+from service.errors import BadRequest, InvalidJSON
+
+MAX_BODY_BYTES = 2 * 1024 * 1024
+MAX_ROWS = 10_000
+
+
+def json_response(payload, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status=status, mimetype="application/json")
+
+
+def read_json() -> dict:
+    """The request body as a JSON object, or a 400 that says what is wrong with it."""
+    raw = request.get_data(cache=False)
+    if not raw:
+        raise InvalidJSON("The request body is empty; send a JSON object.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        # orjson refuses NaN and Infinity, which are not JSON, and nesting past 1024.
+        raise InvalidJSON(f"The request body is not valid JSON: {e}.") from None
+    if not isinstance(body, dict):
+        raise InvalidJSON(f"The request body must be a JSON object, got "
+                          f"{type(body).__name__}.")
+    return body
+
+
+def check_fields(body: dict, allowed: set, where: str = "the request") -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise BadRequest(f"Unknown field {unknown[0][:50]!r} in {where}; allowed: "
+                         f"{', '.join(sorted(allowed))}.")

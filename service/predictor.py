@@ -1,0 +1,151 @@
+"""Answers for one loaded model version, computed once when the version loads.
+
+A monthly model can only be asked about a bounded set of months: from the first
+month of a series' history to `MAX_MONTHS_AHEAD` after its last. The predictor asks
+the fitted scikit-learn estimator about every one of those months in a single call
+when the version loads, and afterwards answers each request from that table. So a
+request costs a dictionary look-up instead of building a DataFrame, every answer is
+exactly what the estimator's own `predict` returns, and a model that cannot answer
+(an exception, a NaN, an infinity) is refused before it ever serves.
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from service.errors import BadRequest, UnknownSeries
+
+MAX_MONTHS_AHEAD = 60
+
+
+def parse_month(text) -> int:
+    """`YYYY-MM` or `YYYY-MM-DD` as months since year 0; ValueError otherwise."""
+    if not isinstance(text, str) or len(text) not in (7, 10):
+        raise ValueError
+    if text[4] != "-" or (len(text) == 10 and text[7] != "-"):
+        raise ValueError
+    year, month = int(text[:4]), int(text[5:7])
+    if not (text[:4].isdigit() and text[5:7].isdigit() and 1 <= month <= 12):
+        raise ValueError
+    if len(text) == 10 and not (text[8:].isdigit() and 1 <= int(text[8:]) <= 31):
+        raise ValueError
+    return year * 12 + month - 1
+
+
+def month_label(index: int) -> str:
+    return f"{index // 12:04d}-{index % 12 + 1:02d}-01"
+
+
+class SeriesTable:
+    """Every answerable month of one series, with the forecast rows pre-built."""
+
+    def __init__(self, name: str, first: int, last: int, values: np.ndarray):
+        self.name = name
+        self.first = first
+        self.last = last
+        self.values = values.tolist()
+        ahead = range(last + 1, last + 1 + MAX_MONTHS_AHEAD)
+        self.forecast_rows = [
+            {"date": month_label(m), "sales": self.values[m - first]} for m in ahead
+        ]
+
+    def value(self, month: int, position: str) -> float:
+        offset = month - self.first
+        if offset < 0 or month > self.last + MAX_MONTHS_AHEAD:
+            raise BadRequest(
+                f"{position}: month {month_label(month)[:7]} is outside what this model "
+                f"answers for series {self.name!r}: {month_label(self.first)[:7]} to "
+                f"{month_label(self.last + MAX_MONTHS_AHEAD)[:7]} (its history and "
+                f"{MAX_MONTHS_AHEAD} months after it)."
+            )
+        return self.values[offset]
+
+
+class Predictor:
+    def __init__(self, model, metadata: dict):
+        self.version = metadata["version"]
+        self.metadata = metadata
+        spans = {s["name"]: (_month(s["first"]), _month(s["last"]))
+                 for s in metadata["series"]}
+        self.tables = self._tabulate(model, spans)
+        self.default_series = next(iter(self.tables)) if len(self.tables) == 1 else None
+
+    @staticmethod
+    def _tabulate(model, spans: dict) -> dict[str, SeriesTable]:
+        names, months = [], []
+        for name, (first, last) in spans.items():
+            count = last + MAX_MONTHS_AHEAD - first + 1
+            names.append(np.full(count, name, dtype=object))
+            months.append(np.arange(first, first + count))
+        months_all = np.concatenate(months)
+        rows = pd.DataFrame({
+            "date": pd.to_datetime({"year": months_all // 12,
+                                    "month": months_all % 12 + 1, "day": 1}),
+            "series": np.concatenate(names),
+        })
+        values = np.asarray(model.predict(rows), dtype=np.float64)
+        if values.shape != (len(rows),) or not np.isfinite(values).all():
+            bad = int((~np.isfinite(values)).sum()) if values.shape == (len(rows),) else -1
+            raise ValueError(f"the model's self-check produced {bad} non-finite values "
+                             f"out of {len(rows)} (or a wrong shape {values.shape})")
+
+        tables, start = {}, 0
+        for name, (first, last) in spans.items():
+            count = last + MAX_MONTHS_AHEAD - first + 1
+            tables[name] = SeriesTable(name, first, last, values[start:start + count])
+            start += count
+        return tables
+
+    def table(self, series, position: str = "series") -> SeriesTable:
+        if series is None:
+            if self.default_series is None:
+                raise BadRequest(f"{position} is required: this model has "
+                                 f"{len(self.tables)} series ({self._some_names()}).")
+            return self.tables[self.default_series]
+        if not isinstance(series, str):
+            raise BadRequest(f"{position} must be a string, got {type(series).__name__}.")
+        try:
+            return self.tables[series]
+        except KeyError:
+            raise UnknownSeries(f"{position}: unknown series {series[:100]!r}; this model "
+                                f"has {self._some_names()}.") from None
+
+    def _some_names(self) -> str:
+        names = list(self.tables)
+        shown = ", ".join(repr(n) for n in names[:10])
+        return shown + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+
+    def forecast(self, series, horizon: int) -> tuple[str, list]:
+        table = self.table(series)
+        return table.name, table.forecast_rows[:horizon]
+
+    def predict(self, instances: list) -> list:
+        out = []
+        for i, row in enumerate(instances):
+            position = f"instances[{i}]"
+            if not isinstance(row, dict):
+                raise BadRequest(f"{position} must be an object with 'date' (and "
+                                 f"'series'), got {type(row).__name__}.")
+            table = self.table(row.get("series"), f"{position}.series")
+            out.append(table.value(parse_request_month(row.get("date"), position),
+                                   position))
+        return out
+
+
+def parse_request_month(value, position: str) -> int:
+    try:
+        return parse_month(value)
+    except (ValueError, TypeError):
+        shown = repr(value)[:40] if value is not None else "nothing"
+        raise BadRequest(f"{position}.date must be a month as 'YYYY-MM' or "
+                         f"'YYYY-MM-DD', got {shown}.") from None
+
+
+def _month(text: str) -> int:
+    return parse_month(text[:7])
+
+
+def is_finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
