@@ -1,0 +1,52 @@
+# One command to try it (`make run`), one to test it (`make test`).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MODEL_DIR ?= models
+PORT ?= 8080
+DATA ?= data/wineind.csv
+
+.PHONY: help venv train run test test-fast lock clean
+
+help:
+	@echo "make run        train on $(DATA) (first time only) and serve on 127.0.0.1:$(PORT)"
+	@echo "make test       the whole test suite"
+	@echo "make test-fast  unit and service tests only (no servers, engines or tools)"
+	@echo "make train      train again and publish a new model version"
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements/runtime.txt requirements/dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	touch $@
+
+train: venv
+	$(PY) -m training --data $(DATA) --model-dir $(MODEL_DIR)
+
+$(MODEL_DIR)/CURRENT: | venv
+	$(PY) -m training --data $(DATA) --model-dir $(MODEL_DIR)
+
+run: venv $(MODEL_DIR)/CURRENT
+	@mkdir -p build/metrics
+	PROMETHEUS_MULTIPROC_DIR=build/metrics SALES_FORECAST_UPLOADS=1 \
+		$(PY) -m service --model-dir $(MODEL_DIR) --port $(PORT)
+
+test: venv
+	$(PY) -m pytest
+
+test-fast: venv
+	$(PY) -m pytest -m "not integration and not container and not chart \
+		and not prometheus and not browser"
+
+# Re-pin the locks from the ranges in pyproject.toml, in a throwaway environment.
+lock:
+	rm -rf build/lock && $(PYTHON) -m venv build/lock
+	build/lock/bin/pip install --quiet ".[dev]"
+	build/lock/bin/pip freeze --exclude sales-forecast > build/lock/all.txt
+	@echo "Pinned set in build/lock/all.txt; split it into requirements/*.txt."
+
+clean:
+	rm -rf $(VENV) build .pytest_cache

@@ -1,0 +1,187 @@
+"""The HTTP API through Flask's test client: answers, and an error for every bad input."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from service.app import create_app
+from service.config import Settings
+from service.predictor import MAX_MONTHS_AHEAD
+from training import artifact
+
+
+def test_forecast_returns_the_next_twelve_months_after_the_history(client):
+    response = client.post("/forecast", json={"horizon": 12})
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["series"] == "wineind"
+    assert [row["date"] for row in body["forecast"]] == [
+        d.strftime("%Y-%m-%d") for d in pd.date_range("1994-09-01", periods=12, freq="MS")
+    ]
+    assert all(10_000 < row["sales"] < 60_000 for row in body["forecast"])
+    assert body["model_version"] == client.get("/model").get_json()["version"]
+
+
+def test_forecast_equals_the_fitted_estimator(client, trained_store):
+    version = artifact.read_current(trained_store)
+    model, _ = artifact.load_version(trained_store, version)
+    rows = pd.DataFrame({"date": pd.date_range("1994-09-01", periods=24, freq="MS"),
+                         "series": "wineind"})
+
+    body = client.post("/forecast", json={"horizon": 24, "series": "wineind"}).get_json()
+
+    assert [r["sales"] for r in body["forecast"]] == model.predict(rows).tolist()
+
+
+def test_predict_answers_each_instance_in_order(client):
+    instances = [{"date": "1995-01"}, {"date": "1980-01-01", "series": "wineind"},
+                 {"date": "1995-01-15"}]
+
+    body = client.post("/predict", json={"instances": instances}).get_json()
+
+    first, second, third = body["predictions"]
+    assert first == third
+    assert first != second
+
+
+def test_v2_metadata_and_infer(client):
+    meta = client.get("/v2/models/sales-forecast").get_json()
+    assert [i["name"] for i in meta["inputs"]] == ["date", "series"]
+
+    body = client.post("/v2/models/sales-forecast/infer", json={
+        "id": "r1",
+        "inputs": [{"name": "date", "datatype": "BYTES", "shape": [2],
+                    "data": ["1995-01", "1995-02"]}],
+    }).get_json()
+    predict = client.post("/predict", json={"instances": [
+        {"date": "1995-01"}, {"date": "1995-02"}]}).get_json()
+
+    assert body["id"] == "r1"
+    assert body["outputs"][0]["data"] == predict["predictions"]
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").get_json()["status"] == "ready"
+    assert client.get("/v2/health/live").get_json() == {"live": True}
+    assert client.get("/v2/health/ready").get_json() == {"ready": True}
+    assert client.get("/v2/models/sales-forecast/ready").status_code == 200
+
+
+def test_every_response_carries_a_request_id(client):
+    echoed = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    generated = client.get("/healthz")
+
+    assert echoed.headers["X-Request-ID"] == "abc-123"
+    assert len(generated.headers["X-Request-ID"]) == 32
+
+
+BAD_REQUESTS = [
+    ("empty body", "/forecast", b"", 400, "body is empty"),
+    ("not json", "/forecast", b"horizon=12", 400, "not valid JSON"),
+    ("NaN literal", "/forecast", b'{"horizon": NaN}', 400, "not valid JSON"),
+    ("Infinity literal", "/predict", b'{"instances": [Infinity]}', 400,
+     "not valid JSON"),
+    ("json array", "/forecast", b"[12]", 400, "must be a JSON object, got list"),
+    ("horizon zero", "/forecast", b'{"horizon": 0}', 400,
+     f"between 1 and {MAX_MONTHS_AHEAD} months, got 0"),
+    ("horizon too large", "/forecast", b'{"horizon": 100000}', 400,
+     "got 100000"),
+    ("horizon fraction", "/forecast", b'{"horizon": 1.5}', 400,
+     "whole number of months, got 1.5"),
+    ("horizon string", "/forecast", b'{"horizon": "12"}', 400,
+     'whole number of months, got "12"'),
+    ("horizon bool", "/forecast", b'{"horizon": true}', 400, "got true"),
+    ("unknown field", "/forecast", b'{"horizn": 12}', 400,
+     "Unknown field 'horizn' in the request; allowed: horizon, series"),
+    ("unknown series", "/forecast", b'{"series": "beer"}', 404,
+     "unknown series 'beer'; this model has 'wineind'"),
+    ("series not a string", "/forecast", b'{"series": 3}', 400,
+     "series must be a string, got int"),
+    ("no instances", "/predict", b'{"instances": []}', 400, "non-empty list"),
+    ("instance not object", "/predict", b'{"instances": ["1995-01"]}', 400,
+     "instances[0] must be an object"),
+    ("bad date", "/predict", b'{"instances": [{"date": "1995-13"}]}', 400,
+     "instances[0].date must be a month as 'YYYY-MM' or 'YYYY-MM-DD', got '1995-13'"),
+    ("date missing", "/predict", b'{"instances": [{"series": "wineind"}]}', 400,
+     "got nothing"),
+    ("date too far", "/predict", b'{"instances": [{"date": "2090-01"}]}', 400,
+     "month 2090-01 is outside what this model answers"),
+    ("date before history", "/predict", b'{"instances": [{"date": "1970-01"}]}', 400,
+     "for series 'wineind': 1980-01 to 1999-08"),
+    ("v2 wrong datatype", "/v2/models/sales-forecast/infer",
+     b'{"inputs": [{"name": "date", "datatype": "FP32", "shape": [1], "data": [1]}]}',
+     400, "datatype must be BYTES"),
+    ("v2 shape mismatch", "/v2/models/sales-forecast/infer",
+     b'{"inputs": [{"name": "date", "datatype": "BYTES", "shape": [3], '
+     b'"data": ["1995-01"]}]}', 400, "does not match its 1 values"),
+    ("v2 unknown model", "/v2/models/other/infer", b"{}", 404, "Unknown model 'other'"),
+    ("v2 no date", "/v2/models/sales-forecast/infer",
+     b'{"inputs": [{"name": "series", "datatype": "BYTES", "shape": [1], '
+     b'"data": ["wineind"]}]}', 400, "must include a 'date' tensor"),
+]
+
+
+@pytest.mark.parametrize("path, body, status, message",
+                         [case[1:] for case in BAD_REQUESTS],
+                         ids=[case[0] for case in BAD_REQUESTS])
+def test_bad_requests_get_a_clear_json_error(client, path, body, status, message):
+    response = client.post(path, data=body, content_type="application/json")
+
+    assert response.status_code == status
+    payload = response.get_json()
+    assert set(payload) == {"error", "code"}
+    assert message in payload["error"]
+
+
+def test_too_many_rows_and_oversized_bodies_are_refused(client):
+    rows = [{"date": "1995-01"}] * 10_001
+    too_many = client.post("/predict", json={"instances": rows})
+    oversized = client.post("/predict", data=b" " * (3 * 1024 * 1024),
+                            content_type="application/json")
+
+    assert too_many.status_code == 400
+    assert "At most 10000 instances" in too_many.get_json()["error"]
+    assert oversized.status_code == 413
+    assert oversized.get_json()["code"] == "request_entity_too_large"
+
+
+def test_unknown_paths_and_methods_keep_the_json_shape(client):
+    assert client.get("/nowhere").get_json()["code"] == "not_found"
+    assert client.get("/forecast").get_json()["code"] == "method_not_allowed"
+
+
+def test_without_a_model_the_service_is_alive_but_not_ready(tmp_path):
+    client = create_app(Settings(model_dir=tmp_path), watch=False).test_client()
+
+    ready = client.get("/readyz")
+    forecast = client.post("/forecast", json={"horizon": 3})
+
+    assert client.get("/healthz").status_code == 200
+    assert ready.status_code == 503
+    assert "no model published" in ready.get_json()["error"]
+    assert forecast.status_code == 503
+    assert forecast.get_json()["code"] == "not_ready"
+
+
+def test_a_tampered_artifact_is_refused_at_start(store_copy):
+    version = artifact.read_current(store_copy)
+    model_file = store_copy / "versions" / version / "model.joblib"
+    model_file.write_bytes(model_file.read_bytes() + b"tampered")
+
+    ready = create_app(Settings(model_dir=store_copy), watch=False).test_client() \
+        .get("/readyz")
+
+    assert ready.status_code == 503
+    assert "does not match its metadata" in ready.get_json()["error"]
+
+
+def test_model_endpoint_shows_metadata_and_metrics(client):
+    meta = client.get("/model").get_json()
+
+    assert meta["data"]["rows"] == 176
+    scores = meta["evaluation"]["wineind"]["scores"]
+    assert {"seasonal", "seasonal-naive", "linear"} <= set(scores)
+    assert json.dumps(meta)  # plain JSON, no NaN

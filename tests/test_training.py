@@ -1,0 +1,166 @@
+"""Features, metrics, the artifact's integrity and the training command."""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import WINEIND, train
+from training import artifact
+from training.evaluate import holdout_scores, point_metrics, seasonal_scale
+from training.features import CalendarFeatures
+from training.models import SalesForecaster, SeasonalNaive
+
+
+def months(start: str, count: int) -> pd.DataFrame:
+    return pd.DataFrame({"date": pd.date_range(start, periods=count, freq="MS")})
+
+
+def test_calendar_features_count_months_from_the_first_and_mark_the_month():
+    features = CalendarFeatures().fit(months("2020-11-01", 3))
+
+    out = features.transform(months("2020-11-01", 3))
+
+    assert out[:, 0].tolist() == [0, 1, 2]
+    assert out[0, 1:].tolist() == [0] * 9 + [1, 0]  # November
+    assert out[2, 1:].tolist() == [0] * 11  # January is the reference month
+    assert features.get_feature_names_out()[-1] == "month_12"
+
+
+def test_calendar_features_without_season_is_the_plain_time_index():
+    out = CalendarFeatures(season=False).fit(months("2020-01-01", 4)) \
+        .transform(months("2021-01-01", 1))
+
+    assert out.tolist() == [[12.0]]
+
+
+def test_seasonal_naive_repeats_the_last_observed_year():
+    history = months("2020-01-01", 24)
+    y = np.arange(24, dtype=float)
+    model = SeasonalNaive().fit(history, y)
+
+    ahead = model.predict(months("2022-01-01", 25))
+    inside = model.predict(months("2021-03-01", 1))
+
+    assert ahead[:12].tolist() == list(range(12, 24))
+    assert ahead[24] == 12  # two years ahead still maps onto the last year
+    assert inside.tolist() == [2]  # twelve months before March 2021
+
+
+def test_point_metrics_on_known_numbers():
+    m = point_metrics([100, 200], [110, 180], scale=10)
+
+    assert m["mae"] == 15
+    assert m["rmse"] == pytest.approx(np.sqrt((100 + 400) / 2))
+    assert m["mape"] == pytest.approx((0.1 + 0.1) / 2 * 100)
+    assert m["mase"] == 1.5
+
+
+def test_mape_is_undefined_not_infinite_when_an_actual_is_zero():
+    m = point_metrics([0, 10], [1, 10], scale=1)
+
+    assert m["mape"] is None
+    assert m["mae"] == 0.5
+
+
+def test_mase_is_undefined_for_an_exactly_periodic_history():
+    assert seasonal_scale(np.tile(np.arange(12.0), 3)) is None
+    assert seasonal_scale(np.arange(10.0)) is None
+
+
+def test_holdout_scores_match_the_published_wineind_baselines():
+    frame = pd.read_csv(WINEIND, parse_dates=["date"])
+
+    scores = holdout_scores(frame, "seasonal")["scores"]
+
+    # Published for this series on the last 12 months: 3028, 3114 and 5896.
+    assert round(scores["seasonal"]["rmse"]) == 3028
+    assert round(scores["seasonal-naive"]["rmse"]) == 3114
+    assert round(scores["linear"]["rmse"]) == 5896
+
+
+def test_sales_forecaster_routes_rows_to_their_series_model():
+    a, b = months("2020-01-01", 36), months("2020-01-01", 36)
+    rows = pd.concat([a.assign(series="a"), b.assign(series="b")], ignore_index=True)
+    y = np.r_[np.full(36, 10.0), np.full(36, 500.0)]
+    model = SalesForecaster().fit(rows, y)
+
+    query = pd.DataFrame({"date": pd.to_datetime(["2024-01-01", "2024-01-01"]),
+                          "series": ["b", "a"]})
+
+    assert model.predict(query) == pytest.approx([500.0, 10.0])
+    with pytest.raises(ValueError, match="Unknown series 'c'; this model knows 2"):
+        model.predict(query.assign(series="c"))
+
+
+def test_training_publishes_a_complete_verified_version(tmp_path, capsys):
+    model_dir = tmp_path / "models"
+
+    assert train(WINEIND, model_dir, "--json") == 0
+
+    summary = json.loads(capsys.readouterr().out)
+    version = artifact.read_current(model_dir)
+    assert version == summary["version"]
+    model, metadata = artifact.load_version(model_dir, version)
+    assert metadata["data"]["rows"] == 176
+    assert metadata["data"]["first"] == "1980-01"
+    assert metadata["data"]["last"] == "1994-08"
+    assert metadata["series"][0]["name"] == "wineind"
+    assert set(metadata["libraries"]) >= {"scikit-learn", "pandas", "numpy", "joblib"}
+    assert sorted(os.listdir(model_dir / "versions")) == [version]
+
+
+def test_the_human_summary_shows_model_and_baselines(tmp_path, capsys):
+    assert train(WINEIND, tmp_path / "models") == 0
+
+    out = capsys.readouterr().out
+    assert "Published model" in out
+    assert "seasonal-naive" in out and "linear" in out
+
+
+def test_a_refused_file_writes_nothing(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,sales\n2020-01-01,abc\n")
+    model_dir = tmp_path / "models"
+
+    assert train(bad, model_dir) == 2
+
+    assert "bad.csv" in capsys.readouterr().err
+    assert not model_dir.exists() or not any(model_dir.rglob("*"))
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path, capsys):
+    assert train(tmp_path / "nope.csv", tmp_path / "models") == 2
+
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_a_changed_model_file_is_refused(store_copy):
+    version = artifact.read_current(store_copy)
+    (store_copy / "versions" / version / "model.joblib").write_bytes(b"not a model")
+
+    with pytest.raises(artifact.ArtifactError, match="does not match its metadata"):
+        artifact.load_version(store_copy, version)
+
+
+@pytest.mark.parametrize("pointer", ["../../etc", "/etc/passwd", "", "x" * 500],
+                         ids=["relative escape", "absolute path", "empty", "junk"])
+def test_a_pointer_that_is_not_a_version_id_is_refused(store_copy, pointer):
+    (store_copy / "CURRENT").write_text(pointer)
+
+    with pytest.raises(artifact.ArtifactError, match="not a version id"):
+        artifact.read_current(store_copy)
+
+
+def test_a_failed_write_leaves_no_partial_version(tmp_path):
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("cannot pickle")
+
+    with pytest.raises(RuntimeError):
+        artifact.write_version(tmp_path, "20260101T000000Z-00000000", Unpicklable(), {})
+
+    assert list((tmp_path / "versions").iterdir()) == []
+    assert artifact.read_current(tmp_path) is None
