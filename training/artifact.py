@@ -5,6 +5,7 @@ Layout of a model directory::
     CURRENT                      the version being served (one line of text)
     versions/<version>/model.joblib
     versions/<version>/metadata.json   includes the SHA-256 of model.joblib
+    versions/<version>/history.json    the months trained on, for the browser page
 
 A version is written under a hidden temporary name and renamed into place only when
 complete, and CURRENT is replaced with `os.replace`, so a reader sees either the old
@@ -28,6 +29,8 @@ CURRENT = "CURRENT"
 VERSIONS = "versions"
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
+# The training months (JSON), for the browser page's history chart.
+HISTORY_FILE = "history.json"
 # Version ids are generated here (UTC time + data fingerprint); anything else found in
 # CURRENT is refused, so the pointer can never lead outside versions/.
 VERSION_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")

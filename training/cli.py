@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from training import artifact
-from training.data import Columns, DataError, load_sales
+from training.data import Columns, DataError, LoadedSales, load_sales
 from training.evaluate import DEFAULT_HOLDOUT, holdout_scores
 from training.models import DEFAULT_MODEL, MODEL_KINDS, SalesForecaster
 
@@ -98,15 +98,36 @@ def library_versions() -> dict:
             "joblib": joblib.__version__}
 
 
-def train(args) -> dict:
-    """Everything but publishing: returns the fitted model and its metadata."""
-    content, name = read_source(args.data)
+def load(content: bytes, name: str, args) -> LoadedSales:
+    """Parse a history exactly as training does, with the options in `args`; the
+    upload page calls this alone to show what training would see."""
     columns = Columns(date=args.date_col, sales=args.sales_col, series=args.series_col)
-    loaded = load_sales(content, columns=columns, strict=args.strict,
-                        fill_gaps=args.fill_gaps, encoding=args.encoding,
-                        series_name=args.series_name or Path(name).stem,
-                        source_name=name, min_months=args.holdout + 24)
-    frame = loaded.frame
+    return load_sales(content, columns=columns, strict=args.strict,
+                      fill_gaps=args.fill_gaps, encoding=args.encoding,
+                      series_name=args.series_name or Path(name).stem,
+                      source_name=name, min_months=args.holdout + 24)
+
+
+def history_file(frame: pd.DataFrame) -> bytes:
+    """The training months as JSON, stored beside the model so the browser page can
+    draw what the model learned from. Months are contiguous within a series, so the
+    first month and the list of values say everything."""
+    history = {
+        str(series): {"first": rows["date"].iloc[0].strftime("%Y-%m"),
+                      "sales": rows["sales"].tolist()}
+        for series, rows in frame.groupby("series", sort=True)
+    }
+    return json.dumps({"series": history}, separators=(",", ":")).encode()
+
+
+def train(args, loaded: LoadedSales | None = None) -> dict:
+    """Everything but publishing: returns the fitted model and its metadata.
+    `loaded` is a history already parsed with `load` (an upload); without it the
+    file or URL in `args.data` is read."""
+    if loaded is None:
+        content, name = read_source(args.data)
+        loaded = load(content, name, args)
+    name, frame = loaded.source, loaded.frame
 
     evaluation = {}
     for series, rows in frame.groupby("series", sort=True):
@@ -141,13 +162,14 @@ def train(args) -> dict:
         "libraries": library_versions(),
     }
     version = f"{now:%Y%m%dT%H%M%SZ}-{digest[:8]}"
-    return {"version": version, "model": model, "metadata": metadata}
+    return {"version": version, "model": model, "metadata": metadata,
+            "files": {artifact.HISTORY_FILE: history_file(frame)}}
 
 
 def publish(model_dir: Path, trained: dict) -> Path:
     with artifact.publish_lock(model_dir):
         path = artifact.write_version(model_dir, trained["version"], trained["model"],
-                                      trained["metadata"])
+                                      trained["metadata"], trained.get("files"))
         artifact.set_current(model_dir, trained["version"])
     return path
 
