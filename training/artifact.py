@@ -15,6 +15,7 @@ module so both sides agree on the layout.
 
 import fcntl
 import hashlib
+import io
 import json
 import os
 import re
@@ -25,6 +26,8 @@ from pathlib import Path
 
 import joblib
 
+from training.unpickle import load_model
+
 CURRENT = "CURRENT"
 VERSIONS = "versions"
 MODEL_FILE = "model.joblib"
@@ -34,6 +37,10 @@ HISTORY_FILE = "history.json"
 # Version ids are generated here (UTC time + data fingerprint); anything else found in
 # CURRENT is refused, so the pointer can never lead outside versions/.
 VERSION_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
+# Hidden names of a version being written and of CURRENT being replaced; a publisher
+# killed mid-write leaves them behind, and the next publisher removes them.
+STAGING_PREFIX = ".incoming-"
+CURRENT_TEMP_PREFIX = ".CURRENT-"
 
 
 class ArtifactError(Exception):
@@ -76,9 +83,12 @@ def write_version(model_dir: Path, version: str, model, metadata: dict,
     if final.exists():
         raise FileExistsError(f"Model version {version} already exists in {versions}.")
 
-    staging = Path(tempfile.mkdtemp(prefix=f".incoming-{version}-", dir=versions))
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{version}-", dir=versions))
     try:
         joblib.dump(model, staging / MODEL_FILE)
+        # The service loads with the allow-list unpickler; a model it would refuse
+        # fails here, before it is published.
+        load_model(staging / MODEL_FILE)
         metadata = {**metadata, "version": version,
                     "sha256": sha256_of(staging / MODEL_FILE)}
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
@@ -101,7 +111,7 @@ def set_current(model_dir: Path, version: str) -> None:
     model_dir = Path(model_dir)
     if not (model_dir / VERSIONS / version / METADATA_FILE).is_file():
         raise ArtifactError(f"Cannot publish {version}: it is not a complete version.")
-    fd, tmp = tempfile.mkstemp(prefix=".CURRENT-", dir=model_dir)
+    fd, tmp = tempfile.mkstemp(prefix=CURRENT_TEMP_PREFIX, dir=model_dir)
     try:
         with os.fdopen(fd, "w") as f:
             f.write(version + "\n")
@@ -115,12 +125,38 @@ def set_current(model_dir: Path, version: str) -> None:
         raise
 
 
+def remove_stale_staging(model_dir: Path) -> list[str]:
+    """Delete what killed publishers left behind: `.incoming-*` version directories
+    and `.CURRENT-*` temporary pointers. Call it only under `publish_lock`, where no
+    other publisher can be writing them. Returns the names removed."""
+    model_dir = Path(model_dir)
+    stale = list(model_dir.glob(CURRENT_TEMP_PREFIX + "*"))
+    stale += list((model_dir / VERSIONS).glob(STAGING_PREFIX + "*"))
+    for path in stale:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return [path.name for path in stale]
+
+
 def read_current(model_dir: Path) -> str | None:
     """The version CURRENT names, None when nothing is published yet."""
+    path = Path(model_dir) / CURRENT
     try:
-        text = (Path(model_dir) / CURRENT).read_text(encoding="ascii").strip()
+        # set_current always writes a regular file; a symbolic link was put there by
+        # hand and may lead anywhere, so it is not followed.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
         return None
+    except OSError as e:
+        kind = "a symbolic link" if path.is_symlink() else "unreadable"
+        raise ArtifactError(f"{CURRENT} in {model_dir} is {kind} ({e.strerror}); "
+                            "only a regular file written by the training job is "
+                            "followed.") from e
+    try:
+        with os.fdopen(fd, "rb") as f:
+            text = f.read(256).decode("ascii").strip()
     except (OSError, UnicodeDecodeError) as e:
         raise ArtifactError(f"Unreadable {CURRENT} pointer in {model_dir}: {e}") from e
     if not VERSION_PATTERN.match(text):
@@ -145,17 +181,28 @@ def load_version(model_dir: Path, version: str):
     """Load a version after checking its file against the SHA-256 in its metadata.
 
     The joblib file is a pickle and runs code when loaded, so it is loaded only from
-    inside the model store and only when its hash matches what training recorded.
+    inside the model store, only when its hash matches what training recorded, and
+    only through the allow-list unpickler (`training.unpickle`). The bytes that are
+    hashed are the bytes that are unpickled: a file replaced between the check and the
+    load cannot slip through.
     """
-    metadata = read_metadata(model_dir, version)
-    path = Path(model_dir) / VERSIONS / version / MODEL_FILE
+    directory = Path(model_dir) / VERSIONS / version
+    path = directory / MODEL_FILE
     resolved_store = (Path(model_dir) / VERSIONS).resolve()
-    if resolved_store not in path.resolve().parents:
-        raise ArtifactError(f"Model file of {version} resolves outside the model store.")
+    if directory.resolve().parent != resolved_store or \
+            resolved_store not in path.resolve().parents:
+        raise ArtifactError(f"Model version {version} resolves outside the model store "
+                            f"{resolved_store} (a symbolic link); refusing to read it.")
+    metadata = read_metadata(model_dir, version)
+    if metadata.get("version") != version:
+        raise ArtifactError(
+            f"The metadata of model version {version} names version "
+            f"{str(metadata.get('version'))[:40]!r}; it was copied or edited by hand.")
     try:
-        actual = sha256_of(path)
+        content = path.read_bytes()
     except OSError as e:
         raise ArtifactError(f"Cannot read model file of version {version}: {e}") from e
+    actual = hashlib.sha256(content).hexdigest()
     if actual != metadata.get("sha256"):
         raise ArtifactError(
             f"Model file of version {version} does not match its metadata "
@@ -163,7 +210,7 @@ def load_version(model_dir: Path, version: str):
             "it was changed or truncated after training. Retrain to publish a new version."
         )
     try:
-        model = joblib.load(path)
+        model = load_model(io.BytesIO(content), name=str(path))
     except Exception as e:  # a corrupt pickle can raise almost anything
         raise ArtifactError(f"Model file of version {version} does not load: {e!r}") from e
     return model, metadata
