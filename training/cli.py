@@ -168,6 +168,9 @@ def train(args, loaded: LoadedSales | None = None) -> dict:
 
 def publish(model_dir: Path, trained: dict) -> Path:
     with artifact.publish_lock(model_dir):
+        # A run killed while writing left a hidden staging directory; under the lock
+        # nobody else is writing, so whatever staging is there now is dead.
+        artifact.remove_stale_staging(model_dir)
         path = artifact.write_version(model_dir, trained["version"], trained["model"],
                                       trained["metadata"], trained.get("files"))
         artifact.set_current(model_dir, trained["version"])
