@@ -4,9 +4,10 @@ Each gunicorn worker owns one `ModelStore`. A background thread re-reads the mod
 directory's CURRENT pointer every few seconds; when it names a new version, that
 version is verified (SHA-256 against its metadata), loaded, and answers every month
 it will ever be asked about (the predictor's self-check) before one reference
-assignment makes it the served model. A candidate that fails any step is logged,
-counted and forgotten, and the previous model keeps serving: readiness never drops
-because of a bad candidate, only while no good model has ever been loaded.
+assignment makes it the served model. A candidate that fails any step is logged
+(once, however many checks see it), counted, and not tried again until its files
+change; the previous model keeps serving: readiness never drops because of a bad
+candidate or a bad pointer, only while no good model has ever been loaded.
 """
 
 import logging
@@ -25,8 +26,14 @@ class ModelStore:
         self.predictor: Predictor | None = None
         self.problem = "no model loaded yet"
         # Called with (outcome, version, error) after every load attempt, for metrics.
+        # A bad CURRENT pointer is reported as version "pointer", once per problem.
         self._on_load = on_load or (lambda outcome, version, error: None)
-        self._rejected: set[str] = set()
+        # Refused version -> the state of its files when it was refused. It is tried
+        # again only when those files change (a copy that was still arriving, a file
+        # restored), not on every check, and not never.
+        self._refused: dict[str, tuple] = {}
+        # The problem logged last: one that persists is logged once, not per check.
+        self._reported = ""
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -40,39 +47,61 @@ class ModelStore:
             try:
                 version = artifact.read_current(self.model_dir)
             except artifact.ArtifactError as e:
-                self._reject("pointer", str(e))
+                self._bad_pointer(str(e))
                 return
             if version is None:
-                if self.predictor is None:
-                    self.problem = (f"no model published in {self.model_dir} yet "
-                                    "(waiting for the training job)")
+                self._no_pointer()
                 return
             if self.predictor is not None and version == self.predictor.version:
+                self._reported = ""
                 return
-            if version in self._rejected:
+            files = version_files(self.model_dir, version)
+            if self._refused.get(version) == files:
                 return
-            self._load(version)
+            self._load(version, files)
 
-    def _load(self, version: str) -> None:
+    def _load(self, version: str, files: tuple) -> None:
         try:
             model, metadata = artifact.load_version(self.model_dir, version)
             predictor = Predictor(model, metadata)
         except Exception as e:  # any failure of a candidate leaves the old model serving
-            self._rejected.add(version)
-            self._reject(version, str(e))
+            if not is_transient(e):
+                self._refused[version] = files
+            self._on_load("failure", version, str(e))
+            self._report(version, str(e))
             return
 
         previous = self.predictor.version if self.predictor else None
         self.predictor = predictor
         self.problem = ""
+        self._reported = ""
+        self._refused.pop(version, None)
         self._on_load("success", version, None)
         log.info("serving model version %s (previous: %s)", version, previous,
                  extra={"model_version": version})
 
-    def _reject(self, version: str, reason: str) -> None:
-        self._on_load("failure", version, reason)
+    def _bad_pointer(self, reason: str) -> None:
+        if self._reported != reason:
+            self._on_load("failure", "pointer", reason)
+        self._report("pointer", reason)
+
+    def _no_pointer(self) -> None:
+        if self.predictor is None:
+            self.problem = (f"no model published in {self.model_dir} yet "
+                            "(waiting for the training job)")
+            return
+        message = f"{artifact.CURRENT} is missing from {self.model_dir}"
+        if self._reported != message:
+            self._reported = message
+            log.warning("%s; still serving model %s", message, self.predictor.version)
+
+    def _report(self, version: str, reason: str) -> None:
         if self.predictor is None:
             self.problem = f"model version {version} was refused: {reason}"
+        if self._reported == reason:
+            return
+        self._reported = reason
+        if self.predictor is None:
             log.error("cannot load model %s: %s", version, reason)
         else:
             log.error("kept model %s; refused candidate %s: %s",
@@ -94,3 +123,25 @@ class ModelStore:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def version_files(model_dir: Path, version: str) -> tuple:
+    """Identity and size of a version's files: equal tuples mean nothing changed."""
+    directory = Path(model_dir) / artifact.VERSIONS / version
+    state = []
+    for path in (directory, directory / artifact.METADATA_FILE,
+                 directory / artifact.MODEL_FILE):
+        try:
+            st = path.stat()
+            state.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        except OSError:
+            state.append(None)
+    return tuple(state)
+
+
+def is_transient(error: BaseException) -> bool:
+    """A failure to read (an I/O error, no memory) rather than a bad file: the same
+    unchanged version may load on the next check, so it is not remembered as refused."""
+    cause = error.__cause__ or error
+    return isinstance(cause, (OSError, MemoryError)) and \
+        not isinstance(cause, FileNotFoundError)
