@@ -15,6 +15,7 @@ from service.errors import BadRequest, NotReady, ServiceError
 from service.http import (MAX_BODY_BYTES, MAX_ROWS, check_fields, json_response,
                           read_json)
 from service.model_store import ModelStore
+from service.openapi import document as api_document
 from service.predictor import MAX_MONTHS_AHEAD
 
 log = logging.getLogger("service")
@@ -75,6 +76,10 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
     @app.get("/model")
     def model():
         return json_response(predictor().metadata)
+
+    @app.get("/openapi.json")
+    def openapi():
+        return json_response(api_document(app, settings.model_name))
 
     @app.post("/forecast")
     def forecast():
@@ -144,7 +149,10 @@ def register_errors(app: Flask) -> None:
             413: f"The request body is larger than {MAX_BODY_BYTES} bytes.",
         }.get(e.code, e.description)
         slug = (e.name or "error").lower().replace(" ", "_")
-        return json_response({"error": message, "code": slug}, e.code or 500)
+        response = json_response({"error": message, "code": slug}, e.code or 500)
+        # A 405 must name the methods the path does allow (RFC 9110).
+        response.headers.update((k, v) for k, v in e.get_headers() if k == "Allow")
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(e: Exception):
