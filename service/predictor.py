@@ -15,13 +15,16 @@ import numpy as np
 import pandas as pd
 
 from service.errors import BadRequest, UnknownSeries
+from service.http import check_fields
 
 MAX_MONTHS_AHEAD = 60
+INSTANCE_FIELDS = {"date", "series"}
 
 
 def parse_month(text) -> int:
     """`YYYY-MM` or `YYYY-MM-DD` as months since year 0; ValueError otherwise."""
-    if not isinstance(text, str) or len(text) not in (7, 10):
+    # isascii: str.isdigit and int() also take other scripts' digits ("١٩٩٥-01").
+    if not isinstance(text, str) or len(text) not in (7, 10) or not text.isascii():
         raise ValueError
     if text[4] != "-" or (len(text) == 10 and text[7] != "-"):
         raise ValueError
@@ -127,6 +130,8 @@ class Predictor:
             if not isinstance(row, dict):
                 raise BadRequest(f"{position} must be an object with 'date' (and "
                                  f"'series'), got {type(row).__name__}.")
+            # A misspelt "series" would otherwise fall back to the default series.
+            check_fields(row, INSTANCE_FIELDS, position)
             table = self.table(row.get("series"), f"{position}.series")
             out.append(table.value(parse_request_month(row.get("date"), position),
                                    position))
