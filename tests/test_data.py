@@ -483,6 +483,8 @@ def test_a_history_too_short_for_a_season_is_refused(tmp_path):
             "the header (line 1) 'date sales' has only one column",
             "comma (','), semicolon (';') or tab ('\\t')"]),
         (b"\ndate,sales\n1980-01,5\n", ["line 1 is empty, but it must be the header"]),
+        (b"sep=;\ndate;sales\n1980-01;5\n", [
+            "line 1 'sep=;' is a spreadsheet's separator hint, not the header"]),
         (csv_bytes(CENTS) + b"1983-05", [
             "shop.csv: line 42 has 1 field(s) but the header has 2 (date, sales): "
             "'1983-05'", "looks cut off"]),
@@ -495,8 +497,8 @@ def test_a_history_too_short_for_a_season_is_refused(tmp_path):
             "cannot tell the column separator", "comma (',') and semicolon (';')"]),
     ],
     ids=["empty file", "only blank lines", "header only", "header and empty lines",
-         "one column", "blank first line", "truncated last line", "too many fields",
-         "unclosed quote", "two separators"],
+         "one column", "blank first line", "separator hint", "truncated last line",
+         "too many fields", "unclosed quote", "two separators"],
 )
 def test_broken_structure_is_refused_clearly(tmp_path, content, parts):
     refuse(write(tmp_path, content), *parts)
@@ -509,6 +511,15 @@ def test_blank_lines_are_skipped_and_noted(tmp_path):
 
     pd.testing.assert_frame_equal(loaded.frame, expected(CENTS))
     assert loaded.notes == ["skipped 2 empty line(s): 4, 43"]
+
+
+def test_a_separator_ending_every_line_is_an_ignored_empty_column(tmp_path):
+    content = csv_bytes(CENTS).replace(b"\n", b",\n")
+
+    loaded = load_sales(write(tmp_path, content))
+
+    pd.testing.assert_frame_equal(loaded.frame, expected(CENTS))
+    assert loaded.notes == ["ignored unused column(s): unnamed column 3"]
 
 
 def test_padding_around_values_is_ignored(tmp_path):

@@ -360,6 +360,12 @@ def _read_header(text: str, label: str) -> tuple[str, list[str]]:
             "(e.g. 'date,sales'). Delete the empty lines above the header."
         )
 
+    if first.lower().startswith("sep="):
+        raise DataError(
+            f"{label}: line 1 {first!r} is a spreadsheet's separator hint, not the "
+            "header. Delete that line so the column names come first."
+        )
+
     splits = {sep: next(csv.reader([first], delimiter=sep)) for sep in SEPARATORS}
     wide = {sep: fields for sep, fields in splits.items() if len(fields) > 1}
     if not wide:
@@ -468,24 +474,33 @@ def _record_lines(table: pd.DataFrame, text: str) -> np.ndarray:
 
 
 def _refuse_short_records(table, starts, blank, text, separator, header, label) -> None:
-    """A line with fewer fields than the header reads as empty trailing values; find
-    those among the lines whose last value is empty by counting their fields."""
+    """A line with fewer fields than the header reads as empty trailing values, so
+    count the fields of the lines whose last value is empty: by counting separators
+    where the line has no quotes, with the csv module where it has."""
     suspects = np.flatnonzero((table[len(header) - 1] == "").to_numpy() & ~blank)
     if not len(suspects):
         return
 
-    physical = text.split("\n")
-    for index in suspects:
-        first = starts[index] - 1
-        last = starts[index + 1] - 1 if index + 1 < len(starts) else len(physical)
-        record = "\n".join(physical[first:last])
-        fields = next(csv.reader(io.StringIO(record), delimiter=separator), [])
-        if len(fields) < len(header):
-            raise DataError(
-                f"{label}: line {starts[index]} has {len(fields)} field(s) but the "
-                f"header has {len(header)} ({', '.join(header)}): {record!r}. The line "
-                "looks cut off; complete or delete it (was the whole file copied?)."
-            )
+    ends = np.r_[starts[1:], text.count("\n") + (not text.endswith("\n")) + 1]
+    physical = np.array(text.split("\n"), dtype=object)
+    single = physical[starts[suspects] - 1].astype(np.dtypes.StringDType())
+    one_line = ends[suspects] - starts[suspects] == 1
+    plain = one_line & (np.strings.find(single, '"') < 0)
+    fields = np.zeros(len(suspects), dtype=np.int64)
+    fields[plain] = np.strings.count(single[plain], separator) + 1
+    for at in np.flatnonzero(~plain):
+        record = "\n".join(physical[starts[suspects[at]] - 1:ends[suspects[at]] - 1])
+        fields[at] = len(next(csv.reader(io.StringIO(record), delimiter=separator)))
+
+    short = np.flatnonzero(fields < len(header))
+    if len(short):
+        index, count = suspects[short[0]], fields[short[0]]
+        record = "\n".join(physical[starts[index] - 1:ends[index] - 1])
+        raise DataError(
+            f"{label}: line {starts[index]} has {count} field(s) but the header has "
+            f"{len(header)} ({', '.join(header)}): {record!r}. The line looks cut off; "
+            "complete or delete it (was the whole file copied?)."
+        )
 
 
 def _malformed(text, separator, header, label, error) -> DataError:
