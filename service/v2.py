@@ -5,6 +5,8 @@ The model takes two tensors, `date` (BYTES, months as `YYYY-MM`) and `series`
 JSON tensors are accepted; the binary-data extension is refused with a clear error.
 """
 
+import time
+
 import orjson
 from flask import Flask, request
 
@@ -80,11 +82,13 @@ def register(app: Flask, model_name: str, predictor) -> None:
         if len(series) != len(dates):
             raise BadRequest(f"inputs 'date' and 'series' must have the same length, "
                              f"got {len(dates)} and {len(series)}.")
+        started = time.perf_counter()
         values = [
             current.table(s, f"series[{i}]").value(
                 parse_request_month(d, f"date[{i}]"), f"date[{i}]")
             for i, (d, s) in enumerate(zip(dates, series))
         ]
+        app.extensions["metrics"].observe_prediction("infer", started, len(values))
 
         response = {"model_name": model_name, "model_version": current.version,
                     "outputs": [{"name": OUTPUT, "datatype": "FP64",
@@ -106,7 +110,9 @@ def parse_inputs(inputs, max_rows: int) -> dict[str, list]:
             raise BadRequest(f"{where} must be a tensor object.")
         check_fields(tensor, TENSOR_FIELDS, where)
         name = tensor.get("name")
-        if name not in INPUTS:
+        # The type test first: a name like {} or [] is unhashable and would make the
+        # membership test itself raise.
+        if not isinstance(name, str) or name not in INPUTS:
             raise BadRequest(f"{where}.name must be one of {', '.join(INPUTS)}, got "
                              f"{orjson.dumps(name).decode()[:60]}.")
         if name in tensors:
