@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Build the sales-forecast image with BuildKit, OCI labels from git and pyproject.toml,
+# and (when one is given) a CA bundle for pip that never reaches an image layer.
+#
+#   hack/build-image.sh [TAG] [extra docker build arguments...]
+#
+# TAG defaults to sales-forecast:dev. Environment:
+#   BASE_IMAGE       base image (default: the Dockerfile's python:3.11-slim-bookworm);
+#                    offline, use the one hack/base-image.sh makes:
+#                    BASE_IMAGE=sales-forecast-base:bookworm hack/build-image.sh
+#   BUILD_CA_BUNDLE  PEM file pip inside the build should trust; defaults to PIP_CERT,
+#                    then SSL_CERT_FILE, then none (pip's own CA list). Handed over as
+#                    a BuildKit secret, mounted for the pip step only.
+#   IMAGE_SOURCE     org.opencontainers.image.source (default: git remote 'origin').
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+tag=${1:-sales-forecast:dev}
+shift || true
+
+say() { printf 'build-image: %s\n' "$*" >&2; }
+
+buildkit_cli() {
+  # A docker CLI 23 or newer builds with BuildKit only through the buildx plugin; an
+  # older one (Debian's docker.io 20.10) has the BuildKit client built in. Take the
+  # first CLI that can, so both an ordinary workstation and a machine with Debian's
+  # engine plus a newer, plugin-less CLI work.
+  local cli major
+  for cli in docker /usr/bin/docker; do
+    command -v "$cli" >/dev/null 2>&1 || continue
+    if "$cli" buildx version >/dev/null 2>&1; then
+      printf '%s\n' "$cli"
+      return 0
+    fi
+    major=$("$cli" version --format '{{.Client.Version}}' 2>/dev/null | cut -d. -f1)
+    if [[ "$major" =~ ^[0-9]+$ ]] && [ "$major" -lt 23 ]; then
+      printf '%s\n' "$cli"
+      return 0
+    fi
+  done
+  say "no docker CLI here can build with BuildKit: a CLI 23 or newer needs the" \
+    "buildx plugin, or install Debian's docker.io (hack/docker-engine.sh install)" \
+    "whose 20.10 CLI has BuildKit built in"
+  return 1
+}
+
+cli=$(buildkit_cli)
+ca_bundle=${BUILD_CA_BUNDLE:-${PIP_CERT:-${SSL_CERT_FILE:-}}}
+args=(--tag "$tag")
+
+if [ -n "${BASE_IMAGE:-}" ]; then
+  args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
+fi
+if [ -n "$ca_bundle" ]; then
+  [ -s "$ca_bundle" ] || {
+    say "CA bundle '$ca_bundle' (from BUILD_CA_BUNDLE, PIP_CERT or SSL_CERT_FILE)" \
+      "is missing or empty; point BUILD_CA_BUNDLE at a PEM file or unset them all"
+    exit 1
+  }
+  args+=(--secret "id=pip_ca,src=$ca_bundle")
+fi
+
+version=$(python3 -c 'import sys, tomllib
+print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' \
+  "$top/pyproject.toml")
+revision=$(git -C "$top" rev-parse HEAD 2>/dev/null || echo unknown)
+if [ "$revision" != unknown ] && [ -n "$(git -C "$top" status --porcelain \
+  -- service training requirements/runtime.txt data/wineind.csv Dockerfile)" ]; then
+  # Uncommitted changes to what goes into the image: the commit alone would lie.
+  revision="$revision-dirty"
+fi
+source_url=${IMAGE_SOURCE:-$(git -C "$top" remote get-url origin 2>/dev/null || echo unknown)}
+args+=(--build-arg "VERSION=$version" --build-arg "REVISION=$revision"
+  --build-arg "SOURCE=$source_url")
+
+say "$cli build ${tag} (base ${BASE_IMAGE:-Dockerfile default}," \
+  "CA bundle ${ca_bundle:-none}, version $version, revision $revision)"
+start=$(date +%s)
+DOCKER_BUILDKIT=1 "$cli" build "${args[@]}" "$@" "$top"
+say "built $tag in $(($(date +%s) - start)) s"
