@@ -99,7 +99,8 @@ class LiveServer:
             try:
                 if requests.get(self.url + path, timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
+                # The master accepts connections before a worker has loaded the app.
                 pass
             time.sleep(0.05)
         raise AssertionError(f"{path} not 200 after {timeout}s:\n" + self.log())
