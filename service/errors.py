@@ -44,3 +44,25 @@ class NotReady(ServiceError):
 class UploadsDisabled(ServiceError):
     status = 403
     code = "uploads_disabled"
+
+
+class InvalidData(ServiceError):
+    """An uploaded CSV the training loader refuses; the message is the loader's."""
+    status = 422
+    code = "invalid_data"
+
+
+class CrossOrigin(ServiceError):
+    """An upload posted by a page of another site."""
+    status = 403
+    code = "cross_origin"
+
+
+class TrainingBusy(ServiceError):
+    status = 409
+    code = "training_busy"
+
+
+class HistoryMissing(ServiceError):
+    status = 404
+    code = "history_missing"

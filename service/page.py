@@ -1,0 +1,246 @@
+"""The browser side of the service: the forecast page, the API reference page, the
+history behind the page's chart, and the CSV upload that trains a new version.
+
+Everything here is a route of its own; nothing runs on the API's requests. The page
+itself is static HTML, CSS and JavaScript from `service/static/` that reads the JSON
+API, so it shows exactly what an API client would get.
+
+Uploads are off unless `SALES_FORECAST_UPLOADS` is true: they write into the model
+store. `POST /upload/check` parses a CSV exactly as `python -m training` would and
+writes nothing; `POST /upload/train` parses it again, trains with the same code,
+publishes a version and switches this worker to it at once (the other workers follow
+within `SALES_FORECAST_RELOAD_INTERVAL` seconds).
+"""
+
+import fcntl
+import json
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path, PurePath
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, render_template, request
+
+from service.errors import (BadRequest, CrossOrigin, HistoryMissing, InvalidData,
+                            NotReady, TrainingBusy, UploadsDisabled)
+from service.http import json_response
+from service.predictor import month_label, parse_month
+from training import artifact
+
+log = logging.getLogger("service")
+
+blueprint = Blueprint("page", __name__)
+
+# Form fields of an upload besides the file, each named as the CLI option it sets
+# (--date-col is date_col); any other field is refused.
+UPLOAD_OPTIONS = ("date_col", "sales_col", "series_col", "series_name", "fill_gaps",
+                  "strict")
+UPLOAD_FIELDS = {"file", *UPLOAD_OPTIONS}
+MAX_OPTION_CHARS = 100
+# Training time grows with the number of series (about 65 ms each on one core), so
+# this bounds how long a training request can hold a worker thread: about 7 s.
+MAX_UPLOAD_SERIES = 100
+# Versions whose history is kept in memory; the served one and the one before it.
+HISTORY_CACHE_SIZE = 2
+
+
+# Pages ------------------------------------------------------------------------------
+
+@blueprint.get("/")
+def index():
+    settings = current_app.extensions["settings"]
+    return render_template("index.html", uploads=settings.uploads)
+
+
+@blueprint.get("/docs")
+def docs():
+    return render_template("docs.html")
+
+
+# History ----------------------------------------------------------------------------
+
+class HistoryCache:
+    """history.json of the last few served versions, parsed once each."""
+
+    def __init__(self, size: int = HISTORY_CACHE_SIZE):
+        self.size = size
+        self._entries: dict[tuple[str, str], dict] = {}
+        self._lock = threading.Lock()
+
+    def get(self, model_dir: Path, version: str) -> dict:
+        key = (str(model_dir), version)
+        with self._lock:
+            if key in self._entries:
+                return self._entries[key]
+        history = read_history(model_dir, version)
+        with self._lock:
+            self._entries[key] = history
+            while len(self._entries) > self.size:
+                del self._entries[next(iter(self._entries))]
+        return history
+
+
+def read_history(model_dir: Path, version: str) -> dict:
+    path = Path(model_dir) / artifact.VERSIONS / version / artifact.HISTORY_FILE
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        return {name: (parse_month(entry["first"]), [float(v) for v in entry["sales"]])
+                for name, entry in document["series"].items()}
+    except FileNotFoundError:
+        raise HistoryMissing(
+            f"Model version {version} has no {artifact.HISTORY_FILE}: it was trained "
+            "before versions kept their history. Train again to see the history."
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise HistoryMissing(f"The history of model version {version} is unreadable "
+                             f"({e!r}); train again to replace it.") from None
+
+
+_histories = HistoryCache()
+
+
+@blueprint.get("/history")
+def history():
+    store = current_app.extensions["model_store"]
+    current = store.predictor
+    if current is None:
+        raise NotReady(f"The service has no model to answer with: {store.problem}.")
+    table = current.table(request.args.get("series"))
+
+    first, values = _histories.get(store.model_dir, current.version).get(
+        table.name, (None, None))
+    if values is None:
+        raise HistoryMissing(f"The history of model version {current.version} has no "
+                             f"series {table.name!r}; train again to replace it.")
+    rows = [{"date": month_label(first + i), "sales": v} for i, v in enumerate(values)]
+    return json_response({"series": table.name, "model_version": current.version,
+                          "history": rows})
+
+
+# Uploads ----------------------------------------------------------------------------
+
+def check_upload_allowed() -> None:
+    """Uploads must be switched on, and a browser must be on this very server: a page
+    elsewhere could otherwise post a form here and publish a model. Clients that send
+    no Origin header (curl, scripts) are not browsers acting for someone else."""
+    if not current_app.extensions["settings"].uploads:
+        raise UploadsDisabled("Uploads are switched off on this server; set "
+                              "SALES_FORECAST_UPLOADS=true to allow training from the "
+                              "page, or train with `python -m training`.")
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        raise CrossOrigin(f"Uploads are accepted only from this server's own page; the "
+                          f"request came from {origin[:100]!r}.")
+
+
+def upload_options(model_dir: Path):
+    """The uploaded file and the training options, starting from the CLI's defaults
+    so the page trains exactly as `python -m training` would."""
+    from training.cli import parse_args
+
+    unknown = sorted((set(request.form) | set(request.files)) - UPLOAD_FIELDS)
+    if unknown:
+        raise BadRequest(f"Unknown form field {unknown[0][:50]!r}; allowed: "
+                         f"{', '.join(sorted(UPLOAD_FIELDS))}.")
+    upload = request.files.get("file")
+    if upload is None:
+        raise BadRequest("No file in the request: send the CSV as the multipart form "
+                         "field 'file'.")
+    name = PurePath(upload.filename or "upload.csv").name[:MAX_OPTION_CHARS]
+    args = parse_args(["--data", name or "upload.csv", "--model-dir", str(model_dir)])
+
+    for field in UPLOAD_OPTIONS:
+        value = request.form.get(field, "").strip()
+        if len(value) > MAX_OPTION_CHARS:
+            raise BadRequest(f"{field} is {len(value)} characters long; at most "
+                             f"{MAX_OPTION_CHARS} are allowed.")
+        if field == "strict":
+            args.strict = value.lower() in ("1", "true", "on", "yes")
+        elif field == "fill_gaps":
+            if value not in ("", "interpolate"):
+                raise BadRequest(f"fill_gaps must be empty or 'interpolate', got "
+                                 f"{value[:40]!r}.")
+            args.fill_gaps = value or None
+        elif value:
+            setattr(args, field, value)
+    return upload.read(), args.data, args
+
+
+def parse_upload(model_dir: Path):
+    from training.cli import load
+    from training.data import DataError
+
+    content, name, args = upload_options(model_dir)
+    if not content:
+        raise InvalidData(f"{name} is empty; choose the CSV file with the sales history.")
+    try:
+        loaded = load(content, name, args)
+    except DataError as e:
+        raise InvalidData(str(e)) from None
+
+    series = loaded.frame["series"].nunique()
+    if series > MAX_UPLOAD_SERIES:
+        raise InvalidData(f"{name} has {series} series; the page trains at most "
+                          f"{MAX_UPLOAD_SERIES} at a time. Train it with "
+                          "`python -m training` instead.")
+    return loaded, args
+
+
+def describe(loaded, args) -> dict:
+    return {**loaded.summary(),
+            "options": {"date_col": args.date_col, "sales_col": args.sales_col,
+                        "series_col": args.series_col, "series_name": args.series_name,
+                        "fill_gaps": args.fill_gaps,
+                        "strict": args.strict, "model": args.model,
+                        "holdout_months": args.holdout}}
+
+
+@contextmanager
+def training_slot(model_dir: Path):
+    """One upload trains at a time per model store, across all workers; a second one
+    is told so at once rather than queued behind a busy thread."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with open(model_dir / ".upload.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TrainingBusy("Another upload is being trained into this model store; "
+                               "try again in a few seconds.") from None
+        yield
+
+
+@blueprint.post("/upload/check")
+def upload_check():
+    check_upload_allowed()
+    store = current_app.extensions["model_store"]
+
+    loaded, args = parse_upload(store.model_dir)
+    return json_response(describe(loaded, args))
+
+
+@blueprint.post("/upload/train")
+def upload_train():
+    from training.cli import publish, train
+
+    check_upload_allowed()
+    store = current_app.extensions["model_store"]
+    settings = current_app.extensions["settings"]
+    loaded, args = parse_upload(store.model_dir)
+
+    with training_slot(store.model_dir):
+        started = time.perf_counter()
+        trained = train(args, loaded)
+        publish(store.model_dir, trained)
+        seconds = time.perf_counter() - started
+    log.info("trained and published an upload", extra={
+        "model_version": trained["version"], "source": loaded.source,
+        "rows": len(loaded.frame), "duration_ms": round(seconds * 1000, 1)})
+    # This worker serves the new version now; the others find it on their next check.
+    store.refresh()
+
+    return json_response({"version": trained["version"], "seconds": round(seconds, 3),
+                          "reload_interval": settings.reload_interval,
+                          "summary": describe(loaded, args),
+                          "evaluation": trained["metadata"]["evaluation"]}, 201)

@@ -1,0 +1,312 @@
+"""The forecast page in a real headless Chromium against a real gunicorn process.
+
+Debian's chromium is driven through Playwright's Python package, pointed at the
+system browser (Playwright never downloads one here), with every background
+connection switched off and a fresh profile per module. Screenshots are written to
+test-artifacts/ for a person to look at.
+
+Without chromium or Playwright these tests skip with the reason, except under
+CI=true, where a missing browser is a broken CI setup and fails.
+"""
+
+import csv
+import io
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import ROOT, TESTDATA, WINEIND, LiveServer, train
+from training import artifact
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# Without these chromium phones home (updates, sync, safe browsing, QUIC probes).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic", "--disable-default-apps", "--disable-extensions"]
+ARTIFACTS = ROOT / "test-artifacts"
+TXHOUSING = TESTDATA / "txhousing_sales.csv"
+WAIT_MS = 15_000
+
+
+def browser_missing() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed"
+    if not Path(CHROMIUM).is_file():
+        return f"no chromium at {CHROMIUM}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """A Playwright browser context on the system chromium, fresh profile."""
+    problem = browser_missing()
+    if problem:
+        message = f"{problem}; run hack/install-browser.sh (as root) to install it."
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {message}")
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            tmp_path_factory.mktemp("chromium-profile"), executable_path=CHROMIUM,
+            headless=True, args=CHROMIUM_ARGS, accept_downloads=True,
+            viewport={"width": 1200, "height": 900}, locale="en-US")
+        context.set_default_timeout(WAIT_MS)
+        yield context
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def txhousing_server(tmp_path_factory):
+    """One server for the module, serving the 26 Texas housing areas, uploads on."""
+    tmp = tmp_path_factory.mktemp("txhousing")
+    model_dir = tmp / "models"
+    assert train(TXHOUSING, model_dir) == 0
+    server = LiveServer(model_dir, tmp, SALES_FORECAST_UPLOADS="true").start()
+    server.model_dir = model_dir
+    yield server
+    server.stop()
+
+
+class Page:
+    """One browser tab, recording every console error and uncaught exception."""
+
+    def __init__(self, context, url: str):
+        self.tab = context.new_page()
+        self.errors = []
+        self.tab.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.tab.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+        self.tab.goto(url)
+
+    def wait_for_points(self, count: int) -> None:
+        self.tab.wait_for_function(
+            "n => document.querySelectorAll('.forecast circle.point').length === n",
+            arg=count)
+
+    def wait_for_caption(self, text: str) -> None:
+        self.tab.wait_for_function(
+            "t => document.getElementById('table-caption').textContent.includes(t)",
+            arg=text)
+
+    def layer_points(self, layer: str) -> int:
+        return int(self.tab.get_attribute(f".layer.{layer}", "data-points"))
+
+    def polyline_vertices(self, layer: str) -> int:
+        return len(self.tab.get_attribute(f".layer.{layer} polyline", "points").split())
+
+    def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / name
+        self.tab.screenshot(path=path, full_page=True)
+        return path
+
+    def close(self) -> None:
+        self.tab.close()
+
+
+@pytest.fixture
+def open_page(browser):
+    pages = []
+
+    def open_(url: str) -> Page:
+        page = Page(browser, url)
+        pages.append(page)
+        return page
+
+    yield open_
+    for page in pages:
+        page.close()
+
+
+def forecast(server, series: str, horizon: int) -> dict:
+    response = requests.post(server.url + "/forecast",
+                             json={"series": series, "horizon": horizon}, timeout=5)
+    response.raise_for_status()
+    return response.json()
+
+
+def store_state(model_dir: Path):
+    versions = sorted(p.name for p in (model_dir / artifact.VERSIONS).iterdir())
+    return artifact.read_current(model_dir), versions
+
+
+def test_the_page_draws_history_and_forecast_without_console_errors(txhousing_server,
+                                                                     open_page):
+    meta = requests.get(txhousing_server.url + "/model", timeout=5).json()
+
+    page = open_page(txhousing_server.url + "/")
+    page.wait_for_points(12)
+
+    first = meta["series"][0]
+    assert page.tab.input_value("#series") == first["name"]
+    assert page.layer_points("history") == page.polyline_vertices("history") \
+        == first["months"] == 187
+    assert page.polyline_vertices("forecast") == 12
+    assert page.tab.locator("#forecast-table tbody tr").count() == 12
+    facts = page.tab.inner_text("#model-facts")
+    assert meta["version"] in facts and "txhousing_sales.csv" in facts
+    assert page.tab.locator(".glance-card").count() >= 3
+    assert "seasonal naive" in page.tab.inner_text("#backtest")
+    path = page.screenshot("forecast-page.png")
+    assert path.stat().st_size > 10_000
+    assert page.errors == []
+
+
+def test_changing_series_and_horizon_redraws_chart_and_table(txhousing_server,
+                                                              open_page):
+    page = open_page(txhousing_server.url + "/")
+    page.wait_for_points(12)
+
+    page.tab.select_option("#series", "Austin")
+    page.wait_for_caption("Austin")
+    page.tab.fill("#horizon", "24")
+    page.wait_for_points(24)
+
+    expected = forecast(txhousing_server, "Austin", 24)["forecast"]
+    assert page.tab.inner_text("#forecast-table tbody tr:first-child th") \
+        == expected[0]["date"][:7]
+    assert page.tab.inner_text("#forecast-table tbody tr:last-child th") \
+        == expected[-1]["date"][:7]
+    assert page.tab.locator("#forecast-table tbody tr").count() == 24
+    assert page.errors == []
+
+
+def test_the_series_search_filters_the_list_and_works_by_keyboard(txhousing_server,
+                                                                   open_page):
+    names = [s["name"] for s in
+             requests.get(txhousing_server.url + "/model", timeout=5).json()["series"]]
+    page = open_page(txhousing_server.url + "/")
+    page.wait_for_points(12)
+
+    page.tab.focus("#series-filter")
+    page.tab.keyboard.type("san")
+    matching = [n for n in names if "san" in n.lower()]
+    page.tab.wait_for_function(
+        "n => document.querySelectorAll('#series option').length === n",
+        arg=len(matching))
+    assert page.tab.eval_on_selector_all("#series option", "os => os.map(o => o.value)") \
+        == matching
+    page.wait_for_caption(matching[0])
+    page.tab.keyboard.press("Enter")
+    page.tab.keyboard.press("ArrowDown")
+    page.wait_for_caption(matching[1])
+    assert page.errors == []
+
+
+def test_the_downloaded_csv_holds_exactly_what_forecast_returns(txhousing_server,
+                                                                 open_page):
+    page = open_page(txhousing_server.url + "/#series=Dallas&horizon=18")
+    page.wait_for_points(18)
+    page.wait_for_caption("Dallas")
+
+    with page.tab.expect_download() as download:
+        page.tab.click("#download-csv")
+    text = Path(download.value.path()).read_text()
+
+    rows = forecast(txhousing_server, "Dallas", 18)["forecast"]
+    parsed = list(csv.DictReader(io.StringIO(text)))
+    assert download.value.suggested_filename == "forecast-Dallas-18m.csv"
+    assert list(parsed[0]) == list(rows[0])
+    assert [{k: (v if k == "date" else float(v)) for k, v in r.items()} for r in parsed] \
+        == rows
+    assert page.errors == []
+
+
+def test_a_broken_upload_shows_the_problem_and_trains_nothing(txhousing_server,
+                                                              open_page, tmp_path):
+    lines = WINEIND.read_text().splitlines()
+    broken = tmp_path / "broken.csv"
+    month = lines[50].split(",")[0]
+    broken.write_text("\n".join(lines[:50] + [f"{month},12x5"] + lines[51:]) + "\n")
+    before = store_state(txhousing_server.model_dir)
+    page = open_page(txhousing_server.url + "/")
+    page.wait_for_points(12)
+
+    page.tab.set_input_files("#upload-file", str(broken))
+    page.tab.click("#upload-check")
+    page.tab.wait_for_selector(".upload-error")
+
+    message = page.tab.inner_text(".upload-error")
+    assert message.startswith("broken.csv: line 51: ")
+    assert "sales value '12x5' is not a number" in message
+    assert page.tab.is_disabled("#upload-train")
+    page.screenshot("upload-refused.png")
+    time.sleep(0.5)  # longer than the server's reload interval: nothing may appear
+    assert store_state(txhousing_server.model_dir) == before
+    # The browser logs the 422 answer as a failed resource load; nothing else.
+    assert [e for e in page.errors if "422" not in e] == []
+
+
+def test_an_upload_is_checked_trained_and_then_shown(live_server, trained_store,
+                                                     open_page, tmp_path):
+    model_dir = Path(shutil.copytree(trained_store, tmp_path / "models"))
+    server = live_server(model_dir, SALES_FORECAST_UPLOADS="true")
+    before, _ = store_state(model_dir)
+    upload = tmp_path / "cellar.csv"
+    upload.write_bytes(WINEIND.read_bytes())
+    page = open_page(server.url + "/")
+    page.wait_for_points(12)
+
+    page.tab.set_input_files("#upload-file", str(upload))
+    page.tab.click("#upload-check")
+    page.tab.wait_for_selector("#upload-result table")
+    assert "cellar.csv: 176 rows usable, 1 series" in page.tab.inner_text("#upload-result")
+    page.tab.click("#upload-train")
+    page.tab.wait_for_function(
+        "() => document.getElementById('upload-result').textContent"
+        ".includes('Now serving model version')")
+    page.wait_for_caption("cellar")
+
+    version, _ = store_state(model_dir)
+    assert version != before
+    assert version in page.tab.inner_text("#model-facts")
+    assert page.tab.eval_on_selector_all("#series option", "os => os.map(o => o.value)") \
+        == ["cellar"]
+    page.screenshot("upload-trained.png")
+    assert page.errors == []
+
+
+def test_the_page_fits_a_narrow_phone_screen(txhousing_server, browser):
+    tab = browser.new_page()
+    try:
+        tab.set_viewport_size({"width": 360, "height": 740})
+        tab.goto(txhousing_server.url + "/")
+        tab.wait_for_selector(".forecast circle.point")
+
+        overflow = tab.evaluate(
+            "() => document.documentElement.scrollWidth - window.innerWidth")
+        chart_width = tab.evaluate(
+            "() => document.querySelector('.chart-svg').getBoundingClientRect().right")
+        ARTIFACTS.mkdir(exist_ok=True)
+        tab.screenshot(path=ARTIFACTS / "forecast-page-narrow.png", full_page=True)
+    finally:
+        tab.close()
+
+    assert overflow <= 0
+    assert chart_width <= 360
+
+
+def test_the_api_reference_renders_every_operation(txhousing_server, open_page):
+    spec = requests.get(txhousing_server.url + "/openapi.json", timeout=5).json()
+    operations = [(m.upper(), p) for p, item in spec["paths"].items() for m in item
+                  if m in ("get", "post", "put", "patch", "delete")]
+
+    page = open_page(txhousing_server.url + "/docs")
+    page.tab.wait_for_selector(".docs-op h3")
+
+    headings = page.tab.eval_on_selector_all(
+        "#operations .docs-op h3",
+        "hs => hs.map(h => [h.querySelector('.method').textContent,"
+        " h.querySelector('code').textContent])")
+    assert sorted(map(tuple, headings)) == sorted(operations)
+    page.screenshot("api-reference.png")
+    assert page.errors == []

@@ -1,0 +1,291 @@
+"""The page's server side through Flask's test client: the pages, /history, and the
+CSV upload that checks a file and trains it into the model store."""
+
+import fcntl
+import io
+import json
+
+import pytest
+
+from service import page
+from service.app import create_app
+from service.config import Settings
+from tests.conftest import WINEIND
+from training import artifact
+
+
+def store_state(model_dir):
+    """What a reader of the model store could see: the pointer and every version."""
+    versions = sorted(p.name for p in (model_dir / artifact.VERSIONS).iterdir())
+    return artifact.read_current(model_dir), versions
+
+
+def upload(client, endpoint: str, path, content: bytes | None = None,
+           name: str | None = None, headers=None, **fields):
+    """POST a CSV as the page does: multipart, the file in field 'file'."""
+    data = {"file": (io.BytesIO(content if content is not None else path.read_bytes()),
+                     name or path.name), **fields}
+    return client.post(endpoint, data=data, content_type="multipart/form-data",
+                       headers=headers or {})
+
+
+@pytest.fixture
+def uploads_app(store_copy):
+    return create_app(Settings(model_dir=store_copy, uploads=True), watch=False)
+
+
+@pytest.fixture
+def uploads_client(uploads_app):
+    return uploads_app.test_client()
+
+
+@pytest.fixture
+def gappy_csv(tmp_path):
+    """wineind with 1985-03 removed: a gap the loader must refuse."""
+    lines = WINEIND.read_text().splitlines()
+    kept = [line for line in lines if not line.startswith("1985-03")]
+    assert len(kept) == len(lines) - 1
+    path = tmp_path / "gappy.csv"
+    path.write_text("\n".join(kept) + "\n")
+    return path
+
+
+# Pages --------------------------------------------------------------------------------
+
+def test_the_page_and_the_reference_are_html_that_load_their_own_scripts(client):
+    page_html = client.get("/").get_data(as_text=True)
+    docs_html = client.get("/docs").get_data(as_text=True)
+
+    assert "<h1>Sales forecast</h1>" in page_html
+    assert '<script src="/static/page.js" defer>' in page_html
+    assert '<script src="/static/docs.js" defer>' in docs_html
+    for asset in ("page.js", "chart.js", "dom.js", "page.css", "docs.js"):
+        response = client.get(f"/static/{asset}")
+        assert response.status_code == 200, asset
+        assert b"http://" not in response.data.replace(b"http://www.w3.org", b""), asset
+        assert b"https://" not in response.data, asset
+
+
+def test_the_upload_form_is_shown_only_when_uploads_are_on(client, uploads_app):
+    assert 'id="upload-form"' not in client.get("/").get_data(as_text=True)
+    assert 'id="upload-form"' in uploads_app.test_client().get("/").get_data(as_text=True)
+
+
+def test_the_page_adds_no_work_to_the_api_requests(app):
+    """Hooks registered by the page's blueprint would run on every API request."""
+    hooks = [app.before_request_funcs, app.after_request_funcs,
+             app.teardown_request_funcs, app.url_value_preprocessors]
+    assert all(set(registry) <= {None} for registry in hooks)
+
+
+# History ------------------------------------------------------------------------------
+
+def test_history_returns_the_months_the_model_was_trained_on(client):
+    body = client.get("/history?series=wineind").get_json()
+
+    lines = WINEIND.read_text().splitlines()[1:]
+    assert body["series"] == "wineind"
+    assert body["model_version"] == client.get("/model").get_json()["version"]
+    assert len(body["history"]) == len(lines) == 176
+    assert [f"{r['date']},{r['sales']:g}" for r in body["history"][:2]] == [
+        "1980-01-01,15136", "1980-02-01,16733"]
+    assert body["history"][-1]["date"] == "1994-08-01"
+    assert body["history"][-1]["sales"] == float(lines[-1].split(",")[1])
+
+
+def test_history_defaults_to_the_only_series_and_refuses_unknown_ones(client):
+    assert client.get("/history").get_json()["series"] == "wineind"
+
+    response = client.get("/history?series=nope")
+
+    assert response.status_code == 404
+    assert response.get_json()["code"] == "unknown_series"
+    assert "'nope'" in response.get_json()["error"]
+
+
+def test_history_of_a_version_without_a_history_file_says_how_to_get_one(store_copy):
+    version = artifact.read_current(store_copy)
+    (store_copy / artifact.VERSIONS / version / artifact.HISTORY_FILE).unlink()
+    client = create_app(Settings(model_dir=store_copy), watch=False).test_client()
+
+    response = client.get("/history")
+
+    assert response.status_code == 404
+    assert response.get_json() == {
+        "code": "history_missing",
+        "error": f"Model version {version} has no history.json: it was trained before "
+                 "versions kept their history. Train again to see the history.",
+    }
+
+
+# Uploads: refused ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("endpoint", ["/upload/check", "/upload/train"])
+def test_uploads_are_refused_with_403_when_switched_off(client, trained_store, endpoint):
+    before = store_state(trained_store)
+
+    response = upload(client, endpoint, WINEIND)
+
+    assert response.status_code == 403
+    assert response.get_json()["code"] == "uploads_disabled"
+    assert "SALES_FORECAST_UPLOADS" in response.get_json()["error"]
+    assert store_state(trained_store) == before
+
+
+def test_an_upload_posted_by_another_site_is_refused(uploads_client, store_copy):
+    before = store_state(store_copy)
+
+    response = upload(uploads_client, "/upload/train", WINEIND, headers={"Origin": "http://elsewhere.example"})
+
+    assert response.status_code == 403
+    assert response.get_json()["code"] == "cross_origin"
+    assert store_state(store_copy) == before
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"colour": "red"}, "Unknown form field 'colour'"),
+    ({"fill_gaps": "guess"}, "fill_gaps must be empty or 'interpolate', got 'guess'"),
+    ({"date_col": "d" * 101}, "date_col is 101 characters long; at most 100"),
+], ids=["unknown-field", "bad-fill-gaps", "long-option"])
+def test_bad_upload_options_are_400_with_the_reason(uploads_client, fields, message):
+    response = upload(uploads_client, "/upload/check", WINEIND, **fields)
+
+    assert response.status_code == 400
+    assert message in response.get_json()["error"]
+
+
+def test_an_upload_without_a_file_says_which_field_to_use(uploads_client):
+    response = uploads_client.post("/upload/check", data={"date_col": "date"},
+                            content_type="multipart/form-data")
+
+    assert response.status_code == 400
+    assert "multipart form field 'file'" in response.get_json()["error"]
+
+
+def test_an_oversized_upload_is_413(uploads_client):
+    response = upload(uploads_client, "/upload/check", WINEIND, content=b"x" * (3 * 1024 * 1024))
+
+    assert response.status_code == 413
+    assert response.get_json()["code"] == "request_entity_too_large"
+
+
+# Uploads: check -----------------------------------------------------------------------
+
+def test_check_reports_what_training_would_see_and_writes_nothing(uploads_client, store_copy):
+    before = store_state(store_copy)
+
+    response = upload(uploads_client, "/upload/check", WINEIND)
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["rows"] == 176
+    assert body["series"] == [{"name": "wineind", "first": "1980-01-01",
+                               "last": "1994-08-01", "months": 176}]
+    assert body["notes"] == [] and body["rejected"] == {}
+    assert body["options"]["holdout_months"] == 12
+    assert store_state(store_copy) == before
+
+
+def test_check_of_a_broken_file_shows_the_loader_message(uploads_client, store_copy, gappy_csv):
+    before = store_state(store_copy)
+
+    response = upload(uploads_client, "/upload/check", gappy_csv)
+
+    assert response.status_code == 422
+    body = response.get_json()
+    assert body["code"] == "invalid_data"
+    assert body["error"].startswith("gappy.csv: 1 month(s) missing")
+    assert "1985-03" in body["error"]
+    assert store_state(store_copy) == before
+
+
+def test_check_uses_the_options_sent_with_the_file(uploads_client, gappy_csv):
+    body = upload(uploads_client, "/upload/check", gappy_csv, fill_gaps="interpolate",
+                  series_name="wine").get_json()
+
+    assert body["series"][0]["name"] == "wine"
+    assert body["series"][0]["months"] == 176
+    assert any("1985-03" in note for note in body["notes"])
+
+
+def test_check_lists_every_series_of_a_multi_series_file(uploads_client, tmp_path):
+    lines = WINEIND.read_text().splitlines()
+    rows = [f"{line},{name}" for name in ("north", "south") for line in lines[1:]]
+    rows.append("1990-01,oops,east")
+    path = tmp_path / "stores.csv"
+    path.write_text("date,sales,series\n" + "\n".join(rows) + "\n")
+
+    body = upload(uploads_client, "/upload/check", path).get_json()
+
+    assert [s["name"] for s in body["series"]] == ["north", "south"]
+    assert list(body["rejected"]) == ["east"]
+    assert "'oops' is not a number" in body["rejected"]["east"]
+
+
+def test_an_empty_file_is_refused_by_name(uploads_client):
+    response = upload(uploads_client, "/upload/check", WINEIND, content=b"", name="empty.csv")
+
+    assert response.status_code == 422
+    assert response.get_json()["error"].startswith("empty.csv is empty")
+
+
+# Uploads: train -----------------------------------------------------------------------
+
+def test_train_publishes_a_version_this_worker_serves_at_once(uploads_client, uploads_app,
+                                                              store_copy, tmp_path):
+    before, versions = store_state(store_copy)
+    path = tmp_path / "cellar.csv"
+    path.write_bytes(WINEIND.read_bytes())
+
+    response = upload(uploads_client, "/upload/train", path)
+
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body["version"] != before
+    assert store_state(store_copy) == (body["version"], sorted([*versions, body["version"]]))
+    assert body["summary"]["series"][0]["name"] == "cellar"
+    assert set(body["evaluation"]["cellar"]["scores"]) >= {"seasonal", "seasonal-naive"}
+    client = uploads_app.test_client()
+    assert client.get("/model").get_json()["version"] == body["version"]
+    assert client.post("/forecast", json={"series": "cellar"}).status_code == 200
+    history = json.loads((store_copy / artifact.VERSIONS / body["version"]
+                          / artifact.HISTORY_FILE).read_text())
+    assert len(history["series"]["cellar"]["sales"]) == 176
+
+
+def test_train_of_a_broken_file_publishes_nothing(uploads_client, store_copy, gappy_csv):
+    before = store_state(store_copy)
+
+    response = upload(uploads_client, "/upload/train", gappy_csv)
+
+    assert response.status_code == 422
+    assert "1985-03" in response.get_json()["error"]
+    assert store_state(store_copy) == before
+
+
+def test_a_second_upload_while_one_trains_is_told_to_wait(uploads_client, store_copy):
+    before = store_state(store_copy)
+    with open(store_copy / ".upload.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+
+        response = upload(uploads_client, "/upload/train", WINEIND)
+
+    assert response.status_code == 409
+    assert response.get_json()["code"] == "training_busy"
+    assert store_state(store_copy) == before
+
+
+def test_too_many_series_are_refused_before_training(uploads_client, store_copy, tmp_path,
+                                                     monkeypatch):
+    monkeypatch.setattr(page, "MAX_UPLOAD_SERIES", 1)
+    lines = WINEIND.read_text().splitlines()
+    rows = [f"{line},{name}" for name in ("a", "b") for line in lines[1:]]
+    path = tmp_path / "two.csv"
+    path.write_text("date,sales,series\n" + "\n".join(rows) + "\n")
+    before = store_state(store_copy)
+
+    response = upload(uploads_client, "/upload/train", path)
+
+    assert response.status_code == 422
+    assert "two.csv has 2 series; the page trains at most 1" in response.get_json()["error"]
+    assert store_state(store_copy) == before
