@@ -13,7 +13,9 @@ from service.config import ENV_PREFIX, draining_marker, env_flag, env_int
 bind = (f"{os.environ.get(ENV_PREFIX + 'HOST', '127.0.0.1')}:"
         f"{env_int('PORT', 8080, 1)}")
 wsgi_app = "service.app:create_app()"
-worker_class = "gthread"
+# gthread, plus a receive deadline per request so a stalled or trickling client
+# cannot hold a thread for ever (service/worker.py explains the numbers).
+worker_class = "service.worker.ThreadWorker"
 workers = env_int("WORKERS", 2, 1)
 threads = env_int("THREADS", 4, 1)
 # A worker silent for this long is killed and replaced.
