@@ -75,6 +75,15 @@ args+=(--build-arg "VERSION=$version" --build-arg "REVISION=$revision"
 
 say "$cli build ${tag} (base ${BASE_IMAGE:-Dockerfile default}," \
   "CA bundle ${ca_bundle:-none}, version $version, revision $revision)"
+previous=$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
 start=$(date +%s)
 DOCKER_BUILDKIT=1 "$cli" build "${args[@]}" "$@" "$top"
 say "built $tag in $(($(date +%s) - start)) s"
+
+# The image this tag named before is now untagged; remove it so rebuilds do not pile
+# up. The layers the new image shares stay, and an image a container still uses is
+# kept by the engine (the error is ignored).
+current=$(docker image inspect --format '{{.Id}}' "$tag")
+if [ -n "$previous" ] && [ "$previous" != "$current" ]; then
+  docker image rm "$previous" >/dev/null 2>&1 || true
+fi
