@@ -587,8 +587,7 @@ def _note_unused(records, header, used: set, notes: list[str]) -> None:
     for position, name in enumerate(header):
         if position in used:
             continue
-        counting = np.arange(len(records)).astype(str)
-        if not name and (records[position].to_numpy() == counting).all():
+        if not name and _counts_rows(records[position].to_numpy(dtype=object)):
             notes.append(
                 f"dropped column {position + 1}, an unnamed row index counting 0 to "
                 f"{len(records) - 1} (as pandas' to_csv writes it)"
@@ -597,6 +596,16 @@ def _note_unused(records, header, used: set, notes: list[str]) -> None:
             ignored.append(repr(name) if name else f"unnamed column {position + 1}")
     if ignored:
         notes.append(f"ignored unused column(s): {', '.join(ignored)}")
+
+
+def _counts_rows(values: np.ndarray) -> bool:
+    """Whether the values are 0, 1, 2, ... up to the number of rows."""
+    if values[0] != "0" or values[-1] != str(len(values) - 1):
+        return False
+    try:
+        return bool((values.astype(np.int64) == np.arange(len(values))).all())
+    except ValueError:
+        return False
 
 
 def _refuse_unnamed_series(series: pd.Series, lines, column: str, label: str) -> None:
@@ -663,13 +672,10 @@ def _parse_sales(rows, separator, label, notes) -> tuple[np.ndarray, dict]:
     style = _choose_style(rows, shapes, inverse, fits, separator, label, notes)
 
     readable = readable_shape[inverse]
-    numbers = np.where(readable, values, "nan")
+    numbers = np.where(readable, values, "nan").astype(np.dtypes.StringDType())
     for mark, replacement in ((style.thousands, ""), (style.decimal, ".")):
-        has_mark = readable_shape & np.array([mark in s for s in shapes], dtype=bool)
-        touched = has_mark[inverse]
-        if mark != replacement and touched.any():
-            numbers[touched] = pd.Series(numbers[touched], dtype=object).str.replace(
-                mark, replacement, regex=False).to_numpy(dtype=object)
+        if mark != replacement and any(mark in s for s in shapes[readable_shape]):
+            numbers = np.strings.replace(numbers, mark, replacement)
     sales = numbers.astype(np.float64) + 0.0  # + 0.0 turns -0.0 into 0.0
 
     empty = values == ""
@@ -686,19 +692,25 @@ def _parse_sales(rows, separator, label, notes) -> tuple[np.ndarray, dict]:
 
 def _shapes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct shapes of the values (every digit written as 9) and, for each value,
-    the index of its shape. The values become a matrix of code points, numbered row by
-    row one column at a time, so no Python loop runs per value."""
+    the index of its shape. The values become a matrix of code points; as many columns
+    as fit are packed into one integer key per row, and the keys of successive packs
+    are numbered together, so no Python loop runs per value."""
     chars = values.astype(str)
     width = chars.dtype.itemsize // 4
-    grid = chars.view(np.uint32).reshape(len(chars), width).copy()
+    grid = chars.view(np.uint32).reshape(len(chars), width).astype(np.int64)
     grid[(grid >= ord("0")) & (grid <= ord("9"))] = ord("9")
 
+    bits = max(int(grid.max()).bit_length(), 1)
+    per_pack = 63 // bits
     inverse = np.zeros(len(grid), dtype=np.int64)
-    for column in grid.T:
-        column_codes, column_values = pd.factorize(column)
-        inverse, _ = pd.factorize(inverse * len(column_values) + column_codes)
+    for start in range(0, width, per_pack):
+        key = np.zeros(len(grid), dtype=np.int64)
+        for column in grid.T[start:start + per_pack]:
+            key = (key << bits) | column
+        pack_codes, pack_keys = pd.factorize(key)
+        inverse, _ = pd.factorize(inverse * len(pack_keys) + pack_codes)
     _, first = np.unique(inverse, return_index=True)
-    shapes = grid[first].view(chars.dtype).ravel()
+    shapes = grid[first].astype(np.uint32).view(chars.dtype).ravel()
 
     return shapes, inverse
 
