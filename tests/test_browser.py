@@ -152,6 +152,16 @@ def test_the_page_draws_history_and_forecast_without_console_errors(txhousing_se
         == first["months"] == 187
     assert page.polyline_vertices("forecast") == 12
     assert page.tab.locator("#forecast-table tbody tr").count() == 12
+    rows = forecast(txhousing_server, first["name"], 12)["forecast"]
+    headers = page.tab.eval_on_selector_all("#forecast-table thead th",
+                                            "hs => hs.map(h => h.textContent)")
+    if "lower_80" in rows[0]:
+        assert page.layer_points("band-80") == page.layer_points("band-95") == 12
+        assert headers == ["Month", "Forecast", "80% lower", "80% upper", "95% lower",
+                           "95% upper"]
+    else:  # a model without intervals: no bands, no empty columns
+        assert page.tab.locator(".band").count() == 0
+        assert headers == ["Month", "Forecast"]
     facts = page.tab.inner_text("#model-facts")
     assert meta["version"] in facts and "txhousing_sales.csv" in facts
     assert page.tab.locator(".glance-card").count() >= 3
@@ -177,6 +187,9 @@ def test_changing_series_and_horizon_redraws_chart_and_table(txhousing_server,
     assert page.tab.inner_text("#forecast-table tbody tr:last-child th") \
         == expected[-1]["date"][:7]
     assert page.tab.locator("#forecast-table tbody tr").count() == 24
+    page.tab.select_option("#window", "24")
+    page.tab.wait_for_function(
+        "() => document.querySelector('.layer.history').dataset.points === '24'")
     assert page.errors == []
 
 
@@ -216,8 +229,8 @@ def test_the_downloaded_csv_holds_exactly_what_forecast_returns(txhousing_server
     parsed = list(csv.DictReader(io.StringIO(text)))
     assert download.value.suggested_filename == "forecast-Dallas-18m.csv"
     assert list(parsed[0]) == list(rows[0])
-    assert [{k: (v if k == "date" else float(v)) for k, v in r.items()} for r in parsed] \
-        == rows
+    assert [{k: (v if k == "date" else float(v) if v else None) for k, v in r.items()}
+            for r in parsed] == rows
     assert page.errors == []
 
 

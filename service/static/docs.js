@@ -8,6 +8,16 @@
   const { make, byId: $ } = window.Dom;
   const METHODS = ["get", "post", "put", "patch", "delete", "head", "options"];
 
+  // Text with `code` spans, as OpenAPI descriptions write them (a subset of
+  // Markdown: anything else stays plain text).
+  function prose(tag, text, className) {
+    const node = make(tag, null, className);
+    String(text).split("`").forEach((part, i) => {
+      node.append(i % 2 ? make("code", part) : part);
+    });
+    return node;
+  }
+
   function refName(ref) {
     return ref.split("/").pop();
   }
@@ -85,8 +95,14 @@
 
   function describeContent(container, content) {
     for (const [type, media] of Object.entries(content || {})) {
-      container.append(make("p", `Content type: ${type}`, "hint"));
-      if (media.schema) container.append(schemaBlock(media.schema));
+      const line = make("p", `${type}: `, "hint");
+      container.append(line);
+      // A named schema is one link on the type's line; an inline one is outlined.
+      if (media.schema && media.schema.$ref) {
+        line.append(outline(media.schema, 0));
+      } else if (media.schema) {
+        container.append(schemaBlock(media.schema));
+      }
       const example = media.example !== undefined ? media.example
         : media.examples && Object.values(media.examples)[0]
           && Object.values(media.examples)[0].value;
@@ -110,7 +126,7 @@
     section.append(list);
   }
 
-  function renderOperation(path, method, operation, shared) {
+  function renderOperation(path, method, operation, shared, components) {
     const section = make("section", null, "docs-op");
     section.id = anchorFor(method, path);
     const heading = make("h3");
@@ -118,13 +134,13 @@
     if (operation.summary) heading.append(make("span", operation.summary));
     section.append(heading);
     if (operation.deprecated) section.append(make("p", "Deprecated.", "verdict bad"));
-    if (operation.description) section.append(make("p", operation.description));
+    if (operation.description) section.append(prose("p", operation.description));
     renderParameters(section, [...(shared || []), ...(operation.parameters || [])]);
     if (operation.requestBody) {
       section.append(make("h4", `Request body${operation.requestBody.required
         ? " (required)" : ""}`));
       if (operation.requestBody.description) {
-        section.append(make("p", operation.requestBody.description));
+        section.append(prose("p", operation.requestBody.description));
       }
       describeContent(section, operation.requestBody.content);
     }
@@ -132,11 +148,14 @@
     if (responses.length) {
       section.append(make("h4", "Responses"));
       for (const [status, response] of responses) {
-        const resolved = response.$ref ? { description: `See ${refName(response.$ref)}` }
+        const resolved = response.$ref
+          ? (components.responses || {})[refName(response.$ref)]
+            || { description: `See ${refName(response.$ref)}` }
           : response;
         const block = make("div");
         const title = make("p");
-        title.append(make("strong", status), ` ${resolved.description || ""}`);
+        title.append(make("strong", status), " ",
+          prose("span", resolved.description || ""));
         block.append(title);
         describeContent(block, resolved.content);
         section.append(block);
@@ -154,7 +173,7 @@
       || spec.swagger || "unknown"}`, "hint"));
     if (info.description) {
       for (const paragraph of info.description.split(/\n\s*\n/)) {
-        about.append(make("p", paragraph));
+        about.append(prose("p", paragraph));
       }
     }
     $("about").hidden = false;
@@ -174,7 +193,8 @@
       const card = make("section", null, "card");
       card.append(make("h2", tag));
       for (const [path, method, operation, shared] of entries) {
-        card.append(renderOperation(path, method, operation, shared));
+        card.append(renderOperation(path, method, operation, shared,
+          spec.components || {}));
         const item = make("li");
         const link = make("a", `${method.toUpperCase()} ${path}`);
         link.href = `#${anchorFor(method, path)}`;
@@ -191,7 +211,7 @@
         const block = make("div", null, "docs-op");
         block.id = `schema-${name}`;
         block.append(make("h3", name));
-        if (schema.description) block.append(make("p", schema.description));
+        if (schema.description) block.append(prose("p", schema.description));
         block.append(schemaBlock(schema));
         list.append(block);
       }

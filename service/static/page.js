@@ -10,8 +10,11 @@
   const INTERVALS = [["lower_95", "upper_95", "95%"], ["lower_80", "upper_80", "80%"]];
   const NAIVE = "seasonal-naive";
   const numberFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+  // A phone-sized screen starts with the last five years: all of a long history
+  // would squeeze each year into a few pixels.
+  const NARROW_WINDOW = window.matchMedia("(max-width: 40rem)").matches ? 60 : 0;
   const state = { meta: null, series: null, horizon: 12, forecast: null, history: null,
-                  request: 0 };
+                  window: NARROW_WINDOW, request: 0 };
 
   class ApiError extends Error {
     constructor(message, status, code) {
@@ -278,7 +281,8 @@
 
   function renderChart() {
     const rows = state.forecast.forecast;
-    const past = state.history || [];
+    const past = state.window ? (state.history || []).slice(-state.window)
+      : state.history || [];
     const layers = [];
     for (const [low, high, label] of intervalKeys(rows)) {
       layers.push({ kind: "band", className: `band-${label.slice(0, 2)}`,
@@ -434,13 +438,15 @@
     $("download-csv").disabled = false;
   }
 
-  // Raw values, not the formatted ones: a spreadsheet or program reading them gets
-  // exactly the numbers /forecast returned.
+  // Every field of the /forecast rows with raw values, not the formatted ones: a
+  // spreadsheet or program reading them gets exactly what /forecast returned (a
+  // bound the version has no interval for is an empty cell).
   function delimited(separator) {
     const rows = state.forecast.forecast;
-    const keys = columnsOf(rows).map(([key]) => key);
-    return [keys.join(separator), ...rows.map((r) => keys.map((k) => r[k]).join(separator))]
-      .join("\n") + "\n";
+    const keys = Object.keys(rows[0]);
+    const cell = (value) => (value === null || value === undefined ? "" : String(value));
+    return [keys.join(separator),
+      ...rows.map((r) => keys.map((k) => cell(r[k])).join(separator))].join("\n") + "\n";
   }
 
   async function copyTable() {
@@ -556,8 +562,10 @@
     box.textContent = "";
     const alert = make("div", null, "problem");
     alert.setAttribute("role", "alert");
-    alert.append(make("h3", error.code === "invalid_data" ? "The file cannot be used"
-      : "The upload was refused"), make("p", error.message, "upload-error"));
+    const titles = { invalid_data: "The file cannot be used",
+                     not_promoted: "Trained, but not published" };
+    alert.append(make("h3", titles[error.code] || "The upload was refused"),
+      make("p", error.message, "upload-error"));
     box.append(alert);
   }
 
@@ -639,6 +647,11 @@
         state.horizon = horizon;
         scheduleUpdate();
       }
+    });
+    $("window").value = String(state.window);
+    $("window").addEventListener("change", (e) => {
+      state.window = Number(e.target.value);
+      if (state.forecast) renderChart();
     });
     $("controls").addEventListener("submit", (e) => e.preventDefault());
     $("copy-table").addEventListener("click", copyTable);
