@@ -9,7 +9,7 @@ import orjson
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from service import logs, page, v2
+from service import logs, page, report, v2
 from service.config import Settings, draining_marker
 from service.errors import BadRequest, NotReady, ServiceError
 from service.http import (MAX_BODY_BYTES, MAX_ROWS, check_fields, json_response,
@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
                               "model_version": current.version})
 
     v2.register(app, settings.model_name, predictor)
+    report.register(app, predictor, store.model_dir)
     app.register_blueprint(page.blueprint)
     return app
 

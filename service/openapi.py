@@ -111,13 +111,25 @@ SCHEMAS = {
             "sales": {"type": "number"},
         },
     },
+    "ForecastValue": {
+        "type": "object",
+        "required": ["date", "sales", "lower_80", "upper_80", "lower_95", "upper_95"],
+        "description": "A forecast month with its 80% and 95% prediction intervals "
+                       "(null for versions trained before intervals existed).",
+        "properties": {
+            "date": {"type": "string", "pattern": FIRST_OF_MONTH_PATTERN},
+            "sales": {"type": "number"},
+            **{f"{side}_{level}": {"type": ["number", "null"]}
+               for level in (80, 95) for side in ("lower", "upper")},
+        },
+    },
     "ForecastResponse": {
         "type": "object",
         "required": ["series", "model_version", "forecast"],
         "properties": {
             "series": {"type": "string"},
             "model_version": {"type": "string"},
-            "forecast": {"type": "array", "items": _ref("MonthlyValue"),
+            "forecast": {"type": "array", "items": _ref("ForecastValue"),
                          "maxItems": MAX_MONTHS_AHEAD},
         },
     },
@@ -301,6 +313,24 @@ def _operations(model_name: str) -> dict:
             parameters=[{"name": "series", "in": "query", "required": False,
                          "schema": {"type": "string"},
                          "description": "may be left out when the model has one"}]),
+        "/report": _get(
+            "The served version's training report", "Model",
+            {"200": {"description": "Self-contained HTML: backtest scores against "
+                                    "seasonal naive and plots with intervals.",
+                     "content": {"text/html": {"schema": {"type": "string"}}}},
+             **_errors(404, 503)},
+            parameters=[{"name": "series", "in": "query", "required": False,
+                         "schema": {"type": "string"},
+                         "description": "one series only, drawn on request"}]),
+        "/report.png": _get(
+            "The served version's report image", "Model",
+            {"200": {"description": "PNG: an overview, or one series' plot.",
+                     "content": {"image/png": {"schema": {"type": "string",
+                                                          "format": "binary"}}}},
+             **_errors(404, 503)},
+            parameters=[{"name": "series", "in": "query", "required": False,
+                         "schema": {"type": "string"},
+                         "description": "one series only, drawn on request"}]),
         "/healthz": _get("Liveness", "Health", {"200": _ok("The process is alive.", {
             "type": "object", "required": ["status"],
             "properties": {"status": {"const": "alive"}}})}),

@@ -18,6 +18,8 @@ from service.errors import BadRequest, UnknownSeries
 from service.http import check_fields
 
 MAX_MONTHS_AHEAD = 60
+# Interval levels served with every forecast row, as the training job stores them.
+INTERVAL_LEVELS = ("80", "95")
 INSTANCE_FIELDS = {"date", "series"}
 
 
@@ -41,17 +43,30 @@ def month_label(index: int) -> str:
 
 
 class SeriesTable:
-    """Every answerable month of one series, with the forecast rows pre-built."""
+    """Every answerable month of one series, with the forecast rows pre-built.
 
-    def __init__(self, name: str, first: int, last: int, values: np.ndarray):
+    A forecast row carries the 80% and 95% prediction intervals the training job
+    calibrated (half-widths per month ahead in the metadata). The lower bounds are
+    clipped at zero when the version says sales cannot be negative, and every bound
+    is kept on its side of the point forecast. A version without intervals (trained
+    before they existed) answers null bounds.
+    """
+
+    def __init__(self, name: str, first: int, last: int, values: np.ndarray,
+                 widths: dict | None = None, floor: float | None = None):
         self.name = name
         self.first = first
         self.last = last
         self.values = values.tolist()
-        ahead = range(last + 1, last + 1 + MAX_MONTHS_AHEAD)
-        self.forecast_rows = [
-            {"date": month_label(m), "sales": self.values[m - first]} for m in ahead
-        ]
+        ahead = np.arange(last + 1, last + 1 + MAX_MONTHS_AHEAD)
+        point = values[ahead - first]
+        self.forecast_rows = [{"date": month_label(int(m)), "sales": self.values[m - first]}
+                              for m in ahead]
+        for level in INTERVAL_LEVELS:
+            lower, upper = interval_bounds(point, (widths or {}).get(level), floor)
+            for row, low, high in zip(self.forecast_rows, lower, upper):
+                row[f"lower_{level}"] = low
+                row[f"upper_{level}"] = high
 
     def value(self, month: int, position: str) -> float:
         offset = month - self.first
@@ -65,17 +80,34 @@ class SeriesTable:
         return self.values[offset]
 
 
+def interval_bounds(point: np.ndarray, widths, floor: float | None):
+    """Lower and upper bounds as lists (None each when `widths` is missing)."""
+    if widths is None or len(widths) < len(point):
+        return [None] * len(point), [None] * len(point)
+    half = np.abs(np.asarray(widths[:len(point)], dtype=np.float64))
+    if not np.isfinite(half).all():
+        raise ValueError("the model's interval widths are not all finite numbers")
+    lower = point - half
+    if floor is not None:
+        lower = np.maximum(lower, floor)
+    return np.minimum(lower, point).tolist(), (point + half).tolist()
+
+
 class Predictor:
     def __init__(self, model, metadata: dict):
         self.version = metadata["version"]
         self.metadata = metadata
         spans = {s["name"]: (_month(s["first"]), _month(s["last"]))
                  for s in metadata["series"]}
-        self.tables = self._tabulate(model, spans)
+        intervals = metadata.get("intervals") or {}
+        floor = 0.0 if intervals.get("clipped_at_zero") else None
+        widths = intervals.get("series") or {}
+        self.tables = self._tabulate(model, spans, widths, floor)
         self.default_series = next(iter(self.tables)) if len(self.tables) == 1 else None
 
     @staticmethod
-    def _tabulate(model, spans: dict) -> dict[str, SeriesTable]:
+    def _tabulate(model, spans: dict, widths: dict,
+                  floor: float | None) -> dict[str, SeriesTable]:
         names, months = [], []
         for name, (first, last) in spans.items():
             count = last + MAX_MONTHS_AHEAD - first + 1
@@ -96,7 +128,8 @@ class Predictor:
         tables, start = {}, 0
         for name, (first, last) in spans.items():
             count = last + MAX_MONTHS_AHEAD - first + 1
-            tables[name] = SeriesTable(name, first, last, values[start:start + count])
+            tables[name] = SeriesTable(name, first, last, values[start:start + count],
+                                       widths.get(name), floor)
             start += count
         return tables
 

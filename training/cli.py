@@ -1,9 +1,16 @@
-"""`python -m training`: load a sales history, fit, evaluate and publish a model."""
+"""`python -m training`: load a sales history, fit, evaluate and publish a model.
+
+Exit codes: 0 published (CURRENT now names the new version); 2 refused input or a
+model refused by the strict quality gate (nothing written); 3 trained and written,
+but not promoted because it is worse on the backtest than the version being served
+(the version stays in versions/, unpublished; `--force` promotes anyway).
+"""
 
 import argparse
 import hashlib
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timezone
@@ -11,12 +18,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from training import artifact
+from training import artifact, report
+from training.backtest import DEFAULT_HORIZON
 from training.data import Columns, DataError, LoadedSales, load_sales
-from training.evaluate import DEFAULT_HOLDOUT, holdout_scores
-from training.models import DEFAULT_MODEL, MODEL_KINDS, SalesForecaster
+from training.models import MODEL_KINDS
+from training.procedure import backtest_rows_for_page, compare_with_served, fit_and_check
+from training.selection import (AUTO, BLEND, GATE_SCOPES, MIN_MONTHS, GateRefused,
+                                refusals)
 
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
+EXIT_OK, EXIT_BAD_INPUT, EXIT_NOT_PROMOTED = 0, 2, 3
+MODEL_CHOICES = (AUTO, BLEND, *sorted(MODEL_KINDS))
 # A sales history is kilobytes to a few megabytes; anything far larger is a wrong URL.
 MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
 DOWNLOAD_TIMEOUT_SECONDS = 60
@@ -39,15 +50,23 @@ def parse_args(argv):
     parser.add_argument("--series-name", default=None,
                         help="name of the series when the file has no series column "
                              "(default: the file name without extension)")
-    parser.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(MODEL_KINDS),
-                        help=f"model kind (default: {DEFAULT_MODEL})")
-    parser.add_argument("--holdout", type=int, default=DEFAULT_HOLDOUT,
-                        help="months held out at the end for scoring (default: 12)")
+    parser.add_argument("--model", default=AUTO, choices=MODEL_CHOICES,
+                        help="model to serve if it beats seasonal naive on the "
+                             "backtest (default: auto, the blend of candidates)")
+    parser.add_argument("--holdout", type=int, default=DEFAULT_HORIZON,
+                        help="months forecast from each backtest cut-off (default: 12)")
+    parser.add_argument("--gate-scope", default="group", choices=GATE_SCOPES,
+                        help="judge the model against seasonal naive over all series "
+                             "of the file (group, default) or series by series")
+    parser.add_argument("--force", action="store_true",
+                        help="publish even when the new version scores worse on the "
+                             "backtest than the version being served")
     parser.add_argument("--fill-gaps", choices=["interpolate"], default=None,
                         help="fill missing months instead of refusing the file")
     parser.add_argument("--encoding", default="utf-8", help="file encoding (utf-8)")
     parser.add_argument("--strict", action="store_true",
-                        help="refuse the whole file when any series is bad")
+                        help="refuse the whole file when any series is bad, and refuse "
+                             "to train when the model does not beat seasonal naive")
     parser.add_argument("--json", action="store_true",
                         help="print the summary as JSON on stdout")
     args = parser.parse_args(argv)
@@ -105,7 +124,7 @@ def load(content: bytes, name: str, args) -> LoadedSales:
     return load_sales(content, columns=columns, strict=args.strict,
                       fill_gaps=args.fill_gaps, encoding=args.encoding,
                       series_name=args.series_name or Path(name).stem,
-                      source_name=name, min_months=args.holdout + 24)
+                      source_name=name, min_months=MIN_MONTHS)
 
 
 def history_file(frame: pd.DataFrame) -> bytes:
@@ -128,19 +147,24 @@ def train(args, loaded: LoadedSales | None = None) -> dict:
         content, name = read_source(args.data)
         loaded = load(content, name, args)
     name, frame = loaded.source, loaded.frame
+    started = time.perf_counter()
+    outcome = fit_and_check(frame, args.model, args.gate_scope, horizon=args.holdout)
+    replaced = refusals(outcome.choices, args.model)
+    if args.strict and replaced:
+        why = outcome.choices[replaced[0]].reason
+        raise GateRefused(
+            f"--strict: the requested model {args.model!r} does not beat seasonal naive "
+            f"on the backtest for {len(replaced)} of {len(outcome.choices)} series "
+            f"({', '.join(replaced[:5])}{', ...' if len(replaced) > 5 else ''}): {why}. "
+            "Nothing was written. Train without --strict to serve the best candidate "
+            "instead, or choose another --model.")
 
-    evaluation = {}
-    for series, rows in frame.groupby("series", sort=True):
-        evaluation[series] = holdout_scores(rows, args.model, holdout=args.holdout)
-
-    model = SalesForecaster(default=args.model).fit(frame[["date", "series"]],
-                                                   frame["sales"].to_numpy())
     digest = fingerprint(frame)
     now = datetime.now(timezone.utc)
     series_info = [
         {"name": s, "first": r["date"].iloc[0].strftime("%Y-%m"),
          "last": r["date"].iloc[-1].strftime("%Y-%m"), "months": len(r),
-         "model": args.model}
+         **outcome.choices[s].as_dict()}
         for s, r in frame.groupby("series", sort=True)
     ]
     metadata = {
@@ -150,7 +174,8 @@ def train(args, loaded: LoadedSales | None = None) -> dict:
                  "series_count": len(series_info),
                  "first": frame["date"].min().strftime("%Y-%m"),
                  "last": frame["date"].max().strftime("%Y-%m"),
-                 "notes": loaded.notes, "rejected": loaded.rejected},
+                 "notes": loaded.notes, "rejected": loaded.rejected,
+                 "min_months": MIN_MONTHS},
         "series": series_info,
         "feature_contract": {
             "inputs": {"date": "month, as YYYY-MM or YYYY-MM-DD",
@@ -158,59 +183,161 @@ def train(args, loaded: LoadedSales | None = None) -> dict:
             "output": "sales, in the unit of the training data",
             "frequency": "monthly",
         },
-        "evaluation": evaluation,
+        "gate": {"requested": args.model, "scope": args.gate_scope,
+                 "strict": args.strict, "replaced": replaced},
+        "evaluation": outcome.evaluation,
+        "backtest": {**outcome.protocol,
+                     "series": backtest_rows_for_page(outcome.table, outcome.choices)},
+        "intervals": outcome.intervals,
+        "metrics": outcome.metrics,
         "libraries": library_versions(),
     }
     version = f"{now:%Y%m%dT%H%M%SZ}-{digest[:8]}"
-    return {"version": version, "model": model, "metadata": metadata,
-            "files": {artifact.HISTORY_FILE: history_file(frame)}}
+    metadata["metrics"]["training_seconds"] = round(time.perf_counter() - started, 3)
+    html, png = report.build(frame, outcome, {**metadata, "version": version})
+    metadata["metrics"]["seconds_with_report"] = round(time.perf_counter() - started, 3)
+    return {"version": version, "model": outcome.model, "metadata": metadata,
+            "outcome": outcome, "frame": frame,
+            "files": {artifact.HISTORY_FILE: history_file(frame),
+                      report.HTML_FILE: html, report.PNG_FILE: png}}
 
 
-def publish(model_dir: Path, trained: dict) -> Path:
+class PromotionRefused(Exception):
+    """The new version is worse on the backtest than the one being served."""
+
+    def __init__(self, message: str, path: Path):
+        super().__init__(message)
+        self.path = path
+
+
+def served_blends(model, metadata: dict) -> dict:
+    """{series: {kind: weight}} of a served version, from its fitted forecaster or,
+    for versions written before blends, from the kind its metadata names."""
+    blends = getattr(model, "blends_", None)
+    if blends is not None:
+        return {s: {k: w for k, w in b.items() if isinstance(k, str)}
+                for s, b in blends.items()}
+    return {s["name"]: {s.get("model", metadata.get("model_kind")): 1.0}
+            for s in metadata.get("series", [])}
+
+
+def promotion_check(model_dir: Path, trained: dict) -> dict | None:
+    """How the new version compares with the served one; None when none is served."""
+    current = artifact.read_current(model_dir)
+    if current is None:
+        return None
+    try:
+        model, metadata = artifact.load_version(model_dir, current)
+    except artifact.ArtifactError as e:
+        return {"served_version": current, "comparable": False,
+                "reason": f"the served version does not load ({e})"}
+    comparison = compare_with_served(trained["frame"], trained["outcome"],
+                                     served_blends(model, metadata))
+    return {"served_version": current, **comparison}
+
+
+def publish(model_dir: Path, trained: dict, force: bool = False) -> Path:
+    """Write the version and, unless it is worse than the served one on the same
+    backtest (and not `force`), switch CURRENT to it. A refused version is kept,
+    unpublished, and PromotionRefused says where."""
     with artifact.publish_lock(model_dir):
         # A run killed while writing left a hidden staging directory; under the lock
         # nobody else is writing, so whatever staging is there now is dead.
         artifact.remove_stale_staging(model_dir)
+        comparison = promotion_check(model_dir, trained) if "outcome" in trained \
+            else None
+        refused = bool(comparison and comparison.get("comparable")
+                       and not comparison["not_worse"])
+        trained["metadata"]["promotion"] = {
+            "compared_with": comparison, "forced": force and refused,
+            "promoted": force or not refused}
         path = artifact.write_version(model_dir, trained["version"], trained["model"],
                                       trained["metadata"], trained.get("files"))
+        if refused and not force:
+            raise PromotionRefused(
+                f"Not promoted: version {trained['version']} scores "
+                f"{comparison['metric'].upper()} {comparison['new']:.4f} on the backtest "
+                f"of the {len(comparison['series'])} series it shares with the served "
+                f"version {comparison['served_version']}, which scores "
+                f"{comparison['served']:.4f} on the same months. CURRENT still names "
+                f"{comparison['served_version']}; the new version was kept unpublished "
+                f"in {path}. Pass --force to publish it anyway.", path)
         artifact.set_current(model_dir, trained["version"])
     return path
 
 
 def format_summary(version: str, metadata: dict) -> str:
-    data = metadata["data"]
+    data, protocol = metadata["data"], metadata["backtest"]
+    promoted = metadata.get("promotion", {}).get("promoted", True)
     lines = [
-        f"Published model {version}",
+        f"{'Published' if promoted else 'Wrote (unpublished)'} model {version}",
         f"  data: {data['source']}, {data['rows']} months in {data['series_count']} "
         f"series, {data['first']} to {data['last']}",
     ]
     lines += [f"  note: {n}" for n in data["notes"]]
     lines += [f"  rejected series {s!r}: {why}" for s, why in data["rejected"].items()]
-    lines.append(f"  holdout: last {next(iter(metadata['evaluation'].values()))['holdout_months']}"
-                 " months of each series, model refit on all months afterwards")
-    header = f"  {'series':<24} {'model':<15} {'RMSE':>10} {'MAE':>10} {'MAPE%':>7} {'MASE':>6}"
+    lines.append(f"  backtest: refit at {len(protocol['origins'])} cut-offs "
+                 f"({', '.join(protocol['origins'])}), 1 to {protocol['horizon']} months "
+                 "ahead; model refit on all months afterwards")
+    header = (f"  {'series':<24} {'model':<20} {'RMSE':>10} {'MAE':>10} {'MAPE%':>7} "
+              f"{'sMAPE%':>7} {'MASE':>6}")
     lines.append(header)
-    for series, result in metadata["evaluation"].items():
-        for kind, m in result["scores"].items():
-            mape = "undef" if m["mape"] is None else f"{m['mape']:.1f}"
-            mase = "undef" if m["mase"] is None else f"{m['mase']:.2f}"
-            lines.append(f"  {series[:24]:<24} {kind:<15} {m['rmse']:>10.1f} "
-                         f"{m['mae']:>10.1f} {mape:>7} {mase:>6}")
+    for info in metadata["series"]:
+        scores = metadata["evaluation"][info["name"]]["scores"]
+        for kind in dict.fromkeys([info["model"], "seasonal-naive", "linear"]):
+            if scores.get(kind) is None:
+                continue
+            m = scores[kind]
+            label = f"{kind} (served)" if kind == info["model"] else kind
+            lines.append(f"  {info['name'][:24]:<24} {label[:20]:<20} {m['rmse']:>10.1f} "
+                         f"{m['mae']:>10.1f} {_maybe(m['mape'], 7, 1)} "
+                         f"{m['smape']:>7.1f} {_maybe(m['mase'], 6, 2)}")
+        if not scores:
+            lines.append(f"  {info['name'][:24]:<24} {info['model']:<20} no backtest")
+    gate = metadata["gate"]
+    if gate["replaced"]:
+        first = next(s for s in metadata["series"] if s["name"] in gate["replaced"])
+        lines.append(f"  gate: {len(gate['replaced'])} series not served by "
+                     f"{gate['requested']}: {first['reason']}")
+    for info in metadata["series"]:
+        if info["tier"] != "regular":
+            lines.append(f"  {info['name']}: {info['reason']}")
+    m = metadata["metrics"]
+    if m.get("served"):
+        lines.append(f"  overall: MASE {_maybe(m['served']['mase'], 0, 3)} vs seasonal "
+                     f"naive {_maybe(m['seasonal-naive']['mase'], 0, 3)}; RMSE "
+                     f"{_maybe(m['relative_rmse'], 0, 2)} x seasonal naive's")
+    coverage = metadata["intervals"]["coverage"]
+    if coverage.get("measured"):
+        lines.append(f"  intervals: 80% covered {coverage['80']:.0%}, 95% covered "
+                     f"{coverage['95']:.0%} of {coverage['months']} later backtest "
+                     "months (calibrated on the earlier cut-offs)")
+    lines.append(f"  trained in {m['training_seconds']:.1f} s "
+                 f"({m['seconds_with_report']:.1f} s with the report)")
     return "\n".join(lines)
+
+
+def _maybe(value, width: int, digits: int) -> str:
+    return f"{'undef':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         trained = train(args)
-    except DataError as e:
+    except (DataError, GateRefused) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
-    path = publish(args.model_dir, trained)
+    code = EXIT_OK
+    try:
+        path = publish(args.model_dir, trained, force=args.force)
+    except PromotionRefused as e:
+        print(f"error: {e}", file=sys.stderr)
+        path, code = e.path, EXIT_NOT_PROMOTED
     if args.json:
         print(json.dumps({"version": trained["version"], "path": str(path),
                           **trained["metadata"]}, indent=2))
     else:
         print(format_summary(trained["version"], trained["metadata"]))
-    return EXIT_OK
+    return code

@@ -25,25 +25,43 @@ def seasonal_scale(history: np.ndarray) -> float | None:
     return scale if scale > 0 else None
 
 
-def point_metrics(actual, predicted, scale: float | None) -> dict:
-    """RMSE, MAE, MAPE (%) and MASE; a metric that is undefined is None, never inf/NaN.
+def smape(actual: np.ndarray, predicted: np.ndarray) -> float:
+    """Symmetric MAPE in percent (0 to 200); a month where both are zero counts 0."""
+    denominator = np.abs(actual) + np.abs(predicted)
+    ratio = np.divide(2 * np.abs(predicted - actual), denominator,
+                      out=np.zeros_like(denominator), where=denominator > 0)
+    return float(np.mean(ratio) * 100)
+
+
+def point_metrics(actual, predicted, scale) -> dict:
+    """RMSE, MAE, MAPE (%), sMAPE (%) and MASE; undefined is None, never inf/NaN.
 
     MAPE is undefined as soon as one actual is zero: dropping those months would
     flatter the model, so the whole figure is reported as undefined instead.
+    `scale` is the MASE denominator, one number or one per month (months of
+    several series or cut-offs, each scaled by its own history); MASE is None
+    when any scale is missing.
     """
     actual = np.asarray(actual, dtype=np.float64)
-    error = np.asarray(predicted, dtype=np.float64) - actual
+    predicted = np.asarray(predicted, dtype=np.float64)
+    error = predicted - actual
     mae = float(np.mean(np.abs(error)))
 
     mape = None
     if np.all(actual != 0):
         mape = float(np.mean(np.abs(error / actual)) * 100)
+    scale = np.broadcast_to(np.asarray(scale if scale is not None else np.nan,
+                                       dtype=np.float64), error.shape)
+    mase = None
+    if np.all(np.isfinite(scale) & (scale > 0)):
+        mase = float(np.mean(np.abs(error) / scale))
 
     return {
         "rmse": float(math.sqrt(np.mean(error**2))),
         "mae": mae,
         "mape": mape,
-        "mase": mae / scale if scale else None,
+        "smape": smape(actual, predicted),
+        "mase": mase,
     }
 
 

@@ -1,17 +1,34 @@
 """The forecasting models: scikit-learn estimators from raw rows to monthly sales.
 
 Every model here takes raw rows (a DataFrame with a `date` column, and a `series`
-column for `SalesForecaster`) and returns sales, so the service never rebuilds
-features itself: it hands the rows to the fitted estimator loaded from the artifact.
+column for `SalesForecaster` and the pooled models) and returns sales, so the service
+never rebuilds features itself: it hands the rows to the fitted estimator loaded from
+the artifact. Models that forecast from recent months keep the history they need in
+their fitted state, so `predict` on future months works from the raw rows alone.
+
+The kinds, and why each is there:
+
+- `seasonal-naive`: the same month one year earlier; the bar every model must clear.
+- `linear`: the seed's regression on a time index, kept as a second baseline.
+- `seasonal`, `log-seasonal`: trend plus month-of-year, on sales or on log sales
+  (seasonal swings that grow with the level, as in airline passengers).
+- `recent-seasonal`, `recent-log-seasonal`: the same, fitted on the last four years
+  only, so an old trend that has since turned does not drag the forecast.
+- `lag`, `pooled-lag`: the change on the same month a year earlier, on log sales,
+  predicted from the last twelve such changes and rolled forward one month at a time.
+  `pooled-lag` learns one set of coefficients from every series in the file at once
+  (the changes are unit-free, so areas of any size can share them).
 """
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, clone
-from sklearn.linear_model import LinearRegression
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.dummy import DummyRegressor
+from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.pipeline import Pipeline
 
-from training.features import CalendarFeatures, dates_column, month_index
+from training.features import CalendarFeatures, months_of
 
 SEASON_LENGTH = 12
 
@@ -25,7 +42,7 @@ class SeasonalNaive(RegressorMixin, BaseEstimator):
     """
 
     def fit(self, X, y):
-        months = month_index(dates_column(X))
+        months = months_of(X)
         self.first_ = int(months.min())
         self.last_ = int(months.max())
         self.values_ = np.full(self.last_ - self.first_ + 1, np.nan)
@@ -33,7 +50,7 @@ class SeasonalNaive(RegressorMixin, BaseEstimator):
         return self
 
     def predict(self, X):
-        months = month_index(dates_column(X))
+        months = months_of(X)
         ahead = months > self.last_
         years_back = np.where(ahead, -(-(months - self.last_) // SEASON_LENGTH), 1)
         source = months - SEASON_LENGTH * years_back
@@ -42,20 +59,222 @@ class SeasonalNaive(RegressorMixin, BaseEstimator):
         return self.values_[source - self.first_]
 
 
-def _regression(season: bool) -> Pipeline:
-    return Pipeline(
-        [("calendar", CalendarFeatures(season=season)), ("regression", LinearRegression())]
-    )
+class RecentWindow(RegressorMixin, BaseEstimator):
+    """Fit `estimator` on the last `months` months of the history only."""
 
+    def __init__(self, estimator=None, months: int = 48):
+        self.estimator = estimator
+        self.months = months
+
+    def fit(self, X, y):
+        stamps = months_of(X)
+        keep = stamps > stamps.max() - self.months
+        self.estimator_ = clone(self.estimator).fit(X[keep], np.asarray(y)[keep])
+        return self
+
+    def predict(self, X):
+        return self.estimator_.predict(X)
+
+
+def _history(X, y) -> tuple[int, np.ndarray]:
+    """First month and the month-by-month values of one series (no gaps allowed)."""
+    months = months_of(X)
+    first, last = int(months.min()), int(months.max())
+    values = np.full(last - first + 1, np.nan)
+    values[months - first] = np.asarray(y, dtype=np.float64)
+    if np.isnan(values).any():
+        raise ValueError(f"The history has {int(np.isnan(values).sum())} missing "
+                         "months; lag models need every month (fill or refuse gaps in "
+                         "the loader first).")
+    return first, values
+
+
+class _SeasonalChangeAR:
+    """The arithmetic shared by `LagForecaster` and `PooledLagForecaster`.
+
+    On z = log1p(sales) the target is the change on the same month a year earlier,
+    d[t] = z[t] - z[t-12], and the features are the `lags` previous changes
+    d[t-1] ... d[t-lags]. A forecast runs month by month: each predicted change is
+    added to the value (observed or predicted) twelve months before, and becomes a
+    feature of the next month.
+    """
+
+    @staticmethod
+    def changes(values: np.ndarray) -> np.ndarray:
+        z = np.log1p(values)
+        return z[SEASON_LENGTH:] - z[:-SEASON_LENGTH]
+
+    @staticmethod
+    def design(values: np.ndarray, lags: int) -> tuple[np.ndarray, np.ndarray]:
+        d = _SeasonalChangeAR.changes(values)
+        rows = len(d) - lags
+        if rows <= 0:
+            return np.empty((0, lags)), np.empty(0)
+        X = np.stack([d[lags - k:lags - k + rows] for k in range(1, lags + 1)], axis=1)
+        return X, d[lags:]
+
+    @staticmethod
+    def roll(regression, values: np.ndarray, lags: int, ahead: int) -> np.ndarray:
+        """`values` extended by `ahead` recursively forecast months."""
+        z = list(np.log1p(values))
+        d = list(_SeasonalChangeAR.changes(values))
+        coef, intercept = regression.coef_, float(regression.intercept_)
+        for _ in range(ahead):
+            change = intercept + float(np.dot(coef, d[-1:-lags - 1:-1]))
+            d.append(change)
+            z.append(z[-SEASON_LENGTH] + change)
+        # Bounded so that a runaway extrapolation stays a (very wrong) finite number.
+        return np.expm1(np.clip(np.asarray(z), -50.0, 50.0))
+
+    @staticmethod
+    def fitted(regression, values: np.ndarray, lags: int) -> np.ndarray:
+        """One-month-ahead fitted values; the first months, with no lags, as seen."""
+        X, _ = _SeasonalChangeAR.design(values, lags)
+        out = values.astype(np.float64).copy()
+        if len(X):
+            z = np.log1p(values)
+            start = SEASON_LENGTH + lags
+            predicted = z[start - SEASON_LENGTH:len(values) - SEASON_LENGTH] \
+                + regression.predict(X)
+            out[start:] = np.expm1(np.clip(predicted, -50.0, 50.0))
+        return out
+
+    @staticmethod
+    def answer(regression, first: int, values: np.ndarray, lags: int,
+               months: np.ndarray) -> np.ndarray:
+        last = first + len(values) - 1
+        ahead = max(0, int(months.max()) - last)
+        path = _SeasonalChangeAR.roll(regression, values, lags, ahead)
+        path[:len(values)] = _SeasonalChangeAR.fitted(regression, values, lags)
+        # Months before the history have nothing to go on: the first month stands in.
+        return path[np.clip(months - first, 0, None)]
+
+
+def min_months_for_lags(lags: int) -> int:
+    """Shortest history a lag model fits on: a year of changes plus two years."""
+    return SEASON_LENGTH + lags + 2 * SEASON_LENGTH
+
+
+class LagForecaster(RegressorMixin, BaseEstimator):
+    """Yearly change of log sales from the last `lags` yearly changes, recursively.
+
+    See `_SeasonalChangeAR` for the arithmetic. Sales must be non-negative (log1p).
+    """
+
+    def __init__(self, lags: int = 12, alpha: float = 1.0):
+        self.lags = lags
+        self.alpha = alpha
+
+    def fit(self, X, y):
+        self.first_, self.values_ = _history(X, y)
+        if len(self.values_) < min_months_for_lags(self.lags) or self.values_.min() < 0:
+            raise ValueError(f"LagForecaster needs at least "
+                             f"{min_months_for_lags(self.lags)} months of non-negative "
+                             f"sales, got {len(self.values_)} months (minimum "
+                             f"{self.values_.min():g}).")
+        features, target = _SeasonalChangeAR.design(self.values_, self.lags)
+        self.regression_ = Ridge(alpha=self.alpha).fit(features, target)
+        return self
+
+    def predict(self, X):
+        months = months_of(X)
+        return _SeasonalChangeAR.answer(self.regression_, self.first_, self.values_,
+                                        self.lags, months)
+
+
+class PooledLagForecaster(RegressorMixin, BaseEstimator):
+    """`LagForecaster` with one regression learned from every series at once.
+
+    Takes rows with `date` and `series`; keeps each series' history so it can
+    forecast any of them. Series too short for the lags still contribute nothing to
+    the fit and cannot be asked about (the caller decides which series use it).
+    """
+
+    def __init__(self, lags: int = 12, alpha: float = 1.0):
+        self.lags = lags
+        self.alpha = alpha
+
+    def fit(self, X, y):
+        y = np.asarray(y, dtype=np.float64)
+        self.histories_ = {}
+        features, targets = [], []
+        for name, rows in X.groupby("series", sort=True).indices.items():
+            first, values = _history(X.iloc[rows], y[rows])
+            if len(values) < min_months_for_lags(self.lags) or values.min() < 0:
+                continue
+            self.histories_[name] = (first, values)
+            f, t = _SeasonalChangeAR.design(values, self.lags)
+            features.append(f)
+            targets.append(t)
+        if not features:
+            raise ValueError(f"PooledLagForecaster needs at least one series with "
+                             f"{min_months_for_lags(self.lags)} months of non-negative "
+                             "sales; none has.")
+        self.regression_ = Ridge(alpha=self.alpha).fit(np.vstack(features),
+                                                       np.concatenate(targets))
+        return self
+
+    def predict(self, X):
+        out = np.empty(len(X), dtype=np.float64)
+        for name, rows in X.groupby("series", sort=False).indices.items():
+            if name not in self.histories_:
+                raise ValueError(f"PooledLagForecaster was not fitted on series "
+                                 f"{name!r} (too short or negative).")
+            first, values = self.histories_[name]
+            months = months_of(X.iloc[rows])
+            out[rows] = _SeasonalChangeAR.answer(self.regression_, first, values,
+                                                 self.lags, months)
+        return out
+
+
+def _regression(season: bool, log: bool = False, recent: int | None = None):
+    model = Pipeline([("calendar", CalendarFeatures(season=season)),
+                      ("regression", LinearRegression())])
+    if log:
+        # numpy ufuncs, not lambdas: the artifact's unpickler builds only allowed
+        # names. A runaway exponential is capped by SalesForecaster's ceiling.
+        model = TransformedTargetRegressor(regressor=model, func=np.log1p,
+                                           inverse_func=np.expm1, check_inverse=False)
+    if recent:
+        model = RecentWindow(model, months=recent)
+    return model
+
+
+RECENT_MONTHS = 48
+CEILING_FACTOR = 100.0
 
 # Named model kinds users can ask for. "linear" is the seed's regression of sales on
 # a time index, kept so its scores can always be compared with the others.
 MODEL_KINDS = {
     "seasonal": lambda: _regression(season=True),
+    "log-seasonal": lambda: _regression(season=True, log=True),
+    "recent-seasonal": lambda: _regression(season=True, recent=RECENT_MONTHS),
+    "recent-log-seasonal": lambda: _regression(season=True, log=True,
+                                               recent=RECENT_MONTHS),
     "linear": lambda: _regression(season=False),
     "seasonal-naive": SeasonalNaive,
+    "mean": lambda: Pipeline([("calendar", CalendarFeatures(season=False)),
+                              ("mean", DummyRegressor(strategy="mean"))]),
+    "lag": LagForecaster,
+    "pooled-lag": PooledLagForecaster,
 }
+# Kinds fitted once on every series of a file rather than once per series.
+POOLED_KINDS = frozenset({"pooled-lag"})
 DEFAULT_MODEL = "seasonal"
+
+# What a kind needs from a series' history before it may be fitted on it.
+_LOG_KINDS = {"log-seasonal", "recent-log-seasonal", "lag", "pooled-lag"}
+_MIN_MONTHS = {"seasonal-naive": 1, "mean": 1, "linear": 2, "seasonal": 2 * SEASON_LENGTH,
+               "log-seasonal": 2 * SEASON_LENGTH, "recent-seasonal": 2 * SEASON_LENGTH,
+               "recent-log-seasonal": 2 * SEASON_LENGTH,
+               "lag": min_months_for_lags(12), "pooled-lag": min_months_for_lags(12)}
+
+
+def fits_on(kind: str, sales: np.ndarray) -> bool:
+    """Whether `kind` can be fitted on one series' history of `sales`."""
+    if len(sales) < _MIN_MONTHS[kind]:
+        return False
+    return kind not in _LOG_KINDS or bool(np.min(sales) >= 0)
 
 
 def make_model(kind: str):
@@ -67,30 +286,68 @@ def make_model(kind: str):
         raise ValueError(f"Unknown model kind {kind!r}; choose one of: {allowed}.") from None
 
 
-class SalesForecaster(RegressorMixin, BaseEstimator):
-    """One model per series behind a single estimator over raw rows.
+def as_weights(spec) -> dict:
+    """A series' model spec as {kind or estimator: weight}; weights sum to one."""
+    if isinstance(spec, dict):
+        total = float(sum(spec.values()))
+        if not spec or total <= 0:
+            raise ValueError(f"A blend of models needs positive weights, got {spec!r}.")
+        return {kind: float(w) / total for kind, w in spec.items() if w > 0}
+    return {spec: 1.0}
 
-    `models` maps a series name to a model kind (or to an unfitted estimator);
-    series not named there get `default`. `predict` takes rows with `date` and
-    `series` columns and routes each row to its series' fitted model.
+
+class SalesForecaster(RegressorMixin, BaseEstimator):
+    """The models of every series behind a single estimator over raw rows.
+
+    `models` maps a series name to a model kind, an unfitted estimator, or a blend
+    `{kind: weight}` (the forecast is the weighted mean of the kinds' forecasts);
+    series not named there get `default`. Pooled kinds are fitted once on every
+    series and shared. `predict` takes rows with `date` and `series` columns and
+    routes each row to its series' models.
+
+    When every training sale is non-negative, forecasts are floored at zero: a
+    falling trend may not promise negative sales. Forecasts are also capped at
+    `CEILING_FACTOR` times the largest absolute sale of the series, so that an
+    exponential trend extrapolated for years stays a finite number.
     """
 
-    def __init__(self, models=None, default: str = DEFAULT_MODEL):
+    def __init__(self, models=None, default=DEFAULT_MODEL):
         self.models = models
         self.default = default
 
     def fit(self, X: pd.DataFrame, y):
         y = np.asarray(y, dtype=np.float64)
         chosen = self.models or {}
+        groups = X.groupby("series", sort=True).indices
+        self.blends_ = {name: as_weights(chosen.get(name, self.default))
+                        for name in groups}
+        self.floor_ = 0.0 if len(y) and y.min() >= 0 else None
+        self.ceiling_ = {name: ceiling_for(y[rows]) for name, rows in groups.items()}
+
+        self.pooled_ = {}
+        needed = {k for blend in self.blends_.values() for k in blend}
+        for kind in sorted(needed & POOLED_KINDS):
+            # Learned from every series, also those that do not use it: more data.
+            self.pooled_[kind] = make_model(kind).fit(X, y)
+
         self.models_ = {}
-        self.last_month_ = {}
-        for name, rows in X.groupby("series", sort=True).indices.items():
-            spec = chosen.get(name, self.default)
-            estimator = make_model(spec) if isinstance(spec, str) else clone(spec)
-            self.models_[name] = estimator.fit(X.iloc[rows], y[rows])
-            self.last_month_[name] = dates_column(X.iloc[rows]).max()
+        for name, rows in groups.items():
+            self.models_[name] = {
+                self._key(spec): (self._fit_one(spec, X.iloc[rows], y[rows]), w)
+                for spec, w in self.blends_[name].items()
+            }
         self.series_ = list(self.models_)
         return self
+
+    @staticmethod
+    def _key(spec) -> str:
+        return spec if isinstance(spec, str) else type(spec).__name__
+
+    def _fit_one(self, spec, X, y):
+        if isinstance(spec, str) and spec in POOLED_KINDS:
+            return self.pooled_[spec]
+        estimator = make_model(spec) if isinstance(spec, str) else clone(spec)
+        return estimator.fit(X, y)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         out = np.empty(len(X), dtype=np.float64)
@@ -101,5 +358,24 @@ class SalesForecaster(RegressorMixin, BaseEstimator):
                     f"{len(self.series_)} series: {', '.join(self.series_[:10])}"
                     + (", ..." if len(self.series_) > 10 else "")
                 )
-            out[rows] = self.models_[name].predict(X.iloc[rows])
+            part = X.iloc[rows]
+            fitted = self.models_[name]
+            # Versions written before blends held one estimator per series.
+            parts = fitted.values() if isinstance(fitted, dict) else [(fitted, 1.0)]
+            blend = sum(w * np.asarray(m.predict(part), dtype=np.float64)
+                        for m, w in parts)
+            out[rows] = bounded(blend, getattr(self, "floor_", None),
+                                getattr(self, "ceiling_", {}).get(name, np.inf))
         return out
+
+
+def bounded(values: np.ndarray, floor: float | None, ceiling: float) -> np.ndarray:
+    """Forecasts kept within [floor, ceiling] (see SalesForecaster); NaN stays NaN so
+    that a broken model is still caught by the checks downstream."""
+    values = np.clip(np.nan_to_num(values, nan=np.nan, posinf=ceiling, neginf=-ceiling),
+                     -ceiling, ceiling)
+    return values if floor is None else np.maximum(values, floor)
+
+
+def ceiling_for(sales: np.ndarray) -> float:
+    return CEILING_FACTOR * max(1.0, float(np.abs(sales).max()))

@@ -1,0 +1,95 @@
+"""`GET /report` and `GET /report.png`: the training report of the served version.
+
+Without `?series=` they return the files the training job wrote into the version
+directory (`report.html`, self-contained, and the overview `report.png`). With
+`?series=NAME` one series is drawn on request from what the version stores (its
+metadata, history.json and the served forecasts with their intervals); the drawing
+is cached per version and series, since the answer cannot change.
+"""
+
+import json
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from flask import Flask, Response, request
+
+from service.errors import ServiceError
+from training import artifact
+
+# Images and styles are inline in the report; nothing else may load or run.
+REPORT_POLICY = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+                 "base-uri 'none'; form-action 'none'")
+CACHED_PAGES = 64
+
+
+class NoReport(ServiceError):
+    status = 404
+    code = "no_report"
+
+
+class ReportPages:
+    """Rendered single-series pages, the most recently used kept."""
+
+    def __init__(self):
+        self._pages: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key, render):
+        with self._lock:
+            if key in self._pages:
+                self._pages.move_to_end(key)
+                return self._pages[key]
+        page = render()
+        with self._lock:
+            self._pages[key] = page
+            while len(self._pages) > CACHED_PAGES:
+                self._pages.popitem(last=False)
+        return page
+
+
+def register(app: Flask, predictor, model_dir: Path) -> None:
+    pages = ReportPages()
+
+    def version_file(current, name: str) -> bytes:
+        path = Path(model_dir) / artifact.VERSIONS / current.version / name
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise NoReport(f"Model version {current.version} has no {name}: it was "
+                           "trained before training reports existed. Train again to "
+                           "get one.") from None
+
+    def one_series(current, series: str):
+        from training import report
+
+        table = current.table(series, "series")
+        if "backtest" not in current.metadata:
+            raise NoReport(f"Model version {current.version} records no backtest to "
+                           "report on; train again to get one.")
+
+        def render():
+            history = json.loads(version_file(current, artifact.HISTORY_FILE))
+            view = report.served_view(current.metadata, history, table, table.name)
+            return report.series_page(current.metadata, view)
+
+        return pages.get((current.version, table.name), render)
+
+    def body(stored: str, part: int) -> bytes:
+        """The stored file, or part 0 (HTML) / 1 (PNG) of one series drawn now."""
+        current = predictor()
+        series = request.args.get("series")
+        if series is None:
+            return version_file(current, stored)
+        rendered = one_series(current, series)[part]
+        return rendered.encode("utf-8") if isinstance(rendered, str) else rendered
+
+    @app.get("/report")
+    def report_html():
+        response = Response(body("report.html", 0), mimetype="text/html")
+        response.headers["Content-Security-Policy"] = REPORT_POLICY
+        return response
+
+    @app.get("/report.png")
+    def report_png():
+        return Response(body("report.png", 1), mimetype="image/png")

@@ -1,0 +1,291 @@
+"""Forecast quality machinery: backtest, quality gate, promotion, intervals, report."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from service.app import create_app
+from service.config import Settings
+from tests.conftest import train
+from training import artifact, intervals
+from training.backtest import rolling_origins, run_backtest
+from training.evaluate import point_metrics
+from training.models import LagForecaster, SalesForecaster
+from training.selection import BACKTEST_MONTHS, SEASONAL_MONTHS
+
+
+def growing_seasonal(months: int = 72, name: str = "shop") -> pd.DataFrame:
+    """Sales growing 1.5% a month with a 25% seasonal swing: every seasonal model
+    beats seasonal naive (which lags a year of growth), the log-scale ones most."""
+    t = np.arange(months)
+    rng = np.random.default_rng(0)
+    sales = 100 * np.exp(0.015 * t) * (1 + 0.25 * np.sin(2 * np.pi * t / 12))
+    return pd.DataFrame({"date": pd.date_range("2015-01-01", periods=months, freq="MS"),
+                         "sales": (sales + rng.normal(0, 2, months)).round(1),
+                         "series": name})
+
+
+def write_csv(path, *frames: pd.DataFrame):
+    frame = pd.concat(frames, ignore_index=True)
+    frame.assign(date=frame["date"].dt.strftime("%Y-%m-%d")).to_csv(path, index=False)
+    return path
+
+
+def current_metadata(model_dir) -> dict:
+    return artifact.read_metadata(model_dir, artifact.read_current(model_dir))
+
+
+def client_for(model_dir):
+    return create_app(Settings(model_dir=model_dir), watch=False).test_client()
+
+
+# The quality gate ------------------------------------------------------------------
+
+def test_a_model_that_loses_to_seasonal_naive_is_replaced(tmp_path):
+    data = write_csv(tmp_path / "shop.csv", growing_seasonal())
+
+    assert train(data, tmp_path / "models", "--model", "linear") == 0
+
+    meta = current_metadata(tmp_path / "models")
+    served = meta["series"][0]
+    assert served["model"] not in ("linear", "seasonal-naive")
+    assert "linear does not beat seasonal naive" in served["reason"]
+    assert meta["gate"]["replaced"] == ["shop"]
+    assert meta["evaluation"]["shop"]["relative_mase"]["linear"] >= 1
+
+
+def test_strict_mode_refuses_such_a_model_and_writes_nothing(tmp_path, capsys):
+    data = write_csv(tmp_path / "shop.csv", growing_seasonal())
+
+    assert train(data, tmp_path / "models", "--model", "linear", "--strict") == 2
+
+    err = capsys.readouterr().err
+    assert "--strict: the requested model 'linear' does not beat seasonal naive" in err
+    assert "Nothing was written" in err
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").rglob("*"))
+
+
+def test_seasonal_naive_is_the_stated_last_resort(tmp_path):
+    # Exactly periodic: seasonal naive is exact, so no candidate can beat it.
+    periodic = growing_seasonal(60).assign(sales=np.tile(np.arange(10.0, 22.0), 5))
+    data = write_csv(tmp_path / "flat.csv", periodic)
+
+    assert train(data, tmp_path / "models") == 0
+
+    served = current_metadata(tmp_path / "models")["series"][0]
+    assert served["model"] == "seasonal-naive"
+    assert served["members"] == {"seasonal-naive": 1.0}
+    assert "last resort" in served["reason"]
+
+
+# Promotion -------------------------------------------------------------------------
+
+def test_a_worse_retrained_model_is_not_promoted_unless_forced(tmp_path, capsys):
+    data = write_csv(tmp_path / "shop.csv", growing_seasonal())
+    models = tmp_path / "models"
+    assert train(data, models) == 0
+    served = artifact.read_current(models)
+    capsys.readouterr()
+
+    # The additive regression beats seasonal naive here, but not the served blend.
+    assert train(data, models, "--model", "seasonal") == 3
+
+    err = capsys.readouterr().err
+    assert "Not promoted" in err and f"CURRENT still names {served}" in err
+    assert "kept unpublished" in err and "--force" in err
+    assert artifact.read_current(models) == served
+    kept = [v for v in (models / "versions").iterdir() if v.name != served]
+    assert len(kept) == 1
+    promotion = artifact.read_metadata(models, kept[0].name)["promotion"]
+    assert promotion["promoted"] is False
+    assert promotion["compared_with"]["new"] > promotion["compared_with"]["served"]
+
+    assert train(data, models, "--model", "seasonal", "--force") == 0
+    assert current_metadata(models)["promotion"]["forced"] is True
+
+
+# Intervals -------------------------------------------------------------------------
+
+def test_forecast_intervals_are_ordered_and_contain_the_point(client):
+    rows = client.post("/forecast", json={"horizon": 60}).get_json()["forecast"]
+
+    assert len(rows) == 60
+    for row in rows:
+        assert set(row) == {"date", "sales", "lower_80", "upper_80", "lower_95",
+                            "upper_95"}
+        assert 0 <= row["lower_95"] <= row["lower_80"] <= row["sales"] \
+            <= row["upper_80"] <= row["upper_95"]
+    widths = [r["upper_95"] - r["lower_95"] for r in rows]
+    assert widths[-1] > widths[0]
+
+
+def test_lower_bounds_are_clipped_at_zero(tmp_path):
+    tiny = growing_seasonal(40).assign(sales=lambda f: np.where(
+        np.arange(40) % 3 == 0, 0.0, np.arange(40) % 7 + 1.0))
+    data = write_csv(tmp_path / "tiny.csv", tiny)
+    assert train(data, tmp_path / "models") == 0
+
+    rows = client_for(tmp_path / "models").post(
+        "/forecast", json={"horizon": 24}).get_json()["forecast"]
+
+    assert current_metadata(tmp_path / "models")["intervals"]["clipped_at_zero"]
+    assert min(r["lower_95"] for r in rows) == 0
+    assert all(r["lower_95"] <= r["sales"] <= r["upper_95"] for r in rows)
+
+
+def test_conformal_quantile_uses_the_finite_sample_rank():
+    values = np.arange(1.0, 10.0)  # nine errors: rank ceil(10 * 0.8) = 8
+
+    assert intervals.conformal_quantile(values, 80) == 8
+    assert intervals.conformal_quantile(values, 95) == 9  # rank 10 > 9: the largest
+
+
+def test_coverage_is_measured_on_later_origins_with_earlier_quantiles():
+    # Origin 100: every error is 1 (the calibration). Origin 103: errors alternate
+    # 0.5 (inside any interval of half-width 1) and 2 (outside): coverage is 50%.
+    later = np.where(np.arange(12) % 2 == 0, 0.5, 2.0)
+    rows = pd.DataFrame({
+        "series": "a", "origin": np.repeat([100, 103], 12),
+        "horizon": np.tile(np.arange(1, 13), 2), "actual": 10.0, "scale": 1.0,
+        "served": 10.0 + np.r_[np.ones(12), later]})
+    errors = intervals.scaled_errors(rows, "served", {"a": 1.0})
+
+    result = intervals.coverage(errors, rows, "served", {"a": 1.0}, 12, floor=None)
+
+    assert result["calibration_origins"] == [100] and result["test_origins"] == [103]
+    assert result["months"] == 12
+    assert result["80"] == 0.5 and result["95"] == 0.5
+
+
+def test_model_endpoint_reports_backtest_metrics_and_coverage(client):
+    meta = client.get("/model").get_json()
+
+    metrics = meta["metrics"]
+    assert metrics["served"]["mase"] > 0 and metrics["seasonal-naive"]["mase"] > 0
+    assert 0 <= metrics["coverage_80"] <= 1 and 0 <= metrics["coverage_95"] <= 1
+    assert meta["intervals"]["coverage"]["measured"] is True
+    assert len(meta["backtest"]["origins"]) >= 2
+    per_horizon = meta["evaluation"]["wineind"]["per_horizon"]
+    assert len(per_horizon["seasonal-naive"]) == 12
+
+
+# Short and intermittent series -----------------------------------------------------
+
+def test_short_and_intermittent_series_get_a_stated_choice_and_finite_answers(tmp_path):
+    rng = np.random.default_rng(1)
+    zeros = growing_seasonal(60, "spare parts").assign(
+        sales=np.where(rng.random(60) < 0.6, 0.0, rng.integers(1, 5, 60)))
+    data = write_csv(tmp_path / "mixed.csv", growing_seasonal(60, "regular"), zeros,
+                     growing_seasonal(8, "new shop"), growing_seasonal(20, "young shop"))
+
+    assert train(data, tmp_path / "models") == 0
+
+    meta = current_metadata(tmp_path / "models")
+    by_name = {s["name"]: s for s in meta["series"]}
+    assert by_name["new shop"]["model"] == "mean"
+    assert f"fewer than {SEASONAL_MONTHS}" in by_name["new shop"]["reason"]
+    assert by_name["young shop"]["model"] == "seasonal-naive"
+    assert f"fewer than {BACKTEST_MONTHS}" in by_name["young shop"]["reason"]
+    assert by_name["spare parts"]["tier"] == "intermittent"
+    assert "intermittent" in by_name["spare parts"]["reason"]
+    assert meta["data"]["min_months"] == 6
+    assert json.dumps(meta, allow_nan=False)
+
+    client = client_for(tmp_path / "models")
+    for name in by_name:
+        rows = client.post("/forecast", json={"horizon": 60, "series": name}) \
+            .get_json()["forecast"]
+        assert all(math.isfinite(v) for r in rows for k, v in r.items() if k != "date")
+
+
+# The lag model ---------------------------------------------------------------------
+
+def test_lag_forecast_is_the_hand_computed_recursion():
+    history = growing_seasonal(37)  # the shortest history one lag can learn from
+    y = history["sales"].to_numpy()
+    model = LagForecaster(lags=1).fit(history[["date"]], y)
+    w, b = model.regression_.coef_[0], model.regression_.intercept_
+
+    z = list(np.log1p(y))
+    change = z[-1] - z[-13]
+    expected = []
+    for _ in range(3):
+        change = b + w * change  # next year-on-year change from the last one
+        z.append(z[-12] + change)  # added to the same month a year before
+        expected.append(np.expm1(z[-1]))
+
+    future = pd.DataFrame({"date": pd.date_range("2018-02-01", periods=3, freq="MS")})
+    assert model.predict(future) == pytest.approx(expected, rel=1e-12)
+
+
+def test_every_model_answers_finite_values_far_ahead_and_before_the_history():
+    history = growing_seasonal(72)
+    rows = pd.DataFrame({"date": pd.date_range("2014-01-01", periods=72 + 80,
+                                               freq="MS"), "series": "shop"})
+    for kind in ("blend-members", "seasonal-naive", "linear", "mean"):
+        models = {"shop": {"log-seasonal": 1, "recent-log-seasonal": 1, "lag": 1,
+                           "pooled-lag": 1}} if kind == "blend-members" else None
+        model = SalesForecaster(models=models, default=kind if models is None
+                                else "seasonal")
+        model.fit(history[["date", "series"]], history["sales"])
+        first, second = model.predict(rows), model.predict(rows)
+        assert np.isfinite(first).all() and (first == second).all(), kind
+
+
+# The backtest ----------------------------------------------------------------------
+
+def test_backtest_origins_are_time_ordered_and_never_see_the_future():
+    frame = growing_seasonal(72)
+    origins = rolling_origins(frame, count=4, step=3, horizon=12)
+
+    table = run_backtest(frame, ["seasonal-naive"], origins)
+
+    assert origins == sorted(origins) and origins[-1] == frame["date"].dt.year.max() \
+        * 12 + 12 - 1 - 12
+    assert (table["month"] > table["origin"]).all()
+    assert table.groupby("origin")["horizon"].agg(["min", "max"]).values.tolist() \
+        == [[1, 12]] * 4
+    # Seasonal naive at one month ahead repeats the month a year before the target.
+    first = table[(table["origin"] == origins[0]) & (table["horizon"] == 1)]
+    target = frame["date"].dt.year * 12 + frame["date"].dt.month - 1
+    assert first["seasonal-naive"].iloc[0] == \
+        frame["sales"][target == first["month"].iloc[0] - 12].iloc[0]
+
+
+def test_smape_and_undefined_mape():
+    m = point_metrics([0, 10], [0, 30], scale=None)
+
+    assert m["smape"] == pytest.approx((0 + 2 * 20 / 40) / 2 * 100)
+    assert m["mape"] is None and m["mase"] is None
+
+
+# The report ------------------------------------------------------------------------
+
+def test_the_report_is_self_contained_and_served(client, trained_store):
+    version = artifact.read_current(trained_store)
+    stored = (trained_store / "versions" / version / "report.html").read_text()
+
+    page = client.get("/report")
+    one = client.get("/report?series=wineind")
+    image = client.get("/report.png")
+
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    assert page.get_data(as_text=True) == stored
+    for html in (stored, one.get_data(as_text=True)):
+        assert "data:image/png;base64," in html
+        assert "http://" not in html and "https://" not in html
+        assert 'src="/' not in html and "<script" not in html
+        assert "seasonal naive" in html
+    assert image.get_data()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert client.get("/report.png?series=wineind").get_data()[:4] == b"\x89PNG"
+    assert client.get("/report?series=beer").status_code == 404
+
+
+def test_the_report_is_unavailable_without_a_model(tmp_path):
+    response = client_for(tmp_path).get("/report")
+
+    assert response.status_code == 503
+    assert response.get_json()["code"] == "not_ready"

@@ -1,0 +1,138 @@
+"""Prediction intervals from backtest errors, per months ahead, split-conformal style.
+
+Errors of the served model on the backtest are divided by their series' MASE scale
+(the typical size of a year-on-year change), so series of any size can share them.
+For each number of months ahead h, the interval half-width is the empirical
+quantile of the scaled errors at h and its neighbours (h-1, h+1: a dozen origins
+alone give too few errors per month), with the finite-sample rank of split conformal
+prediction, ceil((n + 1) * level) of n; widths never shrink as h grows. A series'
+interval is the point forecast plus or minus that quantile times its own scale.
+
+Beyond the backtested horizon the width grows like the square root of the months
+ahead, from the last calibrated width: an assumption (errors of a random walk), not a
+measurement, and the metadata says so.
+
+Coverage is measured honestly: quantiles calibrated on the older half of the
+backtest origins are checked against the actuals of the newer half. The intervals
+that are served are then calibrated on all origins.
+
+Bounds are clipped at zero when sales cannot be negative (all history non-negative),
+which makes the lower bound conservative there: the stated coverage is measured
+after clipping.
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from training.evaluate import seasonal_scale
+
+LEVELS = (80, 95)
+NEIGHBOURS = 1
+
+
+def series_scale(sales: np.ndarray) -> float:
+    """The unit of a series' errors: the MASE scale, else a cruder spread, else 1."""
+    scale = seasonal_scale(sales)
+    if scale:
+        return scale
+    if len(sales) > 1 and np.mean(np.abs(np.diff(sales))) > 0:
+        return float(np.mean(np.abs(np.diff(sales))))
+    if np.mean(np.abs(sales)) > 0:
+        return float(np.mean(np.abs(sales)))
+    return 1.0
+
+
+def scaled_errors(rows: pd.DataFrame, column: str, scales: dict) -> pd.DataFrame:
+    """Absolute errors of `column` in units of each row's scale (at its origin where
+    defined, the series' whole-history scale otherwise)."""
+    scale = rows["scale"].to_numpy(dtype=np.float64)
+    fallback = rows["series"].map(scales).to_numpy(dtype=np.float64)
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, fallback)
+    error = np.abs(rows[column].to_numpy(dtype=np.float64) - rows["actual"].to_numpy())
+    out = pd.DataFrame({"series": rows["series"].to_numpy(),
+                        "origin": rows["origin"].to_numpy(),
+                        "horizon": rows["horizon"].to_numpy(), "error": error / scale})
+    return out[np.isfinite(out["error"])]
+
+
+def conformal_quantile(values: np.ndarray, level: int) -> float:
+    """The ceil((n+1) * level)-th smallest of n values (the largest when that rank
+    is past n: too few values to promise the level, so the widest seen is used)."""
+    values = np.sort(values)
+    rank = math.ceil((len(values) + 1) * level / 100)
+    return float(values[min(rank, len(values)) - 1])
+
+
+def calibrate(errors: pd.DataFrame, horizon: int) -> dict[int, np.ndarray] | None:
+    """Scaled half-widths per level for months ahead 1..horizon; None without data."""
+    if errors.empty:
+        return None
+    quantiles = {}
+    for level in LEVELS:
+        q = np.empty(horizon)
+        for h in range(1, horizon + 1):
+            near = errors["error"][(errors["horizon"] - h).abs() <= NEIGHBOURS]
+            q[h - 1] = conformal_quantile(near.to_numpy(), level) if len(near) else np.nan
+        q = pd.Series(q).ffill().bfill().to_numpy()
+        quantiles[level] = np.maximum.accumulate(q)
+    return quantiles
+
+
+def in_sample_quantiles(sales: np.ndarray, horizon: int) -> dict[int, np.ndarray]:
+    """For a series too short to backtest: the spread of its own year-on-year changes
+    (or of its deviations from its mean), flat over the horizon. Not calibrated."""
+    if len(sales) > 12:
+        spread = np.abs(sales[12:] - sales[:-12])
+    else:
+        spread = np.abs(sales - sales.mean())
+    spread = spread / series_scale(sales)
+    return {level: np.full(horizon, conformal_quantile(spread, level))
+            for level in LEVELS}
+
+
+def half_widths(quantiles: dict, scale: float, months: int) -> dict[int, list]:
+    """Half-widths for 1..months ahead in sales units; beyond the calibrated horizon
+    they grow with the square root of the months ahead."""
+    out = {}
+    ahead = np.arange(1, months + 1)
+    for level, q in quantiles.items():
+        widths = q[-1] * np.sqrt(ahead / len(q))
+        known = min(len(q), months)
+        widths[:known] = q[:known]
+        out[level] = (widths * scale).tolist()
+    return out
+
+
+def coverage(errors: pd.DataFrame, rows: pd.DataFrame, column: str, scales: dict,
+             horizon: int, floor: float | None) -> dict:
+    """Calibrate on the older half of the origins, count hits on the newer half."""
+    origins = sorted(errors["origin"].unique())
+    if len(origins) < 2:
+        return {"measured": False, "reason": "fewer than two backtest origins"}
+    split = origins[(len(origins) + 1) // 2 - 1]
+    quantiles = calibrate(errors[errors["origin"] <= split], horizon)
+    test = rows[(rows["origin"] > split) & np.isfinite(rows[column])]
+    scale = test["scale"].to_numpy(dtype=np.float64)
+    fallback = test["series"].map(scales).to_numpy(dtype=np.float64)
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, fallback)
+    point = test[column].to_numpy(dtype=np.float64)
+    actual = test["actual"].to_numpy(dtype=np.float64)
+    index = test["horizon"].to_numpy() - 1
+
+    result = {"measured": True, "months": int(len(test)),
+              "calibration_origins": [int(o) for o in origins if o <= split],
+              "test_origins": [int(o) for o in origins if o > split]}
+    for level, q in quantiles.items():
+        lower, upper = bounds(point, q[index] * scale, floor)
+        result[str(level)] = float(np.mean((actual >= lower) & (actual <= upper)))
+    return result
+
+
+def bounds(point, half_width, floor: float | None):
+    """Lower and upper bounds around `point`; the lower one clipped at `floor`."""
+    lower = point - half_width
+    if floor is not None:
+        lower = np.maximum(lower, floor)
+    return np.minimum(lower, point), point + half_width
