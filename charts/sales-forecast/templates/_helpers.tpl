@@ -1,0 +1,259 @@
+{{/*
+Names, labels and the pieces shared by the server, training and test pods.
+*/}}
+
+{{/* The chart name, cut to 63 characters because label values may not be longer. */}}
+{{- define "sales-forecast.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The prefix of every object name, cut to 63 characters (the longest DNS label;
+the training Job and CronJob cut it further for their suffixes). A release
+whose name already contains the chart name is not repeated ("sales-forecast",
+not "sales-forecast-sales-forecast").
+*/}}
+{{- define "sales-forecast.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Chart name and version, as the helm.sh/chart label wants them. */}}
+{{- define "sales-forecast.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels that select this release's objects. They never change after the first
+install: Deployment and Service selectors are immutable or would orphan pods.
+*/}}
+{{- define "sales-forecast.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sales-forecast.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels on every object. */}}
+{{- define "sales-forecast.labels" -}}
+helm.sh/chart: {{ include "sales-forecast.chart" . }}
+{{ include "sales-forecast.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: sales-forecast
+{{- end }}
+
+{{/*
+Selector of the server pods only. The component label keeps training and test
+pods, which share the other labels, out of the Service, the HPA's metrics and
+the PodDisruptionBudget.
+*/}}
+{{- define "sales-forecast.serverSelectorLabels" -}}
+{{ include "sales-forecast.selectorLabels" . }}
+app.kubernetes.io/component: server
+{{- end }}
+
+{{- define "sales-forecast.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "sales-forecast.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* repository:tag, or repository@digest when a digest pins the image. */}}
+{{- define "sales-forecast.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The model store's claim: the one given, or the one the chart makes. */}}
+{{- define "sales-forecast.modelClaim" -}}
+{{- default (printf "%s-models" (include "sales-forecast.fullname" .)) .Values.modelStore.existingClaim }}
+{{- end }}
+
+{{/*
+The training Job of this revision. 50 + "-train-" + up to 6 digits stays
+within the 63 characters of the job-name label Kubernetes puts on its pods.
+*/}}
+{{- define "sales-forecast.trainingJobName" -}}
+{{- printf "%s-train-%d" (include "sales-forecast.fullname" . | trunc 50 | trimSuffix "-") (int .Release.Revision) }}
+{{- end }}
+
+{{- define "sales-forecast.configMapName" -}}
+{{- printf "%s-config" (include "sales-forecast.fullname" .) }}
+{{- end }}
+
+{{/* Where the service keeps its Prometheus multiprocess files (an emptyDir). */}}
+{{- define "sales-forecast.metricsDir" -}}
+/run/sales-forecast/metrics
+{{- end }}
+
+{{/*
+terminationGracePeriodSeconds: the preStop sleep, then gunicorn's graceful
+timeout, then a margin, so SIGKILL never cuts a request gunicorn is finishing.
+*/}}
+{{- define "sales-forecast.terminationGracePeriod" -}}
+{{- add .Values.preStopSleepSeconds .Values.config.gracefulTimeoutSeconds .Values.terminationGraceMarginSeconds }}
+{{- end }}
+
+{{/*
+Combinations the schema cannot express. Called from the Deployment, which
+every release renders, so a bad combination stops the whole render.
+*/}}
+{{- define "sales-forecast.validate" -}}
+{{- $store := .Values.modelStore }}
+{{- if and (eq $store.accessMode "ReadOnlyMany") (not $store.existingClaim) }}
+{{- fail (printf "modelStore.accessMode is ReadOnlyMany, but the chart would create an empty claim that nothing can write. Set modelStore.existingClaim to a claim that already holds models, or use ReadWriteOnce/ReadWriteMany.") }}
+{{- end }}
+{{- if and (eq $store.accessMode "ReadOnlyMany") .Values.training.enabled }}
+{{- fail "modelStore.accessMode is ReadOnlyMany, but training.enabled is true and the training Job must write the model store. Set training.enabled=false or use ReadWriteOnce/ReadWriteMany." }}
+{{- end }}
+{{- if and (eq $store.accessMode "ReadOnlyMany") .Values.config.uploads }}
+{{- fail "modelStore.accessMode is ReadOnlyMany, but config.uploads is true and uploads write the model store. Set config.uploads=false or use ReadWriteOnce/ReadWriteMany." }}
+{{- end }}
+{{- if and .Values.retraining.enabled (not .Values.training.enabled) }}
+{{- fail "retraining.enabled is true but training.enabled is false; the CronJob reuses the training settings. Set training.enabled=true too, or retraining.enabled=false." }}
+{{- end }}
+{{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
+{{- fail (printf "autoscaling.minReplicas (%d) is above autoscaling.maxReplicas (%d); make minReplicas <= maxReplicas." (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
+{{- end }}
+{{- $data := .Values.training.data }}
+{{- if .Values.training.enabled }}
+{{- if and (eq $data.source "configMap") (not $data.configMap.name) (not $data.configMap.csv) }}
+{{- fail "training.data.source is configMap but neither training.data.configMap.name (an existing ConfigMap) nor training.data.configMap.csv (CSV text, e.g. --set-file training.data.configMap.csv=sales.csv) is set." }}
+{{- end }}
+{{- if and (eq $data.source "pvc") (or (not $data.pvc.claimName) (not $data.pvc.path)) }}
+{{- fail (printf "training.data.source is pvc, which needs both training.data.pvc.claimName and training.data.pvc.path; got claimName=%q path=%q." $data.pvc.claimName $data.pvc.path) }}
+{{- end }}
+{{- if and (eq $data.source "url") (not $data.url) }}
+{{- fail "training.data.source is url but training.data.url is empty; give an https:// address of a CSV file." }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The name of the ConfigMap holding training data, when source is configMap. */}}
+{{- define "sales-forecast.dataConfigMapName" -}}
+{{- default (printf "%s-training-data" (include "sales-forecast.fullname" .)) .Values.training.data.configMap.name }}
+{{- end }}
+
+{{/*
+The training pod's spec, shared by the Job and the CronJob so both train the
+same way. The model store is mounted read-write here and only here (unless
+uploads are on).
+*/}}
+{{- define "sales-forecast.trainingPodSpec" -}}
+{{- $data := .Values.training.data }}
+serviceAccountName: {{ include "sales-forecast.serviceAccountName" . }}
+automountServiceAccountToken: false
+restartPolicy: Never
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . }}
+  {{- end }}
+{{- end }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+containers:
+  - name: train
+    image: {{ include "sales-forecast.image" . }}
+    imagePullPolicy: {{ .Values.image.pullPolicy }}
+    command: ["python", "-m", "training"]
+    args:
+      - --data
+      {{- if eq $data.source "bundled" }}
+      - /app/data/wineind.csv
+      {{- else if eq $data.source "configMap" }}
+      - {{ printf "/data/%s" $data.configMap.key }}
+      {{- else if eq $data.source "pvc" }}
+      - {{ printf "/data/%s" (trimPrefix "/" $data.pvc.path) }}
+      {{- else }}
+      - {{ $data.url | quote }}
+      {{- end }}
+      - --model-dir
+      - /models
+      - --date-col
+      - {{ .Values.training.dateColumn | quote }}
+      - --sales-col
+      - {{ .Values.training.salesColumn | quote }}
+      {{- with .Values.training.seriesColumn }}
+      - --series-col
+      - {{ . | quote }}
+      {{- end }}
+      {{- if .Values.training.strict }}
+      - --strict
+      {{- end }}
+      - --json
+    env:
+      # matplotlib writes a font cache on first use; the root filesystem is
+      # read-only, so point it at the /tmp emptyDir.
+      - name: MPLCONFIGDIR
+        value: /tmp/matplotlib
+    securityContext:
+      {{- toYaml .Values.securityContext | nindent 6 }}
+    resources:
+      {{- toYaml .Values.training.resources | nindent 6 }}
+    volumeMounts:
+      - name: models
+        mountPath: /models
+      - name: tmp
+        mountPath: /tmp
+      {{- if has $data.source (list "configMap" "pvc") }}
+      - name: data
+        mountPath: /data
+        readOnly: true
+      {{- end }}
+volumes:
+  - name: models
+    persistentVolumeClaim:
+      claimName: {{ include "sales-forecast.modelClaim" . }}
+  - name: tmp
+    emptyDir:
+      sizeLimit: 256Mi
+  {{- if eq $data.source "configMap" }}
+  - name: data
+    configMap:
+      name: {{ include "sales-forecast.dataConfigMapName" . }}
+      items:
+        - key: {{ $data.configMap.key }}
+          path: {{ $data.configMap.key }}
+  {{- else if eq $data.source "pvc" }}
+  - name: data
+    persistentVolumeClaim:
+      claimName: {{ $data.pvc.claimName }}
+      readOnly: true
+  {{- end }}
+{{- with .Values.training.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.training.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.training.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Annotations that tell checkov why a policy does not apply; see each reason. */}}
+{{- define "sales-forecast.checkovSkips" -}}
+{{- if not .Values.image.digest }}
+checkov.io/skip1: CKV_K8S_43=The tag is the release's own build; set image.digest to pin by digest where a registry gives one (kind-loaded images have none).
+{{- end }}
+checkov.io/skip2: CKV_K8S_15=IfNotPresent is required for images loaded into kind or another local cluster without a registry; tags are immutable per build.
+{{- if not .Values.networkPolicy.enabled }}
+checkov.io/skip3: CKV2_K8S_6=The NetworkPolicy is one value away (networkPolicy.enabled); it is off by default because only the operator knows which namespaces (monitoring, ingress) must reach the pods.
+{{- end }}
+{{- end }}
