@@ -9,9 +9,11 @@
 #                    offline, use the one hack/base-image.sh makes:
 #                    BASE_IMAGE=sales-forecast-base:bookworm hack/build-image.sh
 #   BUILD_CA_BUNDLE  PEM file pip inside the build should trust; defaults to PIP_CERT,
-#                    then SSL_CERT_FILE, then none (pip's own CA list). Handed over as
-#                    a BuildKit secret, mounted for the pip step only.
-#   IMAGE_SOURCE     org.opencontainers.image.source (default: git remote 'origin').
+#                    then SSL_CERT_FILE, then the system's bundle where one exists
+#                    (/etc/ssl/certs/ca-certificates.crt), else none (pip's own CA
+#                    list). Handed over as a BuildKit secret, for the pip step only.
+#   IMAGE_SOURCE     org.opencontainers.image.source (default: git remote 'origin'
+#                    when it is an https address, else "unknown").
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,7 +47,9 @@ buildkit_cli() {
 }
 
 cli=$(buildkit_cli)
-ca_bundle=${BUILD_CA_BUNDLE:-${PIP_CERT:-${SSL_CERT_FILE:-}}}
+system_bundle=/etc/ssl/certs/ca-certificates.crt
+[ -s "$system_bundle" ] || system_bundle=
+ca_bundle=${BUILD_CA_BUNDLE:-${PIP_CERT:-${SSL_CERT_FILE:-$system_bundle}}}
 args=(--tag "$tag")
 
 if [ -n "${BASE_IMAGE:-}" ]; then
@@ -54,7 +58,7 @@ fi
 if [ -n "$ca_bundle" ]; then
   [ -s "$ca_bundle" ] || {
     say "CA bundle '$ca_bundle' (from BUILD_CA_BUNDLE, PIP_CERT or SSL_CERT_FILE)" \
-      "is missing or empty; point BUILD_CA_BUNDLE at a PEM file or unset them all"
+      "is missing or empty; point BUILD_CA_BUNDLE at a PEM file"
     exit 1
   }
   args+=(--secret "id=pip_ca,src=$ca_bundle")
@@ -69,7 +73,9 @@ if [ "$revision" != unknown ] && [ -n "$(git -C "$top" status --porcelain \
   # Uncommitted changes to what goes into the image: the commit alone would lie.
   revision="$revision-dirty"
 fi
-source_url=${IMAGE_SOURCE:-$(git -C "$top" remote get-url origin 2>/dev/null || echo unknown)}
+# Only a public address says where the source is; a clone of a local path does not.
+source_url=${IMAGE_SOURCE:-$(git -C "$top" remote get-url origin 2>/dev/null || true)}
+[[ "$source_url" =~ ^https:// ]] || source_url=${IMAGE_SOURCE:-unknown}
 args+=(--build-arg "VERSION=$version" --build-arg "REVISION=$revision"
   --build-arg "SOURCE=$source_url")
 
