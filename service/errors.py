@@ -58,6 +58,13 @@ class CrossOrigin(ServiceError):
     code = "cross_origin"
 
 
+class NotPromoted(ServiceError):
+    """An upload trained and kept, but not served: it scores worse on the backtest
+    than the version being served."""
+    status = 409
+    code = "not_promoted"
+
+
 class TrainingBusy(ServiceError):
     status = 409
     code = "training_busy"

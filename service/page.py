@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, render_template, request
 
 from service.errors import (BadRequest, CrossOrigin, HistoryMissing, InvalidData,
-                            NotReady, TrainingBusy, UploadsDisabled)
+                            NotPromoted, NotReady, TrainingBusy, UploadsDisabled)
 from service.http import json_response
 from service.predictor import month_label, parse_month
 from training import artifact
@@ -36,12 +36,14 @@ blueprint = Blueprint("page", __name__)
 # Form fields of an upload besides the file, each named as the CLI option it sets
 # (--date-col is date_col); any other field is refused.
 UPLOAD_OPTIONS = ("date_col", "sales_col", "series_col", "series_name", "fill_gaps",
-                  "strict")
+                  "strict", "force")
+FLAGS = {"strict", "force"}
 UPLOAD_FIELDS = {"file", *UPLOAD_OPTIONS}
 MAX_OPTION_CHARS = 100
-# Training time grows with the number of series (about 65 ms each on one core), so
-# this bounds how long a training request can hold a worker thread: about 7 s.
-MAX_UPLOAD_SERIES = 100
+# Training time grows with the number of series (backtest, model choice, intervals
+# and the report: about half a second of CPU per series of 15 years), so this bounds
+# how long a training request holds a worker thread: about 25 s on an idle core.
+MAX_UPLOAD_SERIES = 50
 # Versions whose history is kept in memory; the served one and the one before it.
 HISTORY_CACHE_SIZE = 2
 
@@ -140,7 +142,9 @@ def upload_options(model_dir: Path):
     so the page trains exactly as `python -m training` would."""
     from training.cli import parse_args
 
-    unknown = sorted((set(request.form) | set(request.files)) - UPLOAD_FIELDS)
+    # str(): a multipart part without a name comes through as the key None.
+    unknown = sorted(str(k) for k in (set(request.form) | set(request.files))
+                     - UPLOAD_FIELDS)
     if unknown:
         raise BadRequest(f"Unknown form field {unknown[0][:50]!r}; allowed: "
                          f"{', '.join(sorted(UPLOAD_FIELDS))}.")
@@ -149,15 +153,16 @@ def upload_options(model_dir: Path):
         raise BadRequest("No file in the request: send the CSV as the multipart form "
                          "field 'file'.")
     name = PurePath(upload.filename or "upload.csv").name[:MAX_OPTION_CHARS]
-    args = parse_args(["--data", name or "upload.csv", "--model-dir", str(model_dir)])
+    # "--data=NAME": a file name starting with "-" must not read as an option.
+    args = parse_args([f"--data={name or 'upload.csv'}", f"--model-dir={model_dir}"])
 
     for field in UPLOAD_OPTIONS:
         value = request.form.get(field, "").strip()
         if len(value) > MAX_OPTION_CHARS:
             raise BadRequest(f"{field} is {len(value)} characters long; at most "
                              f"{MAX_OPTION_CHARS} are allowed.")
-        if field == "strict":
-            args.strict = value.lower() in ("1", "true", "on", "yes")
+        if field in FLAGS:
+            setattr(args, field, value.lower() in ("1", "true", "on", "yes"))
         elif field == "fill_gaps":
             if value not in ("", "interpolate"):
                 raise BadRequest(f"fill_gaps must be empty or 'interpolate', got "
@@ -192,8 +197,8 @@ def describe(loaded, args) -> dict:
     return {**loaded.summary(),
             "options": {"date_col": args.date_col, "sales_col": args.sales_col,
                         "series_col": args.series_col, "series_name": args.series_name,
-                        "fill_gaps": args.fill_gaps,
-                        "strict": args.strict, "model": args.model,
+                        "fill_gaps": args.fill_gaps, "strict": args.strict,
+                        "force": args.force, "model": args.model,
                         "holdout_months": args.holdout}}
 
 
@@ -222,7 +227,8 @@ def upload_check():
 
 @blueprint.post("/upload/train")
 def upload_train():
-    from training.cli import publish, train
+    from training.cli import PromotionRefused, publish, train
+    from training.selection import GateRefused
 
     check_upload_allowed()
     store = current_app.extensions["model_store"]
@@ -231,8 +237,15 @@ def upload_train():
 
     with training_slot(store.model_dir):
         started = time.perf_counter()
-        trained = train(args, loaded)
-        publish(store.model_dir, trained)
+        try:
+            trained = train(args, loaded)
+        except GateRefused as e:
+            raise InvalidData(str(e)) from None
+        try:
+            publish(store.model_dir, trained, force=args.force)
+        except PromotionRefused as e:
+            # The page's form names each CLI option it sets, so the message stands.
+            raise NotPromoted(str(e)) from None
         seconds = time.perf_counter() - started
     log.info("trained and published an upload", extra={
         "model_version": trained["version"], "source": loaded.source,

@@ -32,6 +32,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking",
 ARTIFACTS = ROOT / "test-artifacts"
 TXHOUSING = TESTDATA / "txhousing_sales.csv"
 WAIT_MS = 15_000
+TRAIN_WAIT_MS = 180_000
 
 
 def browser_missing() -> str | None:
@@ -274,9 +275,10 @@ def test_an_upload_is_checked_trained_and_then_shown(live_server, trained_store,
     page.tab.wait_for_selector("#upload-result table")
     assert "cellar.csv: 176 rows usable, 1 series" in page.tab.inner_text("#upload-result")
     page.tab.click("#upload-train")
+    # Training runs the whole backtest and report: seconds, more on a busy machine.
     page.tab.wait_for_function(
         "() => document.getElementById('upload-result').textContent"
-        ".includes('Now serving model version')")
+        ".includes('Now serving model version')", timeout=TRAIN_WAIT_MS)
     page.wait_for_caption("cellar")
 
     version, _ = store_state(model_dir)

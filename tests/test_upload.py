@@ -222,6 +222,14 @@ def test_check_lists_every_series_of_a_multi_series_file(uploads_client, tmp_pat
     assert "'oops' is not a number" in body["rejected"]["east"]
 
 
+def test_any_file_name_is_only_a_label(uploads_client):
+    body = upload(uploads_client, "/upload/check", WINEIND,
+                  name="../-x/--help.csv").get_json()
+
+    assert body["source"] == "--help.csv"
+    assert body["series"][0]["name"] == "--help"
+
+
 def test_an_empty_file_is_refused_by_name(uploads_client):
     response = upload(uploads_client, "/upload/check", WINEIND, content=b"", name="empty.csv")
 
@@ -289,3 +297,30 @@ def test_too_many_series_are_refused_before_training(uploads_client, store_copy,
     assert response.status_code == 422
     assert "two.csv has 2 series; the page trains at most 1" in response.get_json()["error"]
     assert store_state(store_copy) == before
+
+
+def test_a_version_worse_than_the_served_one_is_kept_but_not_served(
+        uploads_client, store_copy, monkeypatch):
+    from training import cli
+
+    served, versions = store_state(store_copy)
+    monkeypatch.setattr(cli, "promotion_check", lambda model_dir, trained: {
+        "served_version": served, "comparable": True, "not_worse": False,
+        "metric": "mase", "new": 1.25, "served": 0.95, "series": ["wineind"],
+        "months": 72})
+
+    response = upload(uploads_client, "/upload/train", WINEIND)
+
+    assert response.status_code == 409
+    body = response.get_json()
+    assert body["code"] == "not_promoted"
+    assert "MASE 1.2500" in body["error"] and "0.9500" in body["error"]
+    current, now = store_state(store_copy)
+    assert current == served and len(now) == len(versions) + 1
+    assert uploads_client.get("/model").get_json()["version"] == served
+
+    forced = upload(uploads_client, "/upload/train", WINEIND, name="again.csv",
+                    force="true")
+
+    assert forced.status_code == 201
+    assert store_state(store_copy)[0] == forced.get_json()["version"]

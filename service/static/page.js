@@ -9,7 +9,8 @@
   const MAX_HORIZON = 60;
   const INTERVALS = [["lower_95", "upper_95", "95%"], ["lower_80", "upper_80", "80%"]];
   const NAIVE = "seasonal-naive";
-  const numberFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+  const numberFormat = new Intl.NumberFormat(undefined, { minimumFractionDigits: 1,
+                                                          maximumFractionDigits: 1 });
   // A phone-sized screen starts with the last five years: all of a long history
   // would squeeze each year into a few pixels.
   const NARROW_WINDOW = window.matchMedia("(max-width: 40rem)").matches ? 60 : 0;
@@ -241,8 +242,9 @@
       box.append(make("p", "This series was too short to score.", "hint"));
       return;
     }
+    const where = evaluation.backtest ? "Backtest" : "Holdout";
     const cards = [
-      ["Holdout MAPE", percent(own.mape)],
+      [`${where} MAPE`, percent(own.mape)],
       ["MASE", typeof own.mase === "number" ? own.mase.toFixed(2) : "undefined"],
       ["MAE", formatNumber(own.mae)],
     ];
@@ -375,6 +377,7 @@
   function renderBacktest() {
     const box = $("backtest");
     box.textContent = "";
+    $("series-report").href = `/report?series=${encodeURIComponent(state.series)}`;
     const evaluation = evaluationOf(state.series);
     if (!evaluation) {
       box.append(make("p", "This model version records no backtest for the series."));
@@ -385,11 +388,12 @@
     const naive = evaluation.scores[NAIVE];
     if (own && naive && naive.mae > 0) {
       const ratio = own.mae / naive.mae;
+      const where = evaluation.backtest ? "On the backtest" : "On the held-out months";
       const verdict = ratio < 1
-        ? `On the held-out months the served model's error (MAE) is ${((1 - ratio) * 100)
-          .toFixed(0)}% lower than seasonal naive's (the same month a year earlier).`
-        : `On the held-out months the served model's error (MAE) is ${((ratio - 1) * 100)
-          .toFixed(0)}% higher than seasonal naive's: the simple baseline did better.`;
+        ? `${where} the served model's error (MAE) is ${((1 - ratio) * 100).toFixed(0)}% `
+          + "lower than seasonal naive's (the same month a year earlier)."
+        : `${where} the served model's error (MAE) is ${((ratio - 1) * 100).toFixed(0)}% `
+          + "higher than seasonal naive's: the simple baseline did better.";
       box.append(make("p", verdict, ratio < 1 ? "verdict good" : "verdict bad"));
     }
     if (evaluation.reason) box.append(make("p", `Why ${kind} serves: ${evaluation.reason}`));
@@ -601,10 +605,16 @@
     const button = $("upload-train");
     button.disabled = true;
     $("upload-check").disabled = true;
-    const note = make("p", "Training… (a few seconds for a few dozen series)");
+    const note = make("p", "Training…");
     $("upload-result").append(note);
+    const started = Date.now();
+    const ticker = setInterval(() => {
+      note.textContent = `Training… ${Math.round((Date.now() - started) / 1000)} s `
+        + "(about half a second per series on an idle core)";
+    }, 1000);
     try {
-      const result = await api("POST", "/upload/train", uploadForm());
+      const result = await api("POST", "/upload/train", uploadForm()).finally(
+        () => clearInterval(ticker));
       note.textContent = `Published model version ${result.version} (trained in `
         + `${result.seconds.toFixed(1)} s). Waiting for the service to serve it…`;
       const meta = await waitForVersion(result.version, result.reload_interval * 3 + 10);
