@@ -56,6 +56,11 @@ start_engine() {
   fi
   install_engine
   mkdir -p "$state_dir"
+  if [ -f "$pid_file" ] && ! recorded_pid >/dev/null; then
+    # Left by a dockerd that was killed: dockerd would refuse to start while the
+    # recorded PID belongs to any live process, and the number may have been reused.
+    rm -f "$pid_file"
+  fi
 
   # setsid detaches dockerd from this shell's session, so it outlives the caller.
   # --pidfile is dockerd's own: it refuses to start while that PID is alive.
