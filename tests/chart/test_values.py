@@ -1,0 +1,209 @@
+"""values.yaml is documented key by key, and values.schema.json guards it.
+
+Schema violations and impossible combinations must stop `helm install` with a
+message that names the value, before anything reaches a cluster.
+"""
+
+import json
+import re
+
+import pytest
+
+from chartlib import CHART, helm, load_values_file, render
+
+pytestmark = pytest.mark.chart
+
+VALUES_FILE = CHART / "values.yaml"
+SCHEMA = json.loads((CHART / "values.schema.json").read_text())
+KEY_LINE = re.compile(r"^(?P<indent>\s*)(?P<key>[A-Za-z_][\w.-]*):(\s|$)")
+
+
+def walk_values(values: dict, path=()):
+    """Every key path of a values tree, lists of plain items left as leaves."""
+    for key, value in values.items():
+        yield path + (key,)
+        if isinstance(value, dict):
+            yield from walk_values(value, path + (key,))
+
+
+def schema_at(path: tuple[str, ...]) -> dict | None:
+    node = SCHEMA
+    for key in path:
+        props = node.get("properties", {})
+        if key in props:
+            node = props[key]
+        elif isinstance(node.get("additionalProperties"), dict):
+            node = node["additionalProperties"]
+        elif node.get("type") == "object" and "properties" not in node:
+            # A Kubernetes object passed through whole (affinity, behavior…):
+            # the rendered result is validated against Kubernetes' schemas.
+            return node
+        else:
+            return None
+    return node
+
+
+def test_every_key_in_values_yaml_has_a_comment_right_above():
+    lines = VALUES_FILE.read_text().splitlines()
+    missing = []
+
+    for number, line in enumerate(lines):
+        if not KEY_LINE.match(line):
+            continue
+        above = lines[number - 1].strip() if number else ""
+        if not above.startswith("# "):
+            missing.append(f"line {number + 1}: {line.strip()}")
+
+    assert not missing, "keys without a '# ' comment right above:\n" + "\n".join(
+        missing
+    )
+
+
+def test_values_yaml_uses_one_comment_style():
+    odd = [
+        f"line {n + 1}: {line.strip()}"
+        for n, line in enumerate(VALUES_FILE.read_text().splitlines())
+        if line.strip().startswith("#")
+        and not (line.strip() == "#" or line.strip().startswith("# "))
+    ]
+
+    assert not odd, (
+        "comments must start with '# ' (no '## ', '#--', '# --'):\n" + "\n".join(odd)
+    )
+    assert "# --" not in VALUES_FILE.read_text()
+
+
+def test_schema_describes_every_key_of_values_yaml():
+    values = load_values_file(VALUES_FILE)
+
+    undescribed = [".".join(p) for p in walk_values(values) if schema_at(p) is None]
+
+    assert not undescribed, f"keys missing from values.schema.json: {undescribed}"
+
+
+def test_schema_has_no_keys_values_yaml_lacks():
+    values = load_values_file(VALUES_FILE)
+    present = {".".join(p) for p in walk_values(values)}
+
+    def declared(node, path=()):
+        for key, sub in node.get("properties", {}).items():
+            yield ".".join(path + (key,))
+            yield from declared(sub, path + (key,))
+
+    assert sorted(set(declared(SCHEMA)) - present) == []
+
+
+def test_default_values_pass_the_schema():
+    with helm.Chart.load(CHART) as chart:
+        chart.validate_schema(chart.values)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"replicaCount": "two"}, "/replicaCount"),
+        ({"extra": True}, "additional properties 'extra'"),
+        ({"config": {"workers": 0}}, "/config/workers"),
+        ({"config": {"logLevel": "verbose"}}, "/config/logLevel"),
+        ({"service": {"port": 70000}}, "/service/port"),
+        ({"service": {"type": "ExternalName"}}, "/service/type"),
+        ({"modelStore": {"accessMode": "ReadWriteOncePod"}}, "/modelStore/accessMode"),
+        ({"modelStore": {"size": "lots"}}, "/modelStore/size"),
+        ({"training": {"data": {"source": "s3"}}}, "/training/data/source"),
+        (
+            {"training": {"data": {"url": "http://insecure.test/a.csv"}}},
+            "/training/data/url",
+        ),
+        (
+            {"training": {"data": {"pvc": {"path": "/abs.csv"}}}},
+            "/training/data/pvc/path",
+        ),
+        (
+            {"autoscaling": {"targetCPUUtilizationPercentage": 150}},
+            "targetCPUUtilization",
+        ),
+        (
+            {"podDisruptionBudget": {"maxUnavailable": "150%"}},
+            "/podDisruptionBudget/maxUnavailable",
+        ),
+        (
+            {"metrics": {"serviceMonitor": {"interval": "often"}}},
+            "/metrics/serviceMonitor/interval",
+        ),
+        ({"retraining": {"schedule": "weekly"}}, "/retraining/schedule"),
+        ({"image": {"digest": "sha256:short"}}, "/image/digest"),
+        ({"ingress": {"hosts": []}}, "/ingress/hosts"),
+    ],
+    ids=lambda v: json.dumps(v) if isinstance(v, dict) else None,
+)
+def test_schema_rejects_bad_values(values, message):
+    with pytest.raises(helm.HelmValuesError, match=re.escape(message)):
+        render(values)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        (
+            {"modelStore": {"accessMode": "ReadOnlyMany"}},
+            "ReadOnlyMany, but the chart would create an empty claim",
+        ),
+        (
+            {"modelStore": {"accessMode": "ReadOnlyMany", "existingClaim": "m"}},
+            "training Job must write the model store. Set training.enabled=false",
+        ),
+        (
+            {
+                "modelStore": {"accessMode": "ReadOnlyMany", "existingClaim": "m"},
+                "training": {"enabled": False},
+                "config": {"uploads": True},
+            },
+            "uploads write the model store",
+        ),
+        (
+            {"retraining": {"enabled": True}, "training": {"enabled": False}},
+            "retraining.enabled is true but training.enabled is false",
+        ),
+        (
+            {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}},
+            "autoscaling.minReplicas (5) is above autoscaling.maxReplicas (2)",
+        ),
+        (
+            {"training": {"data": {"source": "configMap"}}},
+            "neither training.data.configMap.name",
+        ),
+        (
+            {"training": {"data": {"source": "pvc", "pvc": {"claimName": "h"}}}},
+            'got claimName="h" path=""',
+        ),
+        (
+            {"training": {"data": {"source": "url"}}},
+            "training.data.url is empty",
+        ),
+    ],
+    ids=[
+        "rox-new-claim",
+        "rox-training",
+        "rox-uploads",
+        "retrain-without-training",
+        "hpa-min-above-max",
+        "configmap-without-data",
+        "pvc-without-path",
+        "url-empty",
+    ],
+)
+def test_impossible_combinations_fail_with_the_fix(values, message):
+    with pytest.raises(helm.HelmRenderError, match=re.escape(message)):
+        render(values)
+
+
+def test_read_only_store_with_outside_models_renders():
+    rendered = render(
+        {
+            "modelStore": {"accessMode": "ReadOnlyMany", "existingClaim": "published"},
+            "training": {"enabled": False},
+        }
+    )
+
+    assert rendered.of_kind("Job") == []
+    assert "holds /models/CURRENT" in rendered.notes
