@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from chartlib import CHART, helm, load_values_file, render
+from chartlib import CHART, helm, load_values_file, render, values_of
 
 pytestmark = pytest.mark.chart
 
@@ -207,3 +207,18 @@ def test_read_only_store_with_outside_models_renders():
 
     assert rendered.of_kind("Job") == []
     assert "holds /models/CURRENT" in rendered.notes
+
+
+def test_lint_strict_with_helms_engine_is_clean(values_set):
+    report = helm.lint(CHART, values_of(values_set), strict=True)
+
+    # Severity 1 is information ("icon is recommended"); 2 and 3 are
+    # warnings and errors, which --strict turns into failures.
+    serious = [m for m in report["messages"] if m["severity"] > 1]
+    assert report["errors"] == [] and serious == []
+
+
+def test_lint_strict_with_helms_engine_reports_a_bad_value():
+    report = helm.lint(CHART, {"service": {"port": 0}}, strict=True)
+
+    assert any("/service/port" in m["error"] for m in report["messages"])
