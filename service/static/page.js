@@ -258,7 +258,8 @@
       card.append(make("span", label, "glance-label"), make("span", value, "glance-value"));
       box.append(card);
     }
-    box.append(make("p", `${protocolText(evaluation)} Served model: ${kind}.`, "hint"));
+    box.append(make("p", `Served model: ${kind}. ${where} scores; how they were measured `
+      + "is under “Backtest against seasonal naive”.", "hint"));
   }
 
   function intervalKeys(rows) {
