@@ -1,0 +1,3 @@
+module sales-forecast.local/pause
+
+go 1.22
