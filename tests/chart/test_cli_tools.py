@@ -273,8 +273,11 @@ def test_skaffold_dev_profile_syncs_python_and_reloads(skaffold_cli):
 
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
-    sync = config["build"]["artifacts"][0]["sync"]["manual"]
+    artifact = config["build"]["artifacts"][0]
+    sync = artifact["sync"]["manual"]
     assert {s["src"] for s in sync} == {"service/**/*.py", "training/**/*.py"}
+    assert {s["dest"] for s in sync} == {"/app"}
+    assert artifact["docker"]["buildArgs"]["APP_FILES_OWNER"] == "10001:10001"
     (release,) = config["deploy"]["helm"]["releases"]
     # skaffold keeps setValues as strings and passes them with --set, which
     # turns "true" into a boolean again.
