@@ -204,7 +204,7 @@ SCHEMAS = {
             "parameters": {"description": "accepted and ignored"},
             "inputs": {"type": "array", "minItems": 1, "maxItems": 2,
                        "items": _ref("Tensor")},
-            "outputs": {"type": "array", "items": {
+            "outputs": {"type": ["array", "null"], "items": {
                 "type": "object", "required": ["name"],
                 "properties": {"name": {"const": "sales"}},
             }},

@@ -17,14 +17,20 @@ mid-body: the body ends early and the application answers 400); a client sending
 at a normal pace never meets it. Writing the answer has its own deadline,
 `RECEIVE_LIMIT` seconds, so a client that never reads cannot hold a thread either.
 
+It also answers requests that gunicorn itself refuses (a malformed request line,
+headers over the limits, a bad chunk size) with the service's one error shape,
+`{"error", "code"}` as JSON, instead of gunicorn's HTML page.
+
 This bounds each slow client; it does not make many of them free. While more slow
 clients than threads are connected, other requests queue for up to the grace period.
 A buffering reverse proxy in front (an ingress controller) removes that too.
 """
 
+import json
 import socket
 import time
 
+from gunicorn import util
 from gunicorn.workers import gthread
 
 from service.config import env_float
@@ -107,7 +113,26 @@ class DeadlineSocket:
         return getattr(self._sock, name)
 
 
+def write_json_error(sock, status: int, reason: str, message: str) -> None:
+    """gunicorn's own error answer (`util.write_error`), in the service's JSON shape."""
+    body = json.dumps({
+        "error": message or ("Internal error; the server log has details."
+                             if status >= 500 else reason),
+        "code": "internal" if status >= 500 and not message
+        else reason.lower().replace(" ", "_"),
+    }).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
 class ThreadWorker(gthread.ThreadWorker):
+    def init_process(self):
+        # gunicorn writes these answers from its base worker through this one
+        # module function; replacing it in this worker process is the only hook.
+        util.write_error = write_json_error
+        super().init_process()
+
     def handle(self, conn):
         if not isinstance(conn.sock, DeadlineSocket):
             conn.sock = DeadlineSocket(conn.sock)
