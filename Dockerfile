@@ -42,12 +42,13 @@ RUN --mount=type=secret,id=pip_ca \
     && python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv
 
 # The application, byte-compiled here so a read-only root costs nothing at import.
-# unchecked-hash: the image never changes, so sources need no re-check at import.
+# checked-hash, unlike the venv: a file synced into a dev container (skaffold dev)
+# must win over its stale bytecode, and hashing this few sources costs milliseconds.
 WORKDIR /app
 COPY service/ /app/service/
 COPY training/ /app/training/
 COPY data/wineind.csv /app/data/wineind.csv
-RUN python -m compileall -q --invalidation-mode unchecked-hash /app/service /app/training
+RUN python -m compileall -q --invalidation-mode checked-hash /app/service /app/training
 
 
 FROM ${BASE_IMAGE} AS runtime
@@ -60,8 +61,12 @@ RUN groupadd --system --gid 10001 app \
     && mkdir /models \
     && chown 10001:10001 /models
 
+# The code belongs to root, so the service cannot change it. A development build
+# (skaffold's dev profile syncs edited files in as the pod's user) passes
+# APP_FILES_OWNER=10001:10001.
+ARG APP_FILES_OWNER=0:0
 COPY --from=build /opt/venv /opt/venv
-COPY --from=build /app /app
+COPY --from=build --chown=${APP_FILES_OWNER} /app /app
 
 # Writable paths at run time: /models and /tmp only. HOME points into /tmp because
 # libraries keep caches and sockets there (matplotlib's font cache, gunicorn's control
