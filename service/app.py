@@ -14,6 +14,7 @@ from service.config import Settings, draining_marker
 from service.errors import BadRequest, NotReady, ServiceError
 from service.http import (MAX_BODY_BYTES, MAX_ROWS, check_fields, json_response,
                           read_json)
+from service.metrics import Metrics
 from service.model_store import ModelStore
 from service.openapi import document as api_document
 from service.predictor import MAX_MONTHS_AHEAD
@@ -42,8 +43,11 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
     """Build the application; gunicorn calls this once in every worker."""
     settings = settings or Settings.from_env()
     logs.configure(settings.log_level)
+    metrics = Metrics()
     if store is None:
-        store = ModelStore(settings.model_dir)
+        # The callback reads `store` only after a load attempt, when it is bound.
+        store = ModelStore(settings.model_dir, on_load=lambda outcome, version, error:
+                           metrics.model_load(outcome, store.predictor))
         store.refresh()
         if watch:
             store.watch(settings.reload_interval)
@@ -52,6 +56,8 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["model_store"] = store
     app.extensions["settings"] = settings
+    metrics.init_app(app)
+    metrics.model_served(store.predictor)
 
     def predictor():
         current = store.predictor
@@ -59,7 +65,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
             raise NotReady(f"The service has no model to answer with: {store.problem}.")
         return current
 
-    register_request_log(app, store)
+    register_request_log(app, store, metrics)
     register_errors(app)
 
     @app.get("/healthz")
@@ -87,7 +93,9 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         check_fields(body, FORECAST_FIELDS)
         horizon = parse_horizon(body.get("horizon"))
         current = predictor()
+        started = time.perf_counter()
         series, rows = current.forecast(body.get("series"), horizon)
+        metrics.observe_prediction("forecast", started, len(rows))
         return json_response({"series": series, "model_version": current.version,
                               "forecast": rows})
 
@@ -103,7 +111,10 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
             raise BadRequest(f"At most {MAX_ROWS} instances per request, got "
                              f"{len(instances)}; split the batch.")
         current = predictor()
-        return json_response({"predictions": current.predict(instances),
+        started = time.perf_counter()
+        predictions = current.predict(instances)
+        metrics.observe_prediction("predict", started, len(predictions))
+        return json_response({"predictions": predictions,
                               "model_version": current.version})
 
     v2.register(app, settings.model_name, predictor)
@@ -112,7 +123,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
     return app
 
 
-def register_request_log(app: Flask, store: ModelStore) -> None:
+def register_request_log(app: Flask, store: ModelStore, metrics: Metrics) -> None:
     @app.before_request
     def start_timer():
         g.started = time.perf_counter()
@@ -124,23 +135,30 @@ def register_request_log(app: Flask, store: ModelStore) -> None:
     @app.after_request
     def finish(response: Response):
         response.headers["X-Request-ID"] = g.get("request_id", "")
-        if request.path in QUIET_PATHS or not log.isEnabledFor(logging.INFO):
+        if request.path in QUIET_PATHS:
             return response
-        current = store.predictor
-        log.info("request", extra={
-            "method": request.method,
-            "path": request.path,
-            "status": response.status_code,
-            "duration_ms": round((time.perf_counter() - g.started) * 1000, 3),
-            "request_id": g.request_id,
-            "model_version": current.version if current else None,
-        })
+
+        # One clock reading feeds both, so a logged duration is the observed one.
+        seconds = time.perf_counter() - g.started
+        metrics.observe_request(request.method, request.url_rule,
+                                response.status_code, seconds)
+        if log.isEnabledFor(logging.INFO):
+            current = store.predictor
+            log.info("request", extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round(seconds * 1000, 3),
+                "request_id": g.request_id,
+                "model_version": current.version if current else None,
+            })
         return response
 
 
 def register_errors(app: Flask) -> None:
     @app.errorhandler(ServiceError)
     def service_error(e: ServiceError):
+        g.error_code = e.code  # the label of the prediction error counter
         return json_response(e.body(), e.status)
 
     @app.errorhandler(HTTPException)
@@ -151,6 +169,7 @@ def register_errors(app: Flask) -> None:
             413: f"The request body is larger than {MAX_BODY_BYTES} bytes.",
         }.get(e.code, e.description)
         slug = (e.name or "error").lower().replace(" ", "_")
+        g.error_code = slug
         response = json_response({"error": message, "code": slug}, e.code or 500)
         # A 405 must name the methods the path does allow (RFC 9110).
         response.headers.update((k, v) for k, v in e.get_headers() if k == "Allow")
@@ -159,6 +178,7 @@ def register_errors(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(e: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
+        g.error_code = "internal"
         return json_response({"error": "Internal error; the server log has details.",
                               "code": "internal"}, 500)
 

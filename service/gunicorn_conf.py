@@ -8,6 +8,7 @@ thread rather than a whole worker.
 import os
 import time
 
+from service import logs, metrics
 from service.config import ENV_PREFIX, draining_marker, env_flag, env_int
 
 bind = (f"{os.environ.get(ENV_PREFIX + 'HOST', '127.0.0.1')}:"
@@ -30,7 +31,8 @@ limit_request_field_size = 8190
 # Request lines are logged by the application as JSON; gunicorn keeps its own log.
 accesslog = None
 errorlog = "-"
-loglevel = os.environ.get(ENV_PREFIX + "LOG_LEVEL", "info").lower()
+# Checked here so a typo stops the master with one message, not every worker.
+loglevel = logs.check_level(os.environ.get(ENV_PREFIX + "LOG_LEVEL", "info"))
 # Development only: restart workers when a source file changes (skaffold dev sync).
 reload = env_flag("RELOAD_CODE", False)
 
@@ -40,6 +42,13 @@ SHUTDOWN_DELAY = env_int("SHUTDOWN_DELAY", 0, 0)
 
 
 def on_starting(server):
+    # Before any worker exists: a missing or unwritable directory stops the master
+    # here (MultiprocDirError is a SystemExit), and files of an earlier run, whose
+    # pids this run's workers may reuse, are removed.
+    directory, removed = metrics.prepare_multiproc_dir()
+    server.log.info("metrics directory %s ready (%d stale files removed)",
+                    directory, removed)
+
     graceful_stop = server.handle_term
 
     def drain_then_stop():
@@ -50,6 +59,12 @@ def on_starting(server):
         graceful_stop()
 
     server.handle_term = drain_then_stop
+
+
+def child_exit(server, worker):
+    # A replaced or crashed worker must not keep reporting its gauges (model
+    # loaded, version served); its counters stay in the totals.
+    metrics.mark_worker_dead(worker.pid)
 
 
 def on_exit(server):
