@@ -40,6 +40,8 @@ from training.procedure import fit_and_check, month_label  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 DEFAULT_FILES = ["wineind.csv", "airpassengers.csv", "txhousing_sales.csv"]
+# Without the shared folder beside the checkout, the bundled series alone.
+FALLBACK_FILES = [ROOT / "data" / "wineind.csv"]
 HORIZON = 12
 # The goal stated for the shared series.
 MAX_RMSE_RATIO = 1.5
@@ -68,7 +70,8 @@ def evaluate_origin(frame: pd.DataFrame, origin: int) -> pd.DataFrame:
     scales = {s: seasonal_scale(v.to_numpy())
               for s, v in history.groupby("series")["sales"]}
     rows["scale"] = rows["series"].map(lambda s: scales[s] or np.nan)
-    rows["served"] = rows["series"].map({s: c.label for s, c in outcome.choices.items()})
+    rows["served"] = rows["series"].map({s: c.label
+                                         for s, c in outcome.choices.items()})
 
     for level in (80, 95):
         width = np.array([outcome.intervals["series"][s][str(level)][h - 1]
@@ -85,7 +88,7 @@ def series_table(rows: pd.DataFrame) -> pd.DataFrame:
         naive = point_metrics(r["sales"], r["seasonal-naive"], r["scale"])
         linear = point_metrics(r["sales"], r["linear"], r["scale"])
         out.append({
-            "series": name, "served": "/".join(sorted(set(r["served"]))),
+            "series": name, "served": served_summary(r),
             "mase": model["mase"], "mase_naive": naive["mase"],
             "mase_linear": linear["mase"],
             "mase_ratio": _ratio(model["mase"], naive["mase"]),
@@ -95,6 +98,14 @@ def series_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def served_summary(rows: pd.DataFrame) -> str:
+    """What served at each evaluation origin, e.g. 'blend' or 'blend 4, lag 1'."""
+    counts = rows.drop_duplicates("origin")["served"].value_counts()
+    if len(counts) == 1:
+        return str(counts.index[0])
+    return ", ".join(f"{kind} {count}" for kind, count in counts.items())
+
+
 def _ratio(a, b):
     return a / b if a is not None and b else np.nan
 
@@ -102,12 +113,13 @@ def _ratio(a, b):
 def show(name: str, table: pd.DataFrame, rows: pd.DataFrame, seconds: float) -> str:
     lines = [f"\n{name}: {len(table)} series, {len(rows)} forecast months scored, "
              f"{seconds:.1f} s"]
-    header = (f"  {'series':<22} {'served':<15} {'MASE':>6} {'naive':>6} {'linear':>6} "
-              f"{'ratio':>6} {'RMSE/naive':>10} {'cov80':>6} {'cov95':>6}")
+    header = (f"  {'series':<22} {'served (origins)':<28} {'MASE':>6} {'naive':>6} "
+              f"{'linear':>6} {'ratio':>6} {'RMSE/naive':>10} {'cov80':>6} "
+              f"{'cov95':>6}")
     lines.append(header)
     for row in table.itertuples():
         lines.append(
-            f"  {row.series[:22]:<22} {row.served[:15]:<15} {_f(row.mase)} "
+            f"  {row.series[:22]:<22} {row.served[:28]:<28} {_f(row.mase)} "
             f"{_f(row.mase_naive)} {_f(row.mase_linear)} {_f(row.mase_ratio)} "
             f"{_f(row.rmse_ratio, 10)} {row.cover_80:>6.0%} {row.cover_95:>6.0%}")
     overall = point_metrics(rows["sales"], rows["model"], rows["scale"])
@@ -129,8 +141,10 @@ def _f(value, width: int = 6) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    shared = [SHARED / f for f in DEFAULT_FILES]
     parser.add_argument("files", nargs="*", type=Path,
-                        default=[SHARED / f for f in DEFAULT_FILES])
+                        default=shared if all(p.is_file() for p in shared)
+                        else FALLBACK_FILES)
     parser.add_argument("--origins", type=int, default=5,
                         help="evaluation origins, newest 12 months before the end")
     parser.add_argument("--step", type=int, default=3, help="months between origins")
@@ -147,7 +161,8 @@ def main(argv=None) -> int:
         print(f"\n{path.name}: evaluation origins "
               f"{', '.join(month_label(o) for o in origins)}; horizons 1-{HORIZON}")
         t0 = time.perf_counter()
-        rows = pd.concat([evaluate_origin(frame, o) for o in origins], ignore_index=True)
+        rows = pd.concat([evaluate_origin(frame, o) for o in origins],
+                         ignore_index=True)
         print(show(path.name, series_table(rows), rows, time.perf_counter() - t0))
     print(f"\nTotal {time.perf_counter() - started:.1f} s")
     return 0

@@ -65,7 +65,8 @@ def test_strict_mode_refuses_such_a_model_and_writes_nothing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--strict: the requested model 'linear' does not beat seasonal naive" in err
     assert "Nothing was written" in err
-    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").rglob("*"))
+    models = tmp_path / "models"
+    assert not models.exists() or not any(models.rglob("*"))
 
 
 def test_seasonal_naive_is_the_stated_last_resort(tmp_path):
@@ -179,7 +180,8 @@ def test_short_and_intermittent_series_get_a_stated_choice_and_finite_answers(tm
     zeros = growing_seasonal(60, "spare parts").assign(
         sales=np.where(rng.random(60) < 0.6, 0.0, rng.integers(1, 5, 60)))
     data = write_csv(tmp_path / "mixed.csv", growing_seasonal(60, "regular"), zeros,
-                     growing_seasonal(8, "new shop"), growing_seasonal(20, "young shop"))
+                     growing_seasonal(8, "new shop"),
+                     growing_seasonal(20, "young shop"))
 
     assert train(data, tmp_path / "models") == 0
 

@@ -22,7 +22,8 @@ from training import artifact, report
 from training.backtest import DEFAULT_HORIZON
 from training.data import Columns, DataError, LoadedSales, load_sales
 from training.models import MODEL_KINDS
-from training.procedure import backtest_rows_for_page, compare_with_served, fit_and_check
+from training.procedure import (backtest_rows_for_page, compare_with_served,
+                                fit_and_check)
 from training.selection import (AUTO, BLEND, GATE_SCOPES, MIN_MONTHS, GateRefused,
                                 refusals)
 
@@ -256,7 +257,8 @@ def publish(model_dir: Path, trained: dict, force: bool = False) -> Path:
         if refused and not force:
             raise PromotionRefused(
                 f"Not promoted: version {trained['version']} scores "
-                f"{comparison['metric'].upper()} {comparison['new']:.4f} on the backtest "
+                f"{comparison['metric'].upper()} {comparison['new']:.4f} on the "
+                "backtest "
                 f"of the {len(comparison['series'])} series it shares with the served "
                 f"version {comparison['served_version']}, which scores "
                 f"{comparison['served']:.4f} on the same months. CURRENT still names "
@@ -277,7 +279,8 @@ def format_summary(version: str, metadata: dict) -> str:
     lines += [f"  note: {n}" for n in data["notes"]]
     lines += [f"  rejected series {s!r}: {why}" for s, why in data["rejected"].items()]
     lines.append(f"  backtest: refit at {len(protocol['origins'])} cut-offs "
-                 f"({', '.join(protocol['origins'])}), 1 to {protocol['horizon']} months "
+                 f"({', '.join(protocol['origins'])}), 1 to {protocol['horizon']} "
+                 "months "
                  "ahead; model refit on all months afterwards")
     header = (f"  {'series':<24} {'model':<20} {'RMSE':>10} {'MAE':>10} {'MAPE%':>7} "
               f"{'sMAPE%':>7} {'MASE':>6}")
@@ -289,7 +292,8 @@ def format_summary(version: str, metadata: dict) -> str:
                 continue
             m = scores[kind]
             label = f"{kind} (served)" if kind == info["model"] else kind
-            lines.append(f"  {info['name'][:24]:<24} {label[:20]:<20} {m['rmse']:>10.1f} "
+            lines.append(f"  {info['name'][:24]:<24} {label[:20]:<20} "
+                         f"{m['rmse']:>10.1f} "
                          f"{m['mae']:>10.1f} {_maybe(m['mape'], 7, 1)} "
                          f"{m['smape']:>7.1f} {_maybe(m['mase'], 6, 2)}")
         if not scores:

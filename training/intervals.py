@@ -74,7 +74,8 @@ def calibrate(errors: pd.DataFrame, horizon: int) -> dict[int, np.ndarray] | Non
         q = np.empty(horizon)
         for h in range(1, horizon + 1):
             near = errors["error"][(errors["horizon"] - h).abs() <= NEIGHBOURS]
-            q[h - 1] = conformal_quantile(near.to_numpy(), level) if len(near) else np.nan
+            q[h - 1] = (conformal_quantile(near.to_numpy(), level) if len(near)
+                        else np.nan)
         q = pd.Series(q).ffill().bfill().to_numpy()
         quantiles[level] = np.maximum.accumulate(q)
     return quantiles

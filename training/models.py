@@ -264,7 +264,8 @@ DEFAULT_MODEL = "seasonal"
 
 # What a kind needs from a series' history before it may be fitted on it.
 _LOG_KINDS = {"log-seasonal", "recent-log-seasonal", "lag", "pooled-lag"}
-_MIN_MONTHS = {"seasonal-naive": 1, "mean": 1, "linear": 2, "seasonal": 2 * SEASON_LENGTH,
+_MIN_MONTHS = {"seasonal-naive": 1, "mean": 1, "linear": 2,
+               "seasonal": 2 * SEASON_LENGTH,
                "log-seasonal": 2 * SEASON_LENGTH, "recent-seasonal": 2 * SEASON_LENGTH,
                "recent-log-seasonal": 2 * SEASON_LENGTH,
                "lag": min_months_for_lags(12), "pooled-lag": min_months_for_lags(12)}
@@ -283,7 +284,8 @@ def make_model(kind: str):
         return MODEL_KINDS[kind]()
     except KeyError:
         allowed = ", ".join(sorted(MODEL_KINDS))
-        raise ValueError(f"Unknown model kind {kind!r}; choose one of: {allowed}.") from None
+        raise ValueError(f"Unknown model kind {kind!r}; choose one of: "
+                         f"{allowed}.") from None
 
 
 def as_weights(spec) -> dict:

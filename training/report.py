@@ -72,7 +72,7 @@ def _figure(**options):
     # service's threads can render at the same time, and no GUI backend is involved.
     from matplotlib.figure import Figure
 
-    return Figure(**options)
+    return Figure(layout="constrained", **options)
 
 
 def _png(figure) -> bytes:
@@ -102,7 +102,7 @@ def overview_png(views: list[SeriesView]) -> bytes:
     if shown:
         axes.flat[0].legend(fontsize=7, loc="upper left")
     figure.suptitle(f"Forecasts with 80% and 95% intervals ({len(shown)} of "
-                    f"{len(views)} series)", fontsize=11, y=1.03)
+                    f"{len(views)} series)", fontsize=11)
     return _png(figure)
 
 
@@ -172,7 +172,8 @@ def page(metadata: dict, views: list[SeriesView], images: dict[str, bytes],
              f"series ({metadata['data']['first']} to {metadata['data']['last']}). "
              f"Requested model: {html.escape(metadata['model_kind'])}; quality gate "
              f"scope: {html.escape(metadata['gate']['scope'])}.</p>",
-             f"<p>Backtest: the models are refit at {len(protocol['origins'])} cut-offs "
+             f"<p>Backtest: the models are refit at {len(protocol['origins'])} "
+             "cut-offs "
              f"({', '.join(protocol['origins'])}) and forecast 1 to "
              f"{protocol['horizon']} months ahead; MASE divides each error by the "
              "seasonal-naive in-sample error of the history at that cut-off.</p>"]
@@ -274,7 +275,8 @@ def served_view(metadata: dict, history: dict, table, name: str) -> SeriesView:
     point = np.array([r["sales"] for r in rows])
     bands = {level: (np.array([r[f"lower_{level}"] for r in rows]),
                      np.array([r[f"upper_{level}"] for r in rows]))
-             for level in ("80", "95") if rows and rows[0].get(f"lower_{level}") is not None}
+             for level in ("80", "95")
+             if rows and rows[0].get(f"lower_{level}") is not None}
     backtests = []
     entry = metadata.get("backtest", {}).get("series", {}).get(name)
     if entry:

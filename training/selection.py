@@ -181,7 +181,8 @@ def _intermittent(rows: pd.DataFrame, values: np.ndarray) -> Choice:
     chosen = min(mae, key=lambda k: (mae[k], k != NAIVE))
     share = float(np.mean(values == 0))
     return Choice("intermittent", chosen, {chosen: 1.0}, (
-        f"{share:.0%} of its months are zero (intermittent demand): served by {chosen}, "
+        f"{share:.0%} of its months are zero (intermittent demand): served by "
+        f"{chosen}, "
         f"the lower backtest MAE of seasonal naive ({mae[NAIVE]:.4g}) and the mean "
         f"({mae[MEAN]:.4g})"))
 
