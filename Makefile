@@ -50,3 +50,34 @@ lock:
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
+
+# ---- Container image: Dockerfile, hack/{docker-engine,base-image,build-image}.sh ----
+IMAGE ?= sales-forecast:dev
+# Empty: the Dockerfile's python:3.11-slim-bookworm. Offline: 'make image-offline'.
+BASE_IMAGE ?=
+
+.PHONY: engine base-image image image-offline test-container
+
+engine:
+	hack/docker-engine.sh start
+
+base-image: engine
+	hack/base-image.sh
+
+image:
+	BASE_IMAGE=$(BASE_IMAGE) hack/build-image.sh $(IMAGE)
+
+image-offline: base-image
+	BASE_IMAGE=sales-forecast-base:bookworm hack/build-image.sh $(IMAGE)
+
+test-container: venv
+	$(PY) -m pytest -m container
+
+# ---- Forecast page: headless Chromium tests ----
+.PHONY: browser test-browser
+
+browser:
+	hack/install-browser.sh
+
+test-browser: venv browser
+	$(PY) -m pytest -m browser tests/test_upload.py tests/test_browser.py
