@@ -12,7 +12,6 @@ from flask import Flask, request
 
 from service.errors import BadRequest, ModelNotFound
 from service.http import MAX_ROWS, check_fields, json_response, read_json
-from service.predictor import parse_request_month
 
 PROTOCOL_VERSION = "2"
 INPUTS = {"date": "BYTES", "series": "BYTES"}
@@ -83,11 +82,7 @@ def register(app: Flask, model_name: str, predictor) -> None:
             raise BadRequest(f"inputs 'date' and 'series' must have the same length, "
                              f"got {len(dates)} and {len(series)}.")
         started = time.perf_counter()
-        values = [
-            current.table(s, f"series[{i}]").value(
-                parse_request_month(d, f"date[{i}]"), f"date[{i}]")
-            for i, (d, s) in enumerate(zip(dates, series))
-        ]
+        values = current.values(dates, series)
         app.extensions["metrics"].observe_prediction("infer", started, len(values))
 
         response = {"model_name": model_name, "model_version": current.version,
