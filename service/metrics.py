@@ -205,6 +205,7 @@ class Metrics:
             for operation in PREDICTION_ENDPOINTS.values()}
         self._served_info = None
         self._request_children = {}
+        self._error_children = {}
 
     def init_app(self, app: Flask) -> None:
         """Serve /metrics on `app`. prometheus-flask-exporter collects through a fresh
@@ -235,8 +236,12 @@ class Metrics:
         if status >= 400 and rule is not None:
             operation = PREDICTION_ENDPOINTS.get(rule.endpoint)
             if operation is not None:
-                code = g.get("error_code") or f"http_{status}"
-                self.prediction_errors.labels(operation, code).inc()
+                key = (operation, g.get("error_code") or f"http_{status}")
+                counter = self._error_children.get(key)
+                if counter is None:
+                    counter = self._error_children[key] = \
+                        self.prediction_errors.labels(*key)
+                counter.inc()
 
     def observe_prediction(self, operation: str, started: float, rows: int) -> None:
         """Record one successful predictor call that began at `started`
