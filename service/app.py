@@ -12,8 +12,8 @@ from werkzeug.exceptions import HTTPException
 from service import logs, page, report, v2
 from service.config import Settings, draining_marker
 from service.errors import BadRequest, NotReady, ServiceError
-from service.http import (MAX_BODY_BYTES, MAX_ROWS, check_fields, json_response,
-                          read_json)
+from service.http import (BODY_ERRORS, MAX_BODY_BYTES, MAX_ROWS, check_fields,
+                          json_response, read_json)
 from service.metrics import Metrics
 from service.model_store import ModelStore
 from service.openapi import document as api_document
@@ -174,6 +174,14 @@ def register_errors(app: Flask) -> None:
         # A 405 must name the methods the path does allow (RFC 9110).
         response.headers.update((k, v) for k, v in e.get_headers() if k == "Allow")
         return response
+
+    def malformed_body(e: Exception):
+        return json_response({"error": f"The request body is malformed or was cut "
+                                       f"off: {str(e)[:200] or type(e).__name__}.",
+                              "code": "bad_request"}, 400)
+
+    for error in BODY_ERRORS:
+        app.register_error_handler(error, malformed_body)
 
     @app.errorhandler(Exception)
     def unexpected(e: Exception):

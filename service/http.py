@@ -2,11 +2,17 @@
 
 import orjson
 from flask import Response, request
+from gunicorn.http import errors as wire
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from service.errors import BadRequest, InvalidJSON
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_ROWS = 10_000
+# What gunicorn raises while the application reads a body that is malformed (a bad
+# chunk) or cut off; the app answers them with a 400, not a 500.
+BODY_ERRORS = (wire.NoMoreData, wire.InvalidChunkSize, wire.ChunkMissingTerminator,
+               wire.InvalidChunkExtension)
 
 
 def json_response(payload, status: int = 200) -> Response:
@@ -16,6 +22,11 @@ def json_response(payload, status: int = 200) -> Response:
 def read_json() -> dict:
     """The request body as a JSON object, or a 400 that says what is wrong with it."""
     raw = request.get_data(cache=False)
+    # A chunked body has no Content-Length to refuse up front, and Werkzeug stops
+    # reading it at the limit without saying so: look for a byte beyond the limit.
+    if len(raw) >= MAX_BODY_BYTES and request.content_length is None \
+            and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
     if not raw:
         raise InvalidJSON("The request body is empty; send a JSON object.")
     try:
