@@ -186,7 +186,7 @@ def page(metadata: dict, views: list[SeriesView], images: dict[str, bytes],
         parts.append(
             f"<p>Intervals: calibrated on the earlier cut-offs, the 80% interval held "
             f"{coverage['80']:.0%} and the 95% interval {coverage['95']:.0%} of the "
-            f"{coverage['months']} months forecast from the later ones. "
+            f"{coverage['months']} months forecast from the later ones. Method: "
             f"{html.escape(metadata['intervals']['method'])}."
             + (" Lower bounds are clipped at zero." if
                metadata["intervals"]["clipped_at_zero"] else "") + "</p>")
