@@ -32,7 +32,7 @@ if [[ ! -e $policy ]]; then
     chmod 755 "$policy"
     created_policy=1
 fi
-trap '[[ $created_policy -eq 1 ]] && rm -f "$policy"' EXIT
+trap 'if [[ $created_policy -eq 1 ]]; then rm -f "$policy"; fi' EXIT
 
 say "installing Debian's prometheus package"
 export DEBIAN_FRONTEND=noninteractive

@@ -208,8 +208,13 @@ class Load:
 
 
 @pytest.fixture(scope="module")
-def scenario(trained_store, tmp_path_factory):
-    prometheus_binary = tool("prometheus")
+def prometheus_binary() -> str:
+    return tool("prometheus")
+
+
+@pytest.fixture(scope="module")
+def scenario(prometheus_binary, trained_store, tmp_path_factory):
+    # prometheus_binary comes first: without it, skip before training a model.
     tmp = tmp_path_factory.mktemp("prometheus")
     server = LiveServer(trained_store, tmp, SALES_FORECAST_WORKERS=2)
     prometheus = None
@@ -276,7 +281,8 @@ def test_request_counters_summed_over_workers_equal_the_requests_sent(scenario):
 
     assert counted == {key: float(n) for key, n in sent.items()}
     print(f"\n{sum(sent.values())} requests over {len(sent)} (endpoint, method, "
-          f"status) series; load took {scenario['timings']['load_s']:.2f}s")
+          f"status) series; load took {scenario['timings']['load_s']:.2f}s, warm-up, "
+          f"load and scrapes {scenario['timings']['scenario_s']:.1f}s")
 
 
 def test_both_workers_served_part_of_the_load(scenario):
