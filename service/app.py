@@ -53,6 +53,8 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
             store.watch(settings.reload_interval)
 
     app = Flask(__name__)
+    # Never debug mode, whatever FLASK_DEBUG says in the environment.
+    app.debug = False
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["model_store"] = store
     app.extensions["settings"] = settings

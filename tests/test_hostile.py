@@ -103,6 +103,23 @@ def test_a_request_id_with_control_characters_is_not_echoed(client):
     assert response.headers["X-Request-ID"].isalnum()
 
 
+def test_debug_mode_stays_off_and_errors_carry_no_detail(trained_store, monkeypatch):
+    from service.app import create_app
+    from service.config import Settings
+
+    monkeypatch.setenv("FLASK_DEBUG", "1")
+    app = create_app(Settings(model_dir=trained_store), watch=False)
+
+    @app.get("/fail")
+    def fail():
+        raise RuntimeError("internal detail")
+
+    response = app.test_client().get("/fail")
+    assert app.debug is False
+    assert response.status_code == 500
+    assert "internal detail" not in error_of(response)["error"]
+
+
 def test_every_model_kind_loads_through_the_allow_list(tmp_path):
     from tests.conftest import WINEIND, train
     from training.models import MODEL_KINDS
@@ -189,6 +206,13 @@ def test_malformed_http_gets_a_4xx_json_error_and_nothing_breaks(live_server,
 
     assert raw_exchange(server.port, GET + b"\r\n").startswith(b"HTTP/1.1 200")
     assert server.process.poll() is None
+    # Neither credentials, query strings nor bodies reach the log.
+    secret = b'{"horizon": 3, "series": "SECRET-IN-BODY"}'
+    raw_exchange(server.port, b"POST /forecast?token=SECRET-IN-QUERY HTTP/1.1\r\n"
+                 b"Host: x\r\nAuthorization: Bearer SECRET-IN-HEADER\r\n"
+                 b"Content-Type: application/json\r\nContent-Length: "
+                 + str(len(secret)).encode() + b"\r\n\r\n" + secret)
+    assert "SECRET-IN" not in server.log()
     assert server.log().count("Booting worker") == workers_before
     assert "Traceback" not in server.log()
 
