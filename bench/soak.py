@@ -51,9 +51,10 @@ MIX = [
 
 def parse_args(argv=None):
     env = os.environ.get
-    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split(
-        "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=float(env("SOAK_SECONDS", 900)))
+    parser = argparse.ArgumentParser(prog="python -m bench.soak",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float,
+                        default=float(env("SOAK_SECONDS", 900)))
     parser.add_argument("--rate", type=float, default=float(env("SOAK_RATE", 60)),
                         help="requests per second, all kinds together (default 60)")
     parser.add_argument("--sample", type=float, default=float(env("SOAK_SAMPLE", 30)),
@@ -148,7 +149,8 @@ def report_samples(samples: list[tuple[float, dict]], baseline_at: float) -> dic
                          if s else f"{'-':>8} {'-':>8} {'-':>8}")
         print(f"  {t:7.0f} " + " ".join(cells))
 
-    base_t, base = next(((t, per) for t, per in samples if t >= baseline_at), samples[0])
+    base_t, base = next(((t, per) for t, per in samples if t >= baseline_at),
+                        samples[0])
     end_t, end = samples[-1]
     growth = {}
     for p in pids:
@@ -231,8 +233,8 @@ def report(args, results, samples, replaced, master, elapsed, workdir) -> int:
     for pid, g in growth["growth"].items():
         role = "master" if pid == master else "worker"
         first = growth["first"].get(pid)
-        since_start = (f", {(growth['end'][pid]['rss'] - first['rss']) / 1024:+.1f} MiB "
-                       "RSS since start") if first else ""
+        rise = (growth["end"][pid]["rss"] - first["rss"]) / 1024 if first else 0
+        since_start = f", {rise:+.1f} MiB RSS since start" if first else ""
         print(f"  {role} {pid}: RSS {g['rss'] / 1024:+.1f} MiB, PSS "
               f"{g['pss'] / 1024:+.1f} MiB, fds {g['fds']:+d}{since_start}")
         if role == "worker" and g["pss"] / 1024 > args.max_growth_mib:

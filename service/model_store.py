@@ -64,7 +64,7 @@ class ModelStore:
         try:
             model, metadata = artifact.load_version(self.model_dir, version)
             predictor = Predictor(model, metadata)
-        except Exception as e:  # any failure of a candidate leaves the old model serving
+        except Exception as e:  # any failure of a candidate leaves the old one serving
             if not is_transient(e):
                 self._refused[version] = files
             self._on_load("failure", version, str(e))

@@ -66,13 +66,15 @@ HOSTILE_BODIES = {
         "name": "date", "shape": [MAX_ROWS + 1], "datatype": "BYTES",
         "data": ["1990-01"] * (MAX_ROWS + 1)}]})),
     "v2-shape-lies": (V2_INFER, json.dumps({"inputs": [{
-        "name": "date", "shape": [1000000], "datatype": "BYTES", "data": ["1990-01"]}]})),
+        "name": "date", "shape": [1000000], "datatype": "BYTES",
+        "data": ["1990-01"]}]})),
     "v2-unhashable-name": (V2_INFER, json.dumps({"inputs": [{
         "name": {}, "shape": [1], "datatype": "BYTES", "data": ["1990-01"]}]})),
 }
 
 
-@pytest.mark.parametrize("path,body", HOSTILE_BODIES.values(), ids=HOSTILE_BODIES.keys())
+@pytest.mark.parametrize("path,body", HOSTILE_BODIES.values(),
+                         ids=HOSTILE_BODIES.keys())
 def test_a_hostile_body_gets_a_4xx_in_the_one_error_shape(client, path, body):
     response = client.post(path, data=body, content_type="application/json")
 
@@ -238,10 +240,10 @@ def test_an_oversized_body_is_refused_before_it_is_sent(live_server, trained_sto
 def test_an_oversized_chunked_body_is_cut_off_at_the_limit(live_server, trained_store):
     server = live_server(trained_store)
     chunk = b"x" * 65536
-    payload = (b"POST /forecast HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-               b"Transfer-Encoding: chunked\r\n\r\n"
-               + (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * (MAX_BODY_BYTES // 65536 + 2)
-               + b"0\r\n\r\n")
+    chunks = (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * (MAX_BODY_BYTES // 65536 + 2)
+    payload = (b"POST /forecast HTTP/1.1\r\nHost: x\r\n"
+               b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+               + chunks + b"0\r\n\r\n")
 
     status, body = status_and_body(raw_exchange(server.port, payload))
 
@@ -252,8 +254,9 @@ def test_an_oversized_chunked_body_is_cut_off_at_the_limit(live_server, trained_
 def trickle(port: int, stop: threading.Event, cut_after: list, stage: str) -> None:
     """One slowloris: send a request a byte every 0.3 s; when the server closes the
     connection, note how long it lasted and start again, until `stop`."""
-    request = (b"POST /forecast HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-               b"Content-Length: 2000\r\n\r\n" + b" " * 2000)
+    request = (b"POST /forecast HTTP/1.1\r\nHost: x\r\n"
+               b"Content-Type: application/json\r\nContent-Length: 2000\r\n\r\n"
+               + b" " * 2000)
     start_at = request.index(b"\r\n\r\n") + 4 if stage == "body" else 0
     while not stop.is_set():
         sock = socket.create_connection(("127.0.0.1", port), timeout=1)

@@ -11,7 +11,6 @@ import io
 import json
 import logging
 import os
-import shutil
 import signal
 import socket
 import time
@@ -19,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.lifecycle import (flip_one_byte, model_path, point_current_at,
+                             publish_broken, publish_copy,
+                             truncate_with_matching_hash, version_id)
 from bench.traffic import REFUSED, Traffic, summarize
 from service.model_store import ModelStore
 from training import artifact
@@ -28,40 +30,6 @@ RELOAD_INTERVAL = 0.2
 # a few reload intervals plus loading and self-checking the model on a busy machine.
 SWITCH_BOUND = 2.0
 SETTLE = 2.5
-
-
-def version_id(n: int) -> str:
-    return f"20300101T0000{n:02d}Z-{n:08x}"
-
-
-def publish_copy(store: Path, source: Path, n: int, current: bool = True) -> str:
-    """Write the current model of `source` (an untouched store) into `store` as a new
-    version `n`, the way training publishes (staging directory, rename, then CURRENT
-    unless `current` is false), and return its id."""
-    version = version_id(n)
-    source_version = artifact.read_current(source)
-    model, metadata = artifact.load_version(source, source_version)
-    extra = {}
-    history = source / artifact.VERSIONS / source_version / artifact.HISTORY_FILE
-    if history.exists():
-        extra[artifact.HISTORY_FILE] = history.read_bytes()
-    metadata = {k: v for k, v in metadata.items() if k not in ("version", "sha256")}
-    with artifact.publish_lock(store):
-        artifact.write_version(store, version, model, metadata, extra)
-        if current:
-            artifact.set_current(store, version)
-    return version
-
-
-def model_path(store: Path, version: str) -> Path:
-    return store / artifact.VERSIONS / version / artifact.MODEL_FILE
-
-
-def point_current_at(store: Path, text: str) -> None:
-    """Replace CURRENT with arbitrary text, atomically, as a careless operator might."""
-    tmp = store / ".CURRENT-by-hand"
-    tmp.write_text(text)
-    os.replace(tmp, store / artifact.CURRENT)
 
 
 class Recorder:
@@ -74,8 +42,8 @@ class Recorder:
 
 # ModelStore without a server --------------------------------------------------------
 
-def test_a_refused_version_is_tried_again_once_its_files_change(store_copy, trained_store,
-                                                                 caplog):
+def test_a_refused_version_is_tried_again_once_its_files_change(
+        store_copy, trained_store, caplog):
     recorder = Recorder()
     store = ModelStore(store_copy, on_load=recorder)
     store.refresh()
@@ -197,24 +165,6 @@ def test_a_pickle_that_calls_a_function_is_refused_even_with_a_matching_hash(
 
 # Real gunicorn under load -----------------------------------------------------------
 
-def truncate_with_matching_hash(store: Path, version: str) -> None:
-    """Cut the model file in half and record the cut file's hash, so the hash check
-    passes and the load itself must fail."""
-    path = model_path(store, version)
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    meta = store / artifact.VERSIONS / version / artifact.METADATA_FILE
-    document = json.loads(meta.read_text())
-    document["sha256"] = artifact.sha256_of(path)
-    meta.write_text(json.dumps(document))
-
-
-def flip_one_byte(store: Path, version: str) -> None:
-    path = model_path(store, version)
-    content = bytearray(path.read_bytes())
-    content[len(content) // 2] ^= 0xFF
-    path.write_bytes(bytes(content))
-
-
 @pytest.mark.integration
 def test_versions_change_under_load_exactly_when_they_should(
         live_server, store_copy, trained_store, tmp_path):
@@ -225,22 +175,21 @@ def test_versions_change_under_load_exactly_when_they_should(
     outside.mkdir()
     (outside / artifact.CURRENT).write_text(v0 + "\n")
 
-    def publish_bad(n, damage):
-        version = publish_copy(store_copy, trained_store, n, current=False)
-        damage(store_copy, version)
-        artifact.set_current(store_copy, version)
-
     v1, v2 = version_id(11), version_id(12)
     steps = [
-        ("publish a new version", lambda: publish_copy(store_copy, trained_store, 11), v1),
-        ("truncated model file", lambda: publish_bad(13, truncate_with_matching_hash),
+        ("publish a new version",
+         lambda: publish_copy(store_copy, trained_store, 11), v1),
+        ("truncated model file", lambda: publish_broken(
+            store_copy, trained_store, 13, truncate_with_matching_hash),
          v1),
-        ("hash does not match", lambda: publish_bad(14, flip_one_byte), v1),
+        ("hash does not match", lambda: publish_broken(
+            store_copy, trained_store, 14, flip_one_byte), v1),
         ("CURRENT holds a path", lambda: point_current_at(
             store_copy, "../../../etc/passwd\n"), v1),
         ("CURRENT is a symlink out", lambda: (
             (store_copy / artifact.CURRENT).unlink(),
-            (store_copy / artifact.CURRENT).symlink_to(outside / artifact.CURRENT)), v1),
+            (store_copy / artifact.CURRENT).symlink_to(
+                outside / artifact.CURRENT)), v1),
         ("CURRENT deleted", lambda: (store_copy / artifact.CURRENT).unlink(), v1),
         ("publish again", lambda: publish_copy(store_copy, trained_store, 12), v2),
     ]
@@ -280,7 +229,8 @@ def test_versions_change_under_load_exactly_when_they_should(
         if summary["failed"]:
             problems.append(f"{name}: {summary['by_kind']}")
         if served - {previous, expected}:
-            problems.append(f"{name}: unexpected versions {served - {previous, expected}}")
+            unexpected = served - {previous, expected}
+            problems.append(f"{name}: unexpected versions {unexpected}")
         if late:
             problems.append(f"{name}: {len(late)} answers from {late[0].version} "
                             f"more than {SWITCH_BOUND} s after the change")

@@ -92,9 +92,10 @@ class AllowListUnpickler(NumpyUnpickler):
         if allowed is not None:
             return allowed
         raise ForbiddenGlobal(
-            f"the model file asks for {module}.{name}, which is not an estimator class, "
-            "a numpy ufunc nor on the allow-list in training/unpickle.py; refusing to load it. If "
-            "a new model kind needs it and it is harmless to build, add it to ALLOWED."
+            f"the model file asks for {module}.{name}, which is not an estimator "
+            "class, a numpy ufunc nor on the allow-list in training/unpickle.py; "
+            "refusing to load it. If a new model kind needs it and it is harmless to "
+            "build, add it to ALLOWED."
         )
 
 
