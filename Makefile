@@ -81,3 +81,12 @@ browser:
 
 test-browser: venv browser
 	$(PY) -m pytest -m browser tests/test_upload.py tests/test_browser.py
+
+# ---- Observability: metrics against a real Prometheus ----
+.PHONY: test-prometheus instrumentation-cost
+
+test-prometheus: venv
+	$(PY) -m pytest -m prometheus
+
+instrumentation-cost: venv
+	$(PY) hack/instrumentation-cost.py
