@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import requests
 
-from conftest import TESTDATA, LiveServer, train
+from tests.conftest import TESTDATA, LiveServer, train
 from service.http import MAX_ROWS
 from service.predictor import MAX_MONTHS_AHEAD
 from training import artifact
