@@ -90,3 +90,32 @@ test-prometheus: venv
 
 instrumentation-cost: venv
 	$(PY) hack/instrumentation-cost.py
+
+# ---- Kubernetes: chart checks and the kind path (charts/, k8s/, skaffold.yaml) ----
+KIND_CLUSTER ?= sales-forecast
+CHART_NAMESPACE ?= sales-forecast
+.PHONY: chart-tools test-chart kind-up kind-down deploy dev port-forward
+
+chart-tools: venv
+	hack/install-chart-tools.sh
+
+test-chart: chart-tools
+	$(PY) -m pytest -m chart tests/chart
+
+kind-up:
+	kind create cluster --name $(KIND_CLUSTER) --config k8s/kind-cluster.yaml
+	helm upgrade --install metrics-server metrics-server/metrics-server \
+		--namespace kube-system --values k8s/metrics-server-values.yaml
+
+kind-down:
+	kind delete cluster --name $(KIND_CLUSTER)
+
+deploy:
+	skaffold run --kube-context kind-$(KIND_CLUSTER)
+
+dev:
+	skaffold dev --kube-context kind-$(KIND_CLUSTER)
+
+port-forward:
+	kubectl --context kind-$(KIND_CLUSTER) --namespace $(CHART_NAMESPACE) \
+		port-forward service/sales-forecast 8080:8080
