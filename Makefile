@@ -119,3 +119,16 @@ dev:
 port-forward:
 	kubectl --context kind-$(KIND_CLUSTER) --namespace $(CHART_NAMESPACE) \
 		port-forward service/sales-forecast 8080:8080
+
+# ---- Robustness: soak, model swaps under load, dependency audit ----
+.PHONY: soak lifecycle audit
+SOAK_SECONDS ?= 900
+
+soak: venv
+	SOAK_SECONDS=$(SOAK_SECONDS) nice -n 10 $(PY) -m bench.soak
+
+lifecycle: venv
+	nice -n 10 $(PY) -m bench.lifecycle
+
+audit:
+	bash hack/audit.sh

@@ -35,6 +35,10 @@ accesslog = None
 errorlog = "-"
 # Checked here so a typo stops the master with one message, not every worker.
 loglevel = logs.check_level(os.environ.get(ENV_PREFIX + "LOG_LEVEL", "info"))
+# gunicorn's runtime control socket (resize, reload) is off: signals and the
+# orchestrator manage the process, and every instance on a host would otherwise share
+# one default socket path under $HOME.
+control_socket_disable = True
 # Development only: restart workers when a source file changes (skaffold dev sync).
 reload = env_flag("RELOAD_CODE", False)
 
