@@ -78,7 +78,7 @@ def tier_of(sales: np.ndarray) -> str:
 def members_of(label: str, sales: np.ndarray) -> dict:
     """The kinds (with weights) a label stands for on a series of `sales`."""
     if label != BLEND:
-        return {label: 1.0}
+        return {label: 1.0} if fits_on(label, sales) else {NAIVE: 1.0}
     usable = [k for k in BLEND_MEMBERS if fits_on(k, sales)]
     if not usable:
         return {NAIVE: 1.0}
@@ -160,6 +160,7 @@ def _gate_group(names, scores, label, sales) -> dict[str, Choice]:
         verdict, chosen = (f"beats seasonal naive on the backtest {where} "
                            f"(MASE ratio {wanted:.3f})"), label
     else:
+        # The seed's regression is a baseline to compare with, not a fallback.
         eligible = pooled.drop(labels=["linear"], errors="ignore").dropna()
         chosen = str(eligible.idxmin()) if len(eligible) else NAIVE
         if pooled.get(chosen, 1.0) >= 1:
@@ -171,9 +172,16 @@ def _gate_group(names, scores, label, sales) -> dict[str, Choice]:
             verdict += " as the last resort: no candidate beat it"
         else:
             verdict += f", the best candidate (MASE ratio {pooled[chosen]:.3f})"
-    return {name: Choice("regular", chosen, members_of(chosen, sales[name]), verdict,
-                         {k: _finite(v) for k, v in scores[name].items()})
-            for name in names}
+    choices = {}
+    for name in names:
+        members = members_of(chosen, sales[name])
+        label, why = chosen, verdict
+        if chosen != BLEND and chosen not in members:
+            label, why = NAIVE, (f"{verdict}; this series is too short for {chosen}, "
+                                 "so seasonal naive serves it")
+        choices[name] = Choice("regular", label, members, why,
+                               {k: _finite(v) for k, v in scores[name].items()})
+    return choices
 
 
 def _intermittent(rows: pd.DataFrame, values: np.ndarray) -> Choice:
