@@ -132,3 +132,19 @@ lifecycle: venv
 
 audit:
 	bash hack/audit.sh
+
+# ---- Forecast quality (bench/quality.py, bench/classical.py; docs/forecast-quality.md) ----
+.PHONY: bench-quality bench-classical
+
+bench-quality: venv
+	$(PY) bench/quality.py
+
+# ETS, ARIMA and Theta on the same protocol, for comparison only: statsmodels lives in
+# its own environment and never in the product.
+build/classical/.installed:
+	$(PYTHON) -m venv build/classical
+	build/classical/bin/pip install --quiet statsmodels==0.15.0
+	touch $@
+
+bench-classical: build/classical/.installed
+	build/classical/bin/python bench/classical.py
