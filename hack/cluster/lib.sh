@@ -54,6 +54,11 @@ PAUSE_IMAGE=${PAUSE_IMAGE:-localhost/sales-forecast/pause:3.10}
 COREDNS_IMAGE=${COREDNS_IMAGE:-localhost/sales-forecast/coredns:${COREDNS_VERSION}}
 METRICS_SERVER_IMAGE=${METRICS_SERVER_IMAGE:-localhost/sales-forecast/metrics-server:${METRICS_SERVER_VERSION}}
 
+# Kernel settings the kubelet changes at start (its "kernel tunables"): up.sh saves
+# their values first and down.sh puts them back, so the machine ends as it began.
+KUBELET_SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
+    kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
+SYSCTL_BACKUP=$CLUSTER_STATE/sysctl-before-kubelet
 # Pods run in this cgroup subtree of each cgroup v1 hierarchy, apart from everything
 # else on the machine, so down.sh can remove exactly what the kubelet made.
 CGROUP_ROOT=/sales-forecast

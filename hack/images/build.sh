@@ -85,8 +85,20 @@ build_image() {
     fi
     # The build context is the cache directory: the binary and the Dockerfile only.
     cp "$IMAGES_SRC/$name/Dockerfile" "$IMAGES_CACHE/$name/Dockerfile"
-    timed "docker build $tag" docker build --quiet --tag "$tag" \
-        "$IMAGES_CACHE/$name" >/dev/null
+    timed "docker build $tag" quiet_docker_build "$tag" "$IMAGES_CACHE/$name"
+}
+
+# docker build, showing its output only when it fails: a successful one prints
+# nothing worth reading here (and newer CLIs add a notice about the legacy builder).
+quiet_docker_build() {
+    local log
+    log=$(mktemp)
+    if ! docker build --tag "$1" "$2" >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        die "docker build of $1 failed (output above)"
+    fi
+    rm -f "$log"
 }
 
 main() {
