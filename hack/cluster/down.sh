@@ -91,7 +91,8 @@ remove_iptables_chains() {
         for table in filter nat mangle; do
             local ours
             ours=$({ "$family" -w -t "$table" -S 2>/dev/null || true; } \
-                | awk -v g="$FORWARD_CHAIN" '$1 == "-N" && ($2 ~ /^(KUBE|CNI)-/ || $2 == g) {print $2}')
+                | awk -v g="$FORWARD_CHAIN" \
+                    '$1 == "-N" && ($2 ~ /^(KUBE|CNI)-/ || $2 == g) {print $2}')
             [[ -n "$ours" ]] || continue
             for chain in $ours; do
                 # A rule of iptables -S output, its -A turned into -D, deletes it.
@@ -178,7 +179,8 @@ report_leftovers() {
     local left=()
     ip link show "$BRIDGE" >/dev/null 2>&1 && left+=("bridge $BRIDGE")
     [[ -d "/sys/fs/cgroup/pids$CGROUP_ROOT" ]] && left+=("cgroup $CGROUP_ROOT")
-    grep -q " $CLUSTER_STATE" /proc/self/mountinfo && left+=("mounts under $CLUSTER_STATE")
+    grep -q " $CLUSTER_STATE" /proc/self/mountinfo \
+        && left+=("mounts under $CLUSTER_STATE")
     pgrep -f -- "-address $CONTAINERD_SOCKET" >/dev/null && left+=("containerd shims")
     if [[ ${#left[@]} -gt 0 ]]; then
         die "could not remove: ${left[*]}"

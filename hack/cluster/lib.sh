@@ -1,4 +1,4 @@
-# shellcheck shell=bash disable=SC2034 # a sourced library: its names are used by the scripts
+# shellcheck shell=bash disable=SC2034 # sourced: the scripts use these names
 # Shared settings of the offline single-node cluster scripts (sourced, not run).
 #
 # One place for the pinned versions, the paths and the addresses, so the build, the
@@ -50,9 +50,10 @@ ETCD_PEER_PORT=${ETCD_PEER_PORT:-23800}
 # node's containerd. The "localhost/" registry part is deliberate: should one ever be
 # missing from the node, the pull the runtime then tries goes to loopback and fails,
 # instead of asking a DNS server or a registry outside the machine.
-PAUSE_IMAGE=${PAUSE_IMAGE:-localhost/sales-forecast/pause:3.10}
-COREDNS_IMAGE=${COREDNS_IMAGE:-localhost/sales-forecast/coredns:${COREDNS_VERSION}}
-METRICS_SERVER_IMAGE=${METRICS_SERVER_IMAGE:-localhost/sales-forecast/metrics-server:${METRICS_SERVER_VERSION}}
+LOCAL_IMAGES=localhost/sales-forecast
+PAUSE_IMAGE=${PAUSE_IMAGE:-$LOCAL_IMAGES/pause:3.10}
+COREDNS_IMAGE=${COREDNS_IMAGE:-$LOCAL_IMAGES/coredns:$COREDNS_VERSION}
+: "${METRICS_SERVER_IMAGE:=$LOCAL_IMAGES/metrics-server:$METRICS_SERVER_VERSION}"
 
 # Kernel settings the kubelet changes at start (its "kernel tunables"): up.sh saves
 # their values first and down.sh puts them back, so the machine ends as it began.

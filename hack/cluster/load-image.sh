@@ -2,7 +2,7 @@
 # Copies images from the local Docker engine into the offline cluster's containerd,
 # the way `kind load docker-image` does for kind: `docker save | ctr images import`.
 #
-#   hack/cluster/load-image.sh IMAGE...     e.g. hack/cluster/load-image.sh sales-forecast:dev
+#   hack/cluster/load-image.sh IMAGE...      e.g. ... load-image.sh sales-forecast:dev
 #
 # An image whose ID the node already has under that name is skipped. Pods then use it
 # with imagePullPolicy IfNotPresent (or Never); nothing is pulled from a registry.
@@ -12,8 +12,8 @@ CLUSTER_SCRIPT=load-image
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ $# -gt 0 ]] || die "no image given; usage: hack/cluster/load-image.sh IMAGE..."
-[[ -S "$CONTAINERD_SOCKET" ]] || die "the cluster's containerd socket $CONTAINERD_SOCKET" \
-    "is missing; start the cluster first (make cluster-up)"
+[[ -S "$CONTAINERD_SOCKET" ]] || die "the cluster's containerd socket" \
+    "$CONTAINERD_SOCKET is missing; start the cluster first (make cluster-up)"
 
 ctr_k8s() { ctr --address "$CONTAINERD_SOCKET" --namespace k8s.io "$@"; }
 
@@ -26,15 +26,15 @@ node_image_id() {
 
 for image in "$@"; do
     docker_id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null) \
-        || die "Docker has no image '$image'; build it first (e.g. hack/build-image.sh" \
-            "$image) or check the name with 'docker images'"
+        || die "Docker has no image '$image'; build it first (e.g." \
+            "hack/build-image.sh $image) or check the name with 'docker images'"
     if [[ "$(node_image_id "$image")" == "$docker_id" ]]; then
         say "$image ($docker_id) is already on the node"
         continue
     fi
     start=$SECONDS
     docker save "$image" | ctr_k8s images import - >/dev/null
-    [[ "$(node_image_id "$image")" == "$docker_id" ]] || die "after the import the node" \
-        "still has no '$image' with ID $docker_id; see 'ctr -n k8s.io images ls'"
+    [[ "$(node_image_id "$image")" == "$docker_id" ]] || die "after the import the" \
+        "node still has no '$image' with ID $docker_id; see 'ctr -n k8s.io images ls'"
     say "loaded $image ($docker_id) in $((SECONDS - start)) s"
 done

@@ -84,8 +84,8 @@ make_pki() {
     names+=",DNS:kubernetes.default.svc.$CLUSTER_DOMAIN,DNS:localhost"
     names+=",IP:$NODE_IP,IP:127.0.0.1,IP:$KUBERNETES_SERVICE_IP"
     new_cert apiserver ca "/CN=kube-apiserver" serverAuth "$names"
-    new_cert apiserver-kubelet-client ca "/O=system:masters/CN=kube-apiserver-kubelet-client" \
-        clientAuth
+    new_cert apiserver-kubelet-client ca \
+        "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
     new_cert front-proxy-client front-proxy-ca "/CN=front-proxy-client" clientAuth
     new_cert kubelet ca "/CN=$NODE_NAME" serverAuth "DNS:$NODE_NAME,IP:$NODE_IP"
 

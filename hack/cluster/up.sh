@@ -131,7 +131,8 @@ start_control_plane() {
         --etcd-servers "http://127.0.0.1:$ETCD_CLIENT_PORT" \
         --service-cluster-ip-range "$SERVICE_CIDR" \
         --client-ca-file "$PKI/ca.crt" \
-        --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
+        --tls-cert-file "$PKI/apiserver.crt" \
+        --tls-private-key-file "$PKI/apiserver.key" \
         --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
         --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
         --kubelet-certificate-authority "$PKI/ca.crt" \
@@ -156,7 +157,8 @@ start_control_plane() {
         --authentication-kubeconfig "$CLUSTER_STATE/controller-manager.kubeconfig" \
         --authorization-kubeconfig "$CLUSTER_STATE/controller-manager.kubeconfig" \
         --bind-address 127.0.0.1 --leader-elect=false \
-        --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
+        --cluster-signing-cert-file "$PKI/ca.crt" \
+        --cluster-signing-key-file "$PKI/ca.key" \
         --root-ca-file "$PKI/ca.crt" --service-account-private-key-file "$PKI/sa.key" \
         --use-service-account-credentials=true --profiling=false
     start_daemon kube-scheduler "$CLUSTER_BIN/kube-scheduler" \
@@ -392,7 +394,7 @@ ensure_volumes() {
     # provisioner with reclaimPolicy Delete would do.
     local released name index
     released=$(kubectl_admin get pv -l sales-forecast.local/volume=true \
-        -o jsonpath='{range .items[?(@.status.phase=="Released")]}{.metadata.name}{"\n"}{end}')
+        -o 'jsonpath={.items[?(@.status.phase=="Released")].metadata.name}')
     for name in $released; do
         kubectl_admin delete pv "$name" --wait=true >/dev/null
         rm -rf "${VOLUMES_DIR:?}/pv-${name#local-pv-}"

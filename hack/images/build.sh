@@ -57,8 +57,9 @@ compile() {
             ;;
         metrics-server)
             # The same version key metrics-server's own Makefile sets.
+            local version_key=k8s.io/client-go/pkg/version.gitVersion
             go_build_env env GOBIN="$(dirname "$out")" go install -trimpath \
-                -ldflags "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" \
+                -ldflags "-s -w -X $version_key=$METRICS_SERVER_VERSION" \
                 "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
             ;;
     esac
@@ -111,7 +112,8 @@ main() {
         esac
     done
     [[ ${#names[@]} -gt 0 ]] || names=("${ALL_IMAGES[@]}")
-    command -v go >/dev/null || die "no 'go' on PATH; the images' binaries need Go 1.24+"
+    command -v go >/dev/null || die "no 'go' on PATH; the images' binaries need Go" \
+        "1.24 or newer"
     docker version >/dev/null 2>&1 || die "no Docker engine answers; start one with" \
         "hack/docker-engine.sh start"
 
