@@ -19,9 +19,11 @@ import io
 import json
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import joblib
@@ -34,9 +36,11 @@ MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
 # The training months (JSON), for the browser page's history chart.
 HISTORY_FILE = "history.json"
-# Version ids are generated here (UTC time + data fingerprint); anything else found in
-# CURRENT is refused, so the pointer can never lead outside versions/.
+# Version ids are generated here (UTC second + 8 random hex digits, so two runs in the
+# same second never collide); anything else found in CURRENT is refused, so the pointer
+# can never lead outside versions/.
 VERSION_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
+
 # Hidden names of a version being written and of CURRENT being replaced; a publisher
 # killed mid-write leaves them behind, and the next publisher removes them.
 STAGING_PREFIX = ".incoming-"
@@ -45,6 +49,10 @@ CURRENT_TEMP_PREFIX = ".CURRENT-"
 
 class ArtifactError(Exception):
     """A model version that cannot be trusted: missing, unreadable or tampered with."""
+
+
+def new_version_id(created: datetime) -> str:
+    return f"{created:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
 def sha256_of(path: Path) -> str:

@@ -193,7 +193,7 @@ def train(args, loaded: LoadedSales | None = None) -> dict:
         "metrics": outcome.metrics,
         "libraries": library_versions(),
     }
-    version = f"{now:%Y%m%dT%H%M%SZ}-{digest[:8]}"
+    version = artifact.new_version_id(now)
     metadata["metrics"]["training_seconds"] = round(time.perf_counter() - started, 3)
     html, png = report.build(frame, outcome, {**metadata, "version": version})
     metadata["metrics"]["seconds_with_report"] = round(time.perf_counter() - started, 3)
