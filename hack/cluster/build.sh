@@ -143,6 +143,13 @@ install_crictl() {
     stamp crictl "$CRICTL_VERSION"
 }
 
+crictl_config() {
+    # crictl looks for its config beside its binary too: this one points it at the
+    # cluster's containerd, for the scripts and for use by hand.
+    printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\n' \
+        "$CONTAINERD_SOCKET" "$CONTAINERD_SOCKET" >"$CLUSTER_BIN/crictl.yaml"
+}
+
 main() {
     command -v go >/dev/null || die "no 'go' on PATH; Go 1.24 or newer builds" \
         "Kubernetes $K8S_VERSION"
@@ -158,7 +165,10 @@ main() {
         esac
         case $name in
             etcd) install_etcd ;;
-            crictl) install_crictl ;;
+            crictl)
+                install_crictl
+                crictl_config
+                ;;
             *)
                 die "unknown binary '$name'; use one of: ${K8S_BINARIES[*]} etcd crictl"
                 ;;

@@ -46,11 +46,9 @@ remove_pods() {
     # and network namespace.
     [[ -S "$CONTAINERD_SOCKET" && -x "$CLUSTER_BIN/crictl" ]] || return 0
     running_pid containerd >/dev/null || return 0
-    local crictl=("$CLUSTER_BIN/crictl" --runtime-endpoint "unix://$CONTAINERD_SOCKET"
-        --timeout 60s)
-    if [[ -n "$("${crictl[@]}" pods -q 2>/dev/null)" ]]; then
-        "${crictl[@]}" rmp --all --force >/dev/null || say "crictl rmp failed; the" \
-            "leftovers are killed below"
+    if [[ -n "$(node_crictl pods -q 2>/dev/null)" ]]; then
+        node_crictl --timeout 60s rmp --all --force >/dev/null || say "crictl rmp" \
+            "failed; the leftovers are killed below"
     fi
 }
 

@@ -92,6 +92,11 @@ running_pid() {
     printf '%s\n' "$pid"
 }
 
+# crictl against the cluster's containerd (the config beside it names the socket).
+node_crictl() {
+    "$CLUSTER_BIN/crictl" --config "$CLUSTER_BIN/crictl.yaml" "$@"
+}
+
 need_root() {
     [[ $(id -u) -eq 0 ]] || die "needs root (network namespaces, mounts, iptables," \
         "containerd); run it as root"

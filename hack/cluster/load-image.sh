@@ -20,8 +20,7 @@ ctr_k8s() { ctr --address "$CONTAINERD_SOCKET" --namespace k8s.io "$@"; }
 # The image ID Docker shows is the digest of the image's config; the CRI reports the
 # same digest as the image's id, so equal IDs mean the node has these exact bits.
 node_image_id() {
-    "$CLUSTER_BIN/crictl" --runtime-endpoint "unix://$CONTAINERD_SOCKET" inspecti \
-        -o go-template --template '{{.status.id}}' "$1" 2>/dev/null || true
+    node_crictl inspecti -o go-template --template '{{.status.id}}' "$1" 2>/dev/null || true
 }
 
 for image in "$@"; do

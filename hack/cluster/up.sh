@@ -249,8 +249,7 @@ start_containerd() {
     write_cni_config
     start_daemon containerd "$(command -v containerd)" \
         --config "$CLUSTER_STATE/containerd/config.toml"
-    wait_for containerd 30 "$CLUSTER_BIN/crictl" \
-        --runtime-endpoint "unix://$CONTAINERD_SOCKET" info
+    wait_for containerd 30 node_crictl info
     "$CLUSTER_TOP/hack/cluster/load-image.sh" "$PAUSE_IMAGE" "$COREDNS_IMAGE" \
         "$METRICS_SERVER_IMAGE"
 }
@@ -417,8 +416,23 @@ start_addons() {
         "/apis/metrics.k8s.io/v1beta1/nodes/$NODE_NAME"
 }
 
+clear_stale_state() {
+    # State with none of its daemons running is what a reboot, or a machine whose
+    # processes were all ended, leaves behind: start from scratch rather than revive
+    # half of it (old pods, old addresses, old iptables rules).
+    [[ -d "$CLUSTER_STATE" ]] || return 0
+    local name
+    for name in etcd kube-apiserver containerd kubelet; do
+        running_pid "$name" >/dev/null && return 0
+    done
+    say "found $CLUSTER_STATE with no daemon running; removing it first"
+    "$CLUSTER_TOP/hack/cluster/down.sh"
+}
+
 main() {
     local start=$SECONDS
+    need_root
+    clear_stale_state
     preflight
     setup_network
     make_pki
