@@ -74,6 +74,18 @@ class DeadlineSocket:
         if self._started is None:
             self._started = time.monotonic()
         remaining = self._receive_deadline() - time.monotonic()
+        if remaining > 0 and not flags:
+            # Bytes already waiting (nearly always: the worker reads a request once
+            # the poller saw it arrive) are taken without switching the socket to
+            # timeout mode and back, which costs two ioctl calls and a poll per read
+            # and releases the GIL each time; only a read that would block waits.
+            try:
+                data = self._sock.recv(size, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                pass
+            else:
+                self._received += len(data)
+                return data
         try:
             if remaining <= 0:
                 raise TimeoutError
@@ -95,6 +107,17 @@ class DeadlineSocket:
     def sendall(self, data, *flags) -> None:
         if not self._armed:
             return self._sock.sendall(data, *flags)
+        if not flags:
+            # An answer that fits in the socket's send buffer (nearly every one)
+            # goes out in one non-blocking call, for the same reason as in recv;
+            # whatever does not fit is sent below, bounded by the limit.
+            try:
+                sent = self._sock.send(data, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            if sent == len(data):
+                return None
+            data = memoryview(data)[sent:]
         try:
             self._sock.settimeout(RECEIVE_LIMIT)
             return self._sock.sendall(data, *flags)
