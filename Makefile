@@ -148,3 +148,23 @@ build/classical/.installed:
 
 bench-classical: build/classical/.installed
 	build/classical/bin/python bench/classical.py
+
+# ---- Offline single-node Kubernetes and the end-to-end suite (docs/cluster.md) ----
+.PHONY: cluster-up cluster-down e2e
+
+# Build once (cached in .cache/cluster) and start a real single-node cluster (root).
+cluster-up:
+	hack/cluster/install-deps.sh
+	hack/cluster/build.sh
+	hack/docker-engine.sh start
+	hack/images/build.sh
+	hack/cluster/up.sh
+
+# Stop the cluster and remove everything cluster-up set up (binaries stay cached).
+cluster-down:
+	hack/cluster/down.sh
+
+# Install the chart with helm on the cluster KUBECONFIG names (default: the offline
+# one) and run tests/e2e; settings in docs/cluster.md.
+e2e: venv
+	hack/cluster/e2e.sh
