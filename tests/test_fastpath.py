@@ -159,14 +159,15 @@ def test_one_bad_row_at_the_end_of_a_batch_is_named(store):
 
 def test_forecast_equals_the_model_for_every_series_and_horizon(store):
     for name, (first, last) in store.spans.items():
-        response = store.post("/forecast", {"series": name, "horizon": MAX_MONTHS_AHEAD})
+        response = store.post("/forecast", {"series": name,
+                                            "horizon": MAX_MONTHS_AHEAD})
         assert response.status_code == 200, response.text
         rows = response.json()["forecast"]
 
         ahead = range(last + 1, last + 1 + MAX_MONTHS_AHEAD)
         assert [r["date"] for r in rows] == [month_text(m, 1) for m in ahead]
-        assert_equal([r["sales"] for r in rows], [store.expected[name][m] for m in ahead],
-                     f"/forecast {name}")
+        assert_equal([r["sales"] for r in rows],
+                     [store.expected[name][m] for m in ahead], f"/forecast {name}")
         # A shorter horizon is the same months cut short, not a new computation.
         short = store.post("/forecast", {"series": name, "horizon": 7}).json()
         assert short["forecast"] == rows[:7]
@@ -185,7 +186,8 @@ def test_single_rows_equal_the_model_asked_one_row_at_a_time(store):
             {"date": month_text(month), "series": name}]})
         assert response.status_code == 200, response.text
 
-        assert_equal(response.json()["predictions"], [alone], f"{name} {month_text(month)}")
+        assert_equal(response.json()["predictions"], [alone],
+                     f"{name} {month_text(month)}")
         assert math.isclose(alone, store.expected[name][month], rel_tol=REL_TOL)
 
 
