@@ -168,3 +168,14 @@ cluster-down:
 # one) and run tests/e2e; settings in docs/cluster.md.
 e2e: venv
 	hack/cluster/e2e.sh
+
+# ---- Performance (bench/perf/; docs/performance.md) ----
+.PHONY: bench bench-tools
+
+bench-tools: venv
+	hack/install-bench-tools.sh
+
+# Two passes of bounded wrk runs on 127.0.0.1: the service, a seed-style baseline, a
+# hello-world ceiling and MLServer; prints figures and ratios, judges nothing.
+bench: bench-tools
+	$(PY) -m bench.perf
