@@ -179,3 +179,8 @@ bench-tools: venv
 # hello-world ceiling and MLServer; prints figures and ratios, judges nothing.
 bench: bench-tools
 	$(PY) -m bench.perf
+
+# CPU per request inside a worker, for the service, the baseline and the ceiling.
+.PHONY: bench-hotpath
+bench-hotpath: venv
+	$(PY) -m bench.perf.hotpath
