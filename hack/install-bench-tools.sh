@@ -22,6 +22,8 @@ MLSERVER_VERSION=1.7.1
 UVLOOP_PIN="uvloop<0.22"
 
 say() { printf '[install-bench-tools] %s\n' "$*"; }
+# shellcheck source=lib/apt.sh
+source "$ROOT/hack/lib/apt.sh"
 
 pinned() {  # the version of package $1 in the project's runtime lock
     sed -n "s/^$1==\(.*\)$/\1/p" "$ROOT/requirements/runtime.txt"
@@ -30,18 +32,8 @@ pinned() {  # the version of package $1 in the project's runtime lock
 if command -v wrk >/dev/null; then
     say "wrk already installed: $(command -v wrk)"
 else
-    if [[ $(id -u) -ne 0 ]]; then
-        say "wrk is missing and installing it needs root; run this script as root" \
-            "(or: sudo apt-get install -y wrk)." >&2
-        exit 1
-    fi
     say "installing Debian's wrk package"
-    export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y --no-install-recommends wrk; then
-        say "apt-get install failed; refreshing the package lists once and retrying"
-        apt-get update
-        apt-get install -y --no-install-recommends wrk
-    fi
+    apt_install wrk wrk
 fi
 
 if "$VENV/bin/python" -c "import mlserver, mlserver_sklearn, sklearn" 2>/dev/null; then

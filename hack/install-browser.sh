@@ -11,6 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf '[install-browser] %s\n' "$*"; }
+# shellcheck source=lib/apt.sh
+source hack/lib/apt.sh
 
 VENV=${VENV:-.venv}
 # Playwright's own browser download must never run, whatever calls pip.
@@ -19,20 +21,10 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 if command -v chromium >/dev/null; then
     say "chromium already installed: $(chromium --version 2>/dev/null | head -n 1)"
 else
-    if [[ $(id -u) -ne 0 ]]; then
-        say "chromium is missing and installing it needs root; run this script as" \
-            "root (or: sudo apt-get install -y chromium fonts-dejavu-core)." >&2
-        exit 1
-    fi
     say "installing Debian's chromium"
-    export DEBIAN_FRONTEND=noninteractive
     # DejaVu gives the screenshots readable text on a machine with no other fonts.
     packages=(chromium fonts-dejavu-core)
-    if ! apt-get install -y --no-install-recommends "${packages[@]}"; then
-        say "apt-get install failed; refreshing the package lists once and retrying"
-        apt-get update
-        apt-get install -y --no-install-recommends "${packages[@]}"
-    fi
+    apt_install chromium "${packages[@]}"
     say "installed: $(chromium --version 2>/dev/null | head -n 1)"
 fi
 

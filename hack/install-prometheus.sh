@@ -12,17 +12,15 @@
 set -euo pipefail
 
 say() { printf '[install-prometheus] %s\n' "$*"; }
+# shellcheck source=lib/apt.sh
+source "$(dirname "$0")/lib/apt.sh"
 
 if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
     say "already installed: $(prometheus --version 2>&1 | head -n 1)"
     exit 0
 fi
 
-if [[ $(id -u) -ne 0 ]]; then
-    say "prometheus or promtool is missing and installing them needs root;" \
-        "run this script as root (or: sudo apt-get install -y prometheus)." >&2
-    exit 1
-fi
+require_root "prometheus or promtool" prometheus
 
 # Exit code 101 tells invoke-rc.d not to start the packaged service.
 policy=/usr/sbin/policy-rc.d
@@ -35,12 +33,7 @@ fi
 trap 'if [[ $created_policy -eq 1 ]]; then rm -f "$policy"; fi' EXIT
 
 say "installing Debian's prometheus package"
-export DEBIAN_FRONTEND=noninteractive
-if ! apt-get install -y --no-install-recommends prometheus; then
-    say "apt-get install failed; refreshing the package lists once and retrying"
-    apt-get update
-    apt-get install -y --no-install-recommends prometheus
-fi
+apt_install "prometheus or promtool" prometheus
 
 say "installed: $(prometheus --version 2>&1 | head -n 1)"
 promtool --version 2>&1 | head -n 1
