@@ -282,8 +282,10 @@ def test_sigterm_under_load_loses_no_request_already_sent(live_server, store_cop
     server = live_server(store_copy, SALES_FORECAST_WORKERS="2")
     body = json.dumps({"instances": [{"date": f"19{80 + i % 14}-{i % 12 + 1:02d}"}
                                      for i in range(2000)]}).encode()
+    # Unpaced: each client sends its next request as soon as the last is answered, so
+    # at any instant nearly all six have one in flight, on a fast machine or a slow one.
     load = Traffic(server.url, path="/predict", body=json.loads(body), clients=6,
-                   rate=20, timeout=30, max_seconds=60).start()
+                   timeout=30, max_seconds=60).start()
     time.sleep(1.5)
     slow = [slow_request(server.port, body) for _ in range(3)]
     time.sleep(0.3)
