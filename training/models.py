@@ -18,6 +18,10 @@ The kinds, and why each is there:
   predicted from the last twelve such changes and rolled forward one month at a time.
   `pooled-lag` learns one set of coefficients from every series in the file at once
   (the changes are unit-free, so areas of any size can share them).
+- `theta`, `damped`: exponential smoothing of seasonally adjusted log sales, with
+  the Theta method's gentle drift or with a trend that fades month by month. They
+  err differently from the regressions and the lag models, which is what a blend
+  of them needs.
 """
 
 import numpy as np
@@ -227,6 +231,137 @@ class PooledLagForecaster(RegressorMixin, BaseEstimator):
         return out
 
 
+def seasonal_adjustment(z: np.ndarray, first: int) -> np.ndarray:
+    """Month-of-year effects of a (log) series, indexed by calendar month 0-11.
+
+    Classical decomposition: the centred 2x12 moving average is the trend; each
+    calendar month's effect is the mean of its deviations from it, centred on zero.
+    """
+    n = len(z)
+    kernel = np.r_[0.5, np.ones(SEASON_LENGTH - 1), 0.5] / SEASON_LENGTH
+    trend = np.convolve(z, kernel, mode="valid")
+    half = SEASON_LENGTH // 2
+    deviation = z[half:n - half] - trend
+    calendar = (first + np.arange(half, n - half)) % SEASON_LENGTH
+    effects = np.zeros(SEASON_LENGTH)
+    for m in range(SEASON_LENGTH):
+        if np.any(calendar == m):
+            effects[m] = deviation[calendar == m].mean()
+    return effects - effects.mean()
+
+
+# Smoothing parameters tried by the exponential-smoothing models: a grid searched
+# all at once (one numpy pass over the months for every combination) is cheaper and
+# steadier on short histories than a numerical optimiser.
+_ALPHAS = np.linspace(0.05, 1.0, 20)
+_BETAS = np.array([0.01, 0.03, 0.06, 0.1, 0.2])
+_PHIS = np.array([0.8, 0.85, 0.9, 0.95, 0.98])
+
+
+def _ses(a: np.ndarray, alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Simple exponential smoothing of `a` for every alpha at once: the sums of
+    squared one-month-ahead errors and the one-month-ahead forecasts, month by month
+    (the first month forecasts itself)."""
+    level = np.full(len(alphas), a[0])
+    sse = np.zeros(len(alphas))
+    path = [level]
+    for value in a[1:]:
+        error = value - level
+        sse += error ** 2
+        level = level + alphas * error
+        path.append(level)
+    return sse, np.array(path)
+
+
+def _damped(a: np.ndarray, alpha, beta, phi) -> tuple:
+    """Additive damped-trend smoothing of `a` for arrays of parameters at once: the
+    sums of squared one-month-ahead errors, the one-month-ahead forecasts month by
+    month (the first month forecasts itself), and the final level and slope."""
+    level = np.full(alpha.shape, a[0])
+    slope = np.full(alpha.shape, a[1] - a[0])
+    sse = np.zeros(alpha.shape)
+    path = [level]
+    for value in a[1:]:
+        forecast = level + phi * slope
+        path.append(forecast)
+        error = value - forecast
+        sse += error ** 2
+        level = forecast + alpha * error
+        slope = phi * slope + alpha * beta * error
+    return sse, np.array(path), level, slope
+
+
+# "theta": simple exponential smoothing plus half the straight-line slope of the
+# adjusted series (the Theta method's drift), a trend that keeps going gently.
+# "damped": a smoothed level and slope whose slope fades by a factor `phi` each month
+# ahead, so a recent turn bends the forecast but does not run away.
+SMOOTHING_TRENDS = ("theta", "damped")
+
+
+class SmoothingForecaster(RegressorMixin, BaseEstimator):
+    """Exponential smoothing of seasonally adjusted log sales (`trend`: one of
+    `SMOOTHING_TRENDS`).
+
+    z = log1p(sales) loses its month-of-year effects (`seasonal_adjustment`); what is
+    left is smoothed and extrapolated, then the effects are added back. The
+    smoothing parameters are those with the smallest one-month-ahead squared error
+    on the history, searched on a fixed grid. In-history months answer with the
+    one-month-ahead fitted values, months before the history with the first month.
+    Sales must be non-negative (log1p).
+    """
+
+    def __init__(self, trend: str = "theta"):
+        self.trend = trend
+
+    def fit(self, X, y):
+        if self.trend not in SMOOTHING_TRENDS:
+            raise ValueError(f"Unknown smoothing trend {self.trend!r}; choose one of: "
+                             f"{', '.join(SMOOTHING_TRENDS)}.")
+        self.first_, values = _history(X, y)
+        if len(values) < 2 * SEASON_LENGTH or values.min() < 0:
+            raise ValueError(f"SmoothingForecaster needs at least {2 * SEASON_LENGTH} "
+                             f"months of non-negative sales, got {len(values)} months "
+                             f"(minimum {values.min():g}).")
+
+        z = np.log1p(values)
+        self.effects_ = seasonal_adjustment(z, self.first_)
+        adjusted = z - self.effects_[(self.first_ + np.arange(len(z))) % SEASON_LENGTH]
+        if self.trend == "theta":
+            sse, path = _ses(adjusted, _ALPHAS)
+            best = int(np.argmin(sse))
+            self.alpha_ = float(_ALPHAS[best])
+            self.level_ = float(path[-1, best] + self.alpha_ * (adjusted[-1]
+                                                                - path[-1, best]))
+            self.slope_ = float(np.polyfit(np.arange(len(z)), adjusted, 1)[0]) / 2
+            # The drift of the Theta method h months ahead is slope * (h + offset).
+            self.offset_ = (1 - (1 - self.alpha_) ** len(z)) / self.alpha_ - 1
+        else:
+            alpha, beta, phi = (g.ravel() for g in np.meshgrid(_ALPHAS, _BETAS, _PHIS))
+            sse, path, levels, slopes = _damped(adjusted, alpha, beta, phi)
+            best = int(np.argmin(sse))
+            self.alpha_, self.beta_, self.phi_ = (float(alpha[best]), float(beta[best]),
+                                                  float(phi[best]))
+            self.level_, self.slope_ = float(levels[best]), float(slopes[best])
+        self.fitted_ = path[:, best]
+        return self
+
+    def _ahead(self, ahead: np.ndarray) -> np.ndarray:
+        """Seasonally adjusted log sales `ahead` (>= 1) months after the history."""
+        if self.trend == "theta":
+            return self.level_ + self.slope_ * (ahead + self.offset_)
+        fading = self.phi_ * (1 - self.phi_ ** ahead) / (1 - self.phi_)
+        return self.level_ + fading * self.slope_
+
+    def predict(self, X):
+        months = months_of(X)
+        last = self.first_ + len(self.fitted_) - 1
+        level = self.fitted_[np.clip(months - self.first_, 0, len(self.fitted_) - 1)]
+        ahead = months > last
+        level[ahead] = self._ahead((months[ahead] - last).astype(np.float64))
+        calendar = np.maximum(months, self.first_) % SEASON_LENGTH
+        return np.expm1(np.clip(level + self.effects_[calendar], -50.0, 50.0))
+
+
 def _regression(season: bool, log: bool = False, recent: int | None = None):
     model = Pipeline([("calendar", CalendarFeatures(season=season)),
                       ("regression", LinearRegression())])
@@ -257,18 +392,22 @@ MODEL_KINDS = {
                               ("mean", DummyRegressor(strategy="mean"))]),
     "lag": LagForecaster,
     "pooled-lag": PooledLagForecaster,
+    "theta": lambda: SmoothingForecaster(trend="theta"),
+    "damped": lambda: SmoothingForecaster(trend="damped"),
 }
 # Kinds fitted once on every series of a file rather than once per series.
 POOLED_KINDS = frozenset({"pooled-lag"})
 DEFAULT_MODEL = "seasonal"
 
 # What a kind needs from a series' history before it may be fitted on it.
-_LOG_KINDS = {"log-seasonal", "recent-log-seasonal", "lag", "pooled-lag"}
+_LOG_KINDS = {"log-seasonal", "recent-log-seasonal", "lag", "pooled-lag", "theta",
+              "damped"}
 _MIN_MONTHS = {"seasonal-naive": 1, "mean": 1, "linear": 2,
                "seasonal": 2 * SEASON_LENGTH,
                "log-seasonal": 2 * SEASON_LENGTH, "recent-seasonal": 2 * SEASON_LENGTH,
                "recent-log-seasonal": 2 * SEASON_LENGTH,
-               "lag": min_months_for_lags(12), "pooled-lag": min_months_for_lags(12)}
+               "lag": min_months_for_lags(12), "pooled-lag": min_months_for_lags(12),
+               "theta": 2 * SEASON_LENGTH, "damped": 2 * SEASON_LENGTH}
 
 
 def fits_on(kind: str, sales: np.ndarray) -> bool:
