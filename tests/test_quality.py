@@ -13,8 +13,11 @@ from tests.conftest import train
 from training import artifact, intervals
 from training.backtest import rolling_origins, run_backtest
 from training.evaluate import point_metrics
-from training.models import LagForecaster, SalesForecaster
-from training.selection import BACKTEST_MONTHS, SEASONAL_MONTHS
+from training.models import (LagForecaster, SalesForecaster, SmoothingForecaster,
+                             seasonal_adjustment)
+from training.selection import (BACKTEST_MONTHS, BLEND, BLEND_MEMBERS,
+                                SEASONAL_MONTHS, members_of)
+from training.unpickle import load_model
 
 
 def growing_seasonal(months: int = 72, name: str = "shop") -> pd.DataFrame:
@@ -228,13 +231,106 @@ def test_every_model_answers_finite_values_far_ahead_and_before_the_history():
     rows = pd.DataFrame({"date": pd.date_range("2014-01-01", periods=72 + 80,
                                                freq="MS"), "series": "shop"})
     for kind in ("blend-members", "seasonal-naive", "linear", "mean"):
-        models = {"shop": {"log-seasonal": 1, "recent-log-seasonal": 1, "lag": 1,
-                           "pooled-lag": 1}} if kind == "blend-members" else None
+        models = {"shop": dict.fromkeys(BLEND_MEMBERS, 1)} \
+            if kind == "blend-members" else None
         model = SalesForecaster(models=models, default=kind if models is None
                                 else "seasonal")
         model.fit(history[["date", "series"]], history["sales"])
         first, second = model.predict(rows), model.predict(rows)
         assert np.isfinite(first).all() and (first == second).all(), kind
+
+
+# The smoothing models --------------------------------------------------------------
+
+def seasonal_rows(months: int, growth: float, start: str = "2015-01-01"):
+    """Noise-free log-linear sales with a fixed month-of-year pattern."""
+    t = np.arange(months)
+    effects = 0.2 * np.sin(2 * np.pi * np.arange(12) / 12)
+    sales = np.expm1(5 + growth * t + effects[t % 12])
+    dates = pd.date_range(start, periods=months, freq="MS")
+    return pd.DataFrame({"date": dates, "sales": sales, "series": "shop"}), effects
+
+
+def test_seasonal_adjustment_recovers_the_month_of_year_effects():
+    rows, effects = seasonal_rows(60, growth=0.01)
+
+    found = seasonal_adjustment(np.log1p(rows["sales"].to_numpy()), 2015 * 12)
+
+    assert found == pytest.approx(effects - effects.mean(), abs=1e-9)
+
+
+@pytest.mark.parametrize("trend", ["theta", "damped"])
+def test_smoothing_continues_a_clean_log_linear_trend(trend):
+    rows, _ = seasonal_rows(72, growth=0.01)
+    history, future = rows.iloc[:60], rows.iloc[60:]
+
+    model = SmoothingForecaster(trend=trend).fit(history, history["sales"])
+    forecast = model.predict(future)
+
+    # Both follow the season exactly; the trend they carry differs (half the slope
+    # for theta, a fading one for damped), so they land between flat and the truth.
+    flat = np.expm1(np.log1p(history["sales"].to_numpy()[-12:]))
+    truth = future["sales"].to_numpy()
+    assert (forecast > flat * 0.999).all() and (forecast < truth * 1.001).all()
+    assert np.abs(forecast - truth).mean() < np.abs(flat - truth).mean()
+
+
+def test_the_damped_trend_fades_month_by_month():
+    rows, _ = seasonal_rows(60, growth=0.02)
+    model = SmoothingForecaster(trend="damped").fit(rows, rows["sales"])
+
+    steps = np.diff(model._ahead(np.arange(1.0, 61.0)))
+
+    assert model.phi_ < 1
+    assert (steps > 0).all() and (np.diff(steps) < 0).all()
+
+
+@pytest.mark.parametrize("trend", ["theta", "damped"])
+def test_smoothing_answers_finitely_before_inside_and_far_after_the_history(trend):
+    rows, _ = seasonal_rows(40, growth=0.05)
+    model = SmoothingForecaster(trend=trend).fit(rows, rows["sales"])
+    asked = pd.DataFrame({"date": pd.date_range("2013-01-01", periods=24 + 40 + 60,
+                                                freq="MS")})
+
+    first, second = model.predict(asked), model.predict(asked)
+
+    assert np.isfinite(first).all() and (first == second).all()
+    # Before the history: the first month stands in.
+    assert first[:24] == pytest.approx(rows["sales"].iloc[0])
+
+
+@pytest.mark.parametrize("trend, rows, message", [
+    ("theta", 23, "needs at least 24 months of non-negative sales, got 23"),
+    ("cubic", 48, "Unknown smoothing trend 'cubic'; choose one of: theta, damped"),
+], ids=["too-short", "unknown-trend"])
+def test_smoothing_refuses_what_it_cannot_fit(trend, rows, message):
+    history, _ = seasonal_rows(rows, growth=0.01)
+
+    with pytest.raises(ValueError, match=message):
+        SmoothingForecaster(trend=trend).fit(history, history["sales"])
+
+
+def test_the_blend_averages_every_member_a_long_series_allows():
+    long_enough = np.full(48, 10.0)
+
+    assert members_of(BLEND, long_enough) == pytest.approx(
+        dict.fromkeys(BLEND_MEMBERS, 1 / len(BLEND_MEMBERS)))
+    assert {"theta", "damped"} <= set(BLEND_MEMBERS)
+
+
+def test_a_blend_with_the_smoothing_models_loads_through_the_allow_list(tmp_path):
+    import joblib
+
+    history = growing_seasonal(60)
+    model = SalesForecaster(models={"shop": dict.fromkeys(BLEND_MEMBERS, 1)})
+    model.fit(history[["date", "series"]], history["sales"])
+    joblib.dump(model, tmp_path / "model.joblib")
+
+    loaded = load_model(tmp_path / "model.joblib")
+
+    rows = history[["date", "series"]]
+    assert type(loaded.models_["shop"]["theta"][0]) is SmoothingForecaster
+    assert loaded.predict(rows) == pytest.approx(model.predict(rows), rel=1e-12)
 
 
 # The backtest ----------------------------------------------------------------------

@@ -33,7 +33,8 @@ AUTO = "auto"
 BLEND = "blend"
 NAIVE = "seasonal-naive"
 MEAN = "mean"
-BLEND_MEMBERS = ("log-seasonal", "recent-log-seasonal", "lag", "pooled-lag")
+BLEND_MEMBERS = ("log-seasonal", "recent-log-seasonal", "lag", "pooled-lag", "theta",
+                 "damped")
 # Fitted at every cut-off: the blend's members, the baselines, and the alternatives
 # the gate may fall back on.
 CANDIDATES = ("seasonal-naive", "linear", "seasonal", "mean") + BLEND_MEMBERS
