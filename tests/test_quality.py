@@ -275,6 +275,28 @@ def test_smoothing_continues_a_clean_log_linear_trend(trend):
     assert np.abs(forecast - truth).mean() < np.abs(flat - truth).mean()
 
 
+def test_theta_forecast_is_smoothing_plus_half_the_slope_by_hand():
+    history = growing_seasonal(48)
+    noise = np.random.default_rng(1).normal(0, 0.1, 48)
+    y = history["sales"].to_numpy() * np.exp(noise)  # noisy: smoothing has work
+    model = SmoothingForecaster(trend="theta").fit(history[["date"]], y)
+    assert model.alpha_ < 1
+
+    z = np.log1p(y)
+    effects = seasonal_adjustment(z, 2015 * 12)
+    adjusted = z - effects[np.arange(48) % 12]
+    level, alpha = adjusted[0], model.alpha_
+    for value in adjusted[1:]:
+        level += alpha * (value - level)  # the last level has seen every month
+    slope = np.polyfit(np.arange(48), adjusted, 1)[0] / 2
+    h = np.arange(1, 4)
+    drift = slope * (h - 1 + (1 - (1 - alpha) ** 48) / alpha)
+    expected = np.expm1(level + drift + effects[(48 + h - 1) % 12])
+
+    future = pd.DataFrame({"date": pd.date_range("2019-01-01", periods=3, freq="MS")})
+    assert model.predict(future) == pytest.approx(expected, rel=1e-12)
+
+
 def test_the_damped_trend_fades_month_by_month():
     rows, _ = seasonal_rows(60, growth=0.02)
     model = SmoothingForecaster(trend="damped").fit(rows, rows["sales"])

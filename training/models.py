@@ -258,19 +258,19 @@ _BETAS = np.array([0.01, 0.03, 0.06, 0.1, 0.2])
 _PHIS = np.array([0.8, 0.85, 0.9, 0.95, 0.98])
 
 
-def _ses(a: np.ndarray, alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _ses(a: np.ndarray, alphas: np.ndarray) -> tuple:
     """Simple exponential smoothing of `a` for every alpha at once: the sums of
-    squared one-month-ahead errors and the one-month-ahead forecasts, month by month
-    (the first month forecasts itself)."""
+    squared one-month-ahead errors, the one-month-ahead forecasts month by month
+    (the first month forecasts itself), and the final level."""
     level = np.full(len(alphas), a[0])
     sse = np.zeros(len(alphas))
     path = [level]
     for value in a[1:]:
+        path.append(level)
         error = value - level
         sse += error ** 2
         level = level + alphas * error
-        path.append(level)
-    return sse, np.array(path)
+    return sse, np.array(path), level
 
 
 def _damped(a: np.ndarray, alpha, beta, phi) -> tuple:
@@ -327,11 +327,9 @@ class SmoothingForecaster(RegressorMixin, BaseEstimator):
         self.effects_ = seasonal_adjustment(z, self.first_)
         adjusted = z - self.effects_[(self.first_ + np.arange(len(z))) % SEASON_LENGTH]
         if self.trend == "theta":
-            sse, path = _ses(adjusted, _ALPHAS)
+            sse, path, levels = _ses(adjusted, _ALPHAS)
             best = int(np.argmin(sse))
-            self.alpha_ = float(_ALPHAS[best])
-            self.level_ = float(path[-1, best] + self.alpha_ * (adjusted[-1]
-                                                                - path[-1, best]))
+            self.alpha_, self.level_ = float(_ALPHAS[best]), float(levels[best])
             self.slope_ = float(np.polyfit(np.arange(len(z)), adjusted, 1)[0]) / 2
             # The drift of the Theta method h months ahead is slope * (h + offset).
             self.offset_ = (1 - (1 - self.alpha_) ** len(z)) / self.alpha_ - 1
