@@ -88,6 +88,11 @@ def child_exit(server, worker):
     # A replaced or crashed worker must not keep reporting its gauges (model
     # loaded, version served); its counters stay in the totals.
     metrics.mark_worker_dead(worker.pid)
+    # Its slot in the connection shares (service/worker.py) is free for the next;
+    # a worker class chosen on the command line may not have one.
+    release_share = getattr(worker, "release_share", None)
+    if release_share is not None:
+        release_share()
 
 
 def on_exit(server):

@@ -1,0 +1,105 @@
+"""The gunicorn worker's share-out of connections (service/worker.py), on its own and
+in a real gunicorn with two workers."""
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from service.worker import ConnectionShares
+
+
+def test_a_claimed_slot_counts_only_once_its_worker_serves():
+    shares = ConnectionShares()
+    first, second = shares.claim(), shares.claim()
+
+    assert (first, second) == (0, 1)
+    assert shares.fewest_elsewhere(first) is None
+    shares.publish(second, 0)
+    assert shares.fewest_elsewhere(first) == 0
+
+
+def test_the_fewest_connections_elsewhere_ignore_the_asking_worker():
+    shares = ConnectionShares()
+    slots = [shares.claim() for _ in range(3)]
+    for slot, connections in zip(slots, (9, 4, 6)):
+        shares.publish(slot, connections)
+
+    assert shares.fewest_elsewhere(slots[0]) == 4
+    assert shares.fewest_elsewhere(slots[1]) == 6
+
+
+def test_a_released_slot_no_longer_counts_and_is_claimed_again():
+    shares = ConnectionShares()
+    alone, gone = shares.claim(), shares.claim()
+    shares.publish(gone, 0)
+
+    shares.release(gone)
+
+    assert shares.fewest_elsewhere(alone) is None
+    assert shares.claim() == gone
+
+
+def test_a_worker_beyond_the_slots_gets_none_and_releasing_none_is_harmless():
+    shares = ConnectionShares()
+    for _ in range(ConnectionShares.SLOTS):
+        shares.claim()
+
+    assert shares.claim() is None
+    shares.release(None)
+
+
+def open_sockets(pid: int) -> int:
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass  # closed between the listing and the read
+    return count
+
+
+def worker_pids(master: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == master:
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.integration
+def test_connections_opened_at_once_are_shared_out_between_the_workers(
+        live_server, trained_store):
+    server = live_server(trained_store, SALES_FORECAST_WORKERS=2)
+    deadline = time.monotonic() + 30
+    # Ready is one worker ready; each worker logs its model once it has loaded it.
+    while server.log().count("serving model version") < 2:
+        assert time.monotonic() < deadline, "the second worker never loaded the model"
+        time.sleep(0.05)
+    workers = worker_pids(server.process.pid)
+    idle = {pid: open_sockets(pid) for pid in workers}
+
+    # All at once, as a load balancer or a benchmark opens its keep-alive pool;
+    # each asks once, so it is accepted and served before the count.
+    clients = [socket.create_connection(("127.0.0.1", server.port), timeout=10)
+               for _ in range(16)]
+    try:
+        for client in clients:
+            client.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        for client in clients:
+            assert client.recv(64).startswith(b"HTTP/1.1 200")
+        held = {pid: open_sockets(pid) - idle[pid] for pid in workers}
+    finally:
+        for client in clients:
+            client.close()
+
+    # Without the share-out one worker usually takes 14 to 16 of them.
+    assert sum(held.values()) == 16
+    assert min(held.values()) >= 5, held
