@@ -3,7 +3,6 @@
 import logging
 import os
 import time
-import uuid
 
 import orjson
 from flask import Flask, Response, g, request
@@ -128,32 +127,37 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
 def register_request_log(app: Flask, store: ModelStore, metrics: Metrics) -> None:
     @app.before_request
     def start_timer():
-        g.started = time.perf_counter()
+        context = g._get_current_object()  # one proxy look-up instead of three
+        context.started = time.perf_counter()
         incoming = request.headers.get("X-Request-ID", "")
-        # A caller's id is echoed only when it is short and printable.
-        g.request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() \
-            else uuid.uuid4().hex
+        # A caller's id is echoed only when it is short and printable. Otherwise
+        # 32 random hex digits, as uuid4().hex gives, in a fifth of its time.
+        context.request_id = incoming \
+            if 0 < len(incoming) <= 128 and incoming.isprintable() \
+            else os.urandom(16).hex()
 
     @app.after_request
     def finish(response: Response):
-        response.headers["X-Request-ID"] = g.get("request_id", "")
-        if request.path in QUIET_PATHS:
+        context = g._get_current_object()
+        current_request = request._get_current_object()
+        response.headers["X-Request-ID"] = context.get("request_id", "")
+        path = current_request.path
+        if path in QUIET_PATHS:
             return response
 
         # One clock reading feeds both, so a logged duration is the observed one.
-        seconds = time.perf_counter() - g.started
-        metrics.observe_request(request.method, request.url_rule,
-                                response.status_code, seconds)
-        if log.isEnabledFor(logging.INFO):
-            current = store.predictor
-            log.info("request", extra={
-                "method": request.method,
-                "path": request.path,
-                "status": response.status_code,
-                "duration_ms": round(seconds * 1000, 3),
-                "request_id": g.request_id,
-                "model_version": current.version if current else None,
-            })
+        seconds = time.perf_counter() - context.started
+        method, status = current_request.method, response.status_code
+        metrics.observe_request(method, current_request.url_rule, status, seconds)
+        current = store.predictor
+        logs.write_request({
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 3),
+            "request_id": context.request_id,
+            "model_version": current.version if current else None,
+        })
         return response
 
 
