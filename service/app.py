@@ -10,17 +10,22 @@ from werkzeug.exceptions import HTTPException
 
 from service import logs, page, report, v2
 from service.config import Settings, draining_marker
-from service.errors import BadRequest, NotReady, ServiceError
+from service.errors import (BadRequest, ModelNotFound, NotReady, ServiceError,
+                            UnknownSeries)
 from service.http import (BODY_ERRORS, MAX_BODY_BYTES, MAX_ROWS, check_fields,
                           json_response, read_json)
 from service.metrics import Metrics
-from service.model_store import ModelStore
+from service.model_store import ModelStore, retry_on_newer_model
 from service.openapi import document as api_document
 from service.predictor import MAX_MONTHS_AHEAD
 
 log = logging.getLogger("service")
 
 FORECAST_FIELDS = {"horizon", "series"}
+# Views whose refusal (a series or model version this worker does not serve) may only
+# mean that this worker has not switched to a just-published version yet.
+RETRY_ON_NEWER_MODEL = ("forecast", "predict", "infer", "model_metadata", "model_ready",
+                        "page.history")
 # Kept out of request logs and latency metrics: they would drown the real traffic.
 QUIET_PATHS = {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"}
 
@@ -121,6 +126,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
     v2.register(app, settings.model_name, predictor)
     report.register(app, predictor, store.model_dir)
     app.register_blueprint(page.blueprint)
+    retry_on_newer_model(app, store, RETRY_ON_NEWER_MODEL, (UnknownSeries, ModelNotFound))
     return app
 
 

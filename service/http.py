@@ -9,6 +9,7 @@ from service.errors import BadRequest, InvalidJSON
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_ROWS = 10_000
+PARSED_BODY = "sales_forecast.request_json"
 # What gunicorn raises while the application reads a body that is malformed (a bad
 # chunk) or cut off; the app answers them with a 400, not a 500.
 BODY_ERRORS = (wire.NoMoreData, wire.InvalidChunkSize, wire.ChunkMissingTerminator,
@@ -21,6 +22,11 @@ def json_response(payload, status: int = 200) -> Response:
 
 def read_json() -> dict:
     """The request body as a JSON object, or a 400 that says what is wrong with it."""
+    environ = request.environ
+    # The body is read once, uncached; a view that answers a second time on a newer
+    # model (service.model_store.retry_on_newer_model) gets the parsed object again.
+    if PARSED_BODY in environ:
+        return environ[PARSED_BODY]
     raw = request.get_data(cache=False)
     # A chunked body has no Content-Length to refuse up front, and Werkzeug stops
     # reading it at the limit without saying so: look for a byte beyond the limit.
@@ -37,6 +43,7 @@ def read_json() -> dict:
     if not isinstance(body, dict):
         raise InvalidJSON(f"The request body must be a JSON object, got "
                           f"{type(body).__name__}.")
+    environ[PARSED_BODY] = body
     return body
 
 

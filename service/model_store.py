@@ -10,6 +10,7 @@ change; the previous model keeps serving: readiness never drops because of a bad
 candidate or a bad pointer, only while no good model has ever been loaded.
 """
 
+import functools
 import logging
 import threading
 from pathlib import Path
@@ -59,6 +60,19 @@ class ModelStore:
             if self._refused.get(version) == files:
                 return
             self._load(version, files)
+
+    def catch_up(self, served: str | None) -> bool:
+        """Check CURRENT now, out of turn: True if this worker no longer serves `served`.
+
+        For a request the served model refused (a series or version it does not
+        know). Workers switch on their own schedule, so just after a version is
+        published one worker may know a new series while another has not reached
+        its next check. A load in progress in the watcher holds the lock, so this
+        waits for it rather than loading twice; a refused candidate is not retried.
+        """
+        self.refresh()
+        current = self.predictor
+        return current is not None and current.version != served
 
     def _load(self, version: str, files: tuple) -> None:
         try:
@@ -145,3 +159,30 @@ def is_transient(error: BaseException) -> bool:
     cause = error.__cause__ or error
     return isinstance(cause, (OSError, MemoryError)) and \
         not isinstance(cause, FileNotFoundError)
+
+
+def retry_on_newer_model(app, store: ModelStore, endpoints, refusals) -> None:
+    """Let each view in `endpoints` answer a second time, on a newer model, when it
+    refused with one of `refusals` and the store has moved on meanwhile.
+
+    Only the refusal path pays (one read of CURRENT); a request the served model
+    answers runs exactly as before.
+    """
+    for endpoint in endpoints:
+        app.view_functions[endpoint] = _retrying(app.view_functions[endpoint], store,
+                                                 tuple(refusals))
+
+
+def _retrying(view, store: ModelStore, refusals: tuple):
+    @functools.wraps(view)
+    def answer(*args, **kwargs):
+        current = store.predictor
+        served = current.version if current else None
+        try:
+            return view(*args, **kwargs)
+        except refusals:
+            if not store.catch_up(served):
+                raise
+        return view(*args, **kwargs)
+
+    return answer
