@@ -54,11 +54,20 @@ class DeadlineSocket:
     gunicorn's parser, body readers and response writer only call `recv` and
     `sendall` on it; everything else (fileno for the event loop, close, shutdown)
     goes to the real socket. Between requests (`stop`) it is a plain socket again.
+
+    The mode gunicorn asks for (`setblocking`, `settimeout`) is applied to the real
+    socket only when a call needs it. gunicorn switches it four times per keep-alive
+    request (non-blocking for its poller, blocking for the thread, a timeout around
+    the check for unread body bytes and back) and each switch is a system call that
+    releases the GIL; the poller does not care about the mode, and the reads and
+    writes here mostly do not either (`MSG_DONTWAIT`), so most switches cancel out.
     """
 
     def __init__(self, sock: socket.socket):
         self._sock = sock
-        self._blocking = True
+        # What gunicorn last asked for, and what the real socket has; None is
+        # blocking, 0.0 non-blocking, else a timeout in seconds.
+        self._wanted = self._applied = sock.gettimeout()
         self._armed = False
         self._started = None
         self._received = 0
@@ -72,12 +81,33 @@ class DeadlineSocket:
     def stop(self) -> None:
         self._armed = False
 
+    def setblocking(self, flag: bool) -> None:
+        self._wanted = None if flag else 0.0
+
+    def settimeout(self, value) -> None:
+        if value is not None and not value >= 0:
+            raise ValueError(f"timeout must be None or at least 0, got {value!r}")
+        self._wanted = value
+
+    def gettimeout(self):
+        return self._wanted
+
+    def _apply(self) -> None:
+        if self._applied != self._wanted:
+            self._sock.settimeout(self._wanted)
+            self._applied = self._wanted
+
+    def _set_real(self, value) -> None:
+        self._sock.settimeout(value)
+        self._applied = value
+
     def _receive_deadline(self) -> float:
         allowance = RECEIVE_GRACE + self._received / MIN_RECEIVE_RATE
         return self._started + min(allowance, RECEIVE_LIMIT)
 
     def recv(self, size: int, *flags) -> bytes:
         if not self._armed:
+            self._apply()
             return self._sock.recv(size, *flags)
         if self._started is None:
             self._started = time.monotonic()
@@ -97,7 +127,7 @@ class DeadlineSocket:
         try:
             if remaining <= 0:
                 raise TimeoutError
-            self._sock.settimeout(remaining)
+            self._set_real(remaining)
             data = self._sock.recv(size, *flags)
         except TimeoutError:
             # End of stream for the reader: the parser drops a half-read request,
@@ -108,12 +138,13 @@ class DeadlineSocket:
                 pass
             return b""
         finally:
-            self._sock.setblocking(self._blocking)
+            self._apply()
         self._received += len(data)
         return data
 
     def sendall(self, data, *flags) -> None:
         if not self._armed:
+            self._apply()
             return self._sock.sendall(data, *flags)
         if not flags:
             # An answer that fits in the socket's send buffer (nearly every one)
@@ -127,18 +158,22 @@ class DeadlineSocket:
                 return None
             data = memoryview(data)[sent:]
         try:
-            self._sock.settimeout(RECEIVE_LIMIT)
+            self._set_real(RECEIVE_LIMIT)
             return self._sock.sendall(data, *flags)
         except TimeoutError:
             # gunicorn treats a broken pipe as a client gone: closed quietly.
             raise BrokenPipeError("the client did not read the answer in time") \
                 from None
         finally:
-            self._sock.setblocking(self._blocking)
+            self._apply()
 
-    def setblocking(self, flag: bool) -> None:
-        self._blocking = flag
-        self._sock.setblocking(flag)
+    def fileno(self) -> int:
+        # During a request, a handler may pass the descriptor itself to a system
+        # call (gunicorn's sendfile), which must find the socket in the mode asked
+        # for; the poller, between requests, does not care.
+        if self._armed:
+            self._apply()
+        return self._sock.fileno()
 
     def __getattr__(self, name):
         return getattr(self._sock, name)
