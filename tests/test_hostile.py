@@ -193,6 +193,11 @@ TLS_HELLO = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40
 def test_malformed_http_gets_a_4xx_json_error_and_nothing_breaks(live_server,
                                                                 trained_store):
     server = live_server(trained_store)
+    # Ready means one worker is; the other may not have logged its start yet, and
+    # counted later it would look like a worker replaced after a crash.
+    deadline = time.monotonic() + 30
+    while server.log().count("Booting worker") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     workers_before = server.log().count("Booting worker")
 
     statuses = {}
