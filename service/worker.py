@@ -167,15 +167,13 @@ class DeadlineSocket:
         finally:
             self._apply()
 
-    def fileno(self) -> int:
-        # During a request, a handler may pass the descriptor itself to a system
-        # call (gunicorn's sendfile), which must find the socket in the mode asked
-        # for; the poller, between requests, does not care.
+    def __getattr__(self, name):
+        # During a request, whatever else is called on the real socket (gunicorn's
+        # sendfile, which refuses a non-blocking socket, or the descriptor handed
+        # to a system call) must find it in the mode asked for; the poller,
+        # between requests, does not care.
         if self._armed:
             self._apply()
-        return self._sock.fileno()
-
-    def __getattr__(self, name):
         return getattr(self._sock, name)
 
 

@@ -7,8 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from service.worker import ConnectionShares
+from tests.conftest import ROOT
 
 
 def test_a_claimed_slot_counts_only_once_its_worker_serves():
@@ -103,3 +105,18 @@ def test_connections_opened_at_once_are_shared_out_between_the_workers(
     # Without the share-out one worker usually takes 14 to 16 of them.
     assert sum(held.values()) == 16
     assert min(held.values()) >= 5, held
+
+
+@pytest.mark.integration
+def test_static_files_go_out_whole_on_a_kept_alive_connection(live_server,
+                                                              trained_store):
+    # gunicorn sends files with socket.sendfile, which refuses a socket left
+    # non-blocking; the worker applies the mode it asked for only when needed.
+    server = live_server(trained_store)
+    expected = (ROOT / "service" / "static" / "page.js").read_bytes()
+
+    with requests.Session() as session:
+        for _ in range(3):
+            answer = session.get(server.url + "/static/page.js", timeout=10)
+            assert answer.status_code == 200
+            assert answer.content == expected
