@@ -81,7 +81,12 @@ def run_backtest(frame: pd.DataFrame, kinds, origins, horizon: int = DEFAULT_HOR
                                    len(test))
         parts.append(part)
     if not parts:
-        return pd.DataFrame(columns=KEY_COLUMNS + list(kinds))
+        # No series is long enough for any cut-off (a file of short series only).
+        # The columns keep their types so the float checks downstream (isfinite)
+        # see an empty float table rather than an empty table of objects.
+        types = {"series": object, "origin": int, "horizon": int, "month": int,
+                 "actual": float, "scale": float} | {kind: float for kind in kinds}
+        return pd.DataFrame(columns=KEY_COLUMNS + list(kinds)).astype(types)
     return pd.concat(parts, ignore_index=True)
 
 
