@@ -8,10 +8,16 @@ import io
 import json
 import logging
 import os
+import select
 import sys
 import time
 
 import orjson
+
+# Longest write a pipe keeps whole between writers (POSIX: at least 512; 4096 on
+# Linux). A request line longer than this has its path shortened, marked so.
+PIPE_BUF = getattr(select, "PIPE_BUF", 512)
+TRUNCATED = "...(truncated)"
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is
 # written out as a field of its own.
@@ -80,10 +86,24 @@ class JsonLineHandler(logging.StreamHandler):
         entry = {"time": self.formatter.timestamp(time.time()), "level": "info",
                  "logger": "service", "message": "request"}
         entry.update(fields)
-        try:
-            line = orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)
-        except TypeError:  # the same fallback as JsonFormatter.format
-            line = (json.dumps(entry, default=str) + "\n").encode()
+        line = _encode(entry)
+        if len(line) > PIPE_BUF and isinstance(entry.get("path"), str):
+            # The kernel keeps a write to a pipe (a container's stderr) whole only
+            # up to PIPE_BUF bytes; a longer one can be split by another worker's
+            # line. Only the path, which the client chooses (up to ~4 KB, and a
+            # control character takes 6 bytes escaped), can make the line that
+            # long. The longest prefix that fits is found by halving (a dozen
+            # encodings of a 4 KB line, on a path no browser sends).
+            path, shortest, longest = entry["path"], 0, len(entry["path"])
+            while shortest < longest:
+                keep = (shortest + longest + 1) // 2
+                entry["path"] = path[:keep] + TRUNCATED
+                if len(_encode(entry)) <= PIPE_BUF:
+                    shortest = keep
+                else:
+                    longest = keep - 1
+            entry["path"] = path[:shortest] + TRUNCATED
+            line = _encode(entry)
 
         fd = self._fd
         if fd is None:
@@ -100,6 +120,13 @@ class JsonLineHandler(logging.StreamHandler):
             # report, which would go to the same broken stream: the answer to
             # the client must not fail because its log line could not be written.
             pass
+
+
+def _encode(entry: dict) -> bytes:
+    try:
+        return orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:  # the same fallback as JsonFormatter.format
+        return (json.dumps(entry, default=str) + "\n").encode()
 
 
 def write_request(fields: dict) -> None:
