@@ -240,6 +240,13 @@ _shares: ConnectionShares | None = None
 # socket to it. A connection is never refused: if it is still waiting afterwards
 # (the sibling is busy, stuck or full), this worker takes it.
 ACCEPT_PAUSE = 0.002
+# After a sibling left a connection waiting through a whole pause, this worker stops
+# pausing for this long. A sibling that is stopped or stuck in a long call never takes
+# anything but still looks least loaded; without this every new connection would
+# wait out a pause (measured: a third of one lone worker's intake while the other was
+# stopped, until gunicorn's timeout replaces it). With it, one connection in each
+# interval pays the pause.
+SIBLING_BACKOFF = 0.05
 # At most this often (or a quarter of gunicorn's `timeout`, if that is shorter) the
 # worker tells the master it is alive and checks that the master still is, instead
 # of on every pass of its loop.
@@ -256,6 +263,7 @@ class ThreadWorker(gthread.ThreadWorker):
         self.share_slot = _shares.claim()
         self._accept_paused_until = 0.0
         self._accept_anyway = False
+        self._no_pause_until = 0.0
         self._notified = self._parent_checked = 0.0
         # gunicorn hands its worker half the configured timeout.
         self._notify_every = min(NOTIFY_EVERY, self.timeout / 2)
@@ -295,10 +303,14 @@ class ThreadWorker(gthread.ThreadWorker):
         super().run()
 
     def accept(self, listener):
-        if not self._accept_anyway and self._holds_more_than_a_sibling():
+        now = time.monotonic()
+        if self._accept_anyway:
+            # The connection waited out a whole pause: the sibling is busy or stuck.
+            self._no_pause_until = now + SIBLING_BACKOFF
+        elif now >= self._no_pause_until and self._holds_more_than_a_sibling():
             # Level-triggered: the listener would wake this loop again at once, so
             # it leaves the poller for the pause (set_accept_enabled honours it).
-            self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
+            self._accept_paused_until = now + ACCEPT_PAUSE
             super().set_accept_enabled(False)
             return
         self._accept_anyway = False

@@ -120,3 +120,47 @@ def test_static_files_go_out_whole_on_a_kept_alive_connection(live_server,
             answer = session.get(server.url + "/static/page.js", timeout=10)
             assert answer.status_code == 200
             assert answer.content == expected
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_a_sibling_that_leaves_a_connection_waiting_is_not_waited_for_again_at_once(
+        monkeypatch):
+    """A stopped or stuck sibling looks least loaded for ever; after one connection
+    waited out a whole pause, the next ones are taken without pausing for a while."""
+    from gunicorn.workers import gthread
+
+    from service import worker
+
+    calls = []
+    monkeypatch.setattr(gthread.ThreadWorker, "accept",
+                        lambda self, listener: calls.append("accepted"))
+    monkeypatch.setattr(gthread.ThreadWorker, "set_accept_enabled",
+                        lambda self, enabled: calls.append(f"listening={enabled}"))
+    clock = FakeClock()
+    monkeypatch.setattr(worker.time, "monotonic", clock)
+    busy = object.__new__(worker.ThreadWorker)  # no gunicorn arbiter behind it
+    busy._accept_paused_until, busy._accept_anyway, busy._no_pause_until = 0.0, False, 0.0
+    busy.share_slot = None
+    busy._holds_more_than_a_sibling = lambda: True
+
+    busy.accept(None)
+    assert calls == ["listening=False"]  # paused, left to the sibling
+
+    calls.clear()
+    busy._accept_anyway = True  # the pause ended with the connection still queued
+    busy.accept(None)
+    clock.now += worker.SIBLING_BACKOFF / 2
+    busy.accept(None)
+    assert calls == ["accepted", "accepted"]
+
+    calls.clear()
+    clock.now += worker.SIBLING_BACKOFF
+    busy.accept(None)
+    assert calls == ["listening=False"]  # the sibling gets its chance again
