@@ -240,12 +240,14 @@ _shares: ConnectionShares | None = None
 # socket to it. A connection is never refused: if it is still waiting afterwards
 # (the sibling is busy, stuck or full), this worker takes it.
 ACCEPT_PAUSE = 0.002
-# After a sibling left a connection waiting through a whole pause, this worker stops
-# pausing for this long. A sibling that is stopped or stuck in a long call never takes
-# anything but still looks least loaded; without this every new connection would
-# wait out a pause (measured: a third of one lone worker's intake while the other was
-# stopped, until gunicorn's timeout replaces it). With it, one connection in each
-# interval pays the pause.
+# After siblings left a connection waiting through a whole pause this many times in
+# a row, this worker stops pausing for SIBLING_BACKOFF seconds. A sibling that is
+# stopped or stuck in a long call never takes anything but still looks least loaded;
+# without this every new connection would wait out a pause (measured: a third of one
+# lone worker's intake while the other was stopped, until gunicorn's timeout replaces
+# it). One miss is not enough: a healthy sibling busy with a burst of connections
+# misses a pause now and then, and backing off then would undo the share-out.
+SIBLING_MISSES = 3
 SIBLING_BACKOFF = 0.05
 # At most this often (or a quarter of gunicorn's `timeout`, if that is shorter) the
 # worker tells the master it is alive and checks that the master still is, instead
@@ -264,6 +266,7 @@ class ThreadWorker(gthread.ThreadWorker):
         self._accept_paused_until = 0.0
         self._accept_anyway = False
         self._no_pause_until = 0.0
+        self._sibling_misses = 0
         self._notified = self._parent_checked = 0.0
         # gunicorn hands its worker half the configured timeout.
         self._notify_every = min(NOTIFY_EVERY, self.timeout / 2)
@@ -306,7 +309,9 @@ class ThreadWorker(gthread.ThreadWorker):
         now = time.monotonic()
         if self._accept_anyway:
             # The connection waited out a whole pause: the sibling is busy or stuck.
-            self._no_pause_until = now + SIBLING_BACKOFF
+            self._sibling_misses += 1
+            if self._sibling_misses >= SIBLING_MISSES:
+                self._no_pause_until = now + SIBLING_BACKOFF
         elif now >= self._no_pause_until and self._holds_more_than_a_sibling():
             # Level-triggered: the listener would wake this loop again at once, so
             # it leaves the poller for the pause (set_accept_enabled honours it).
@@ -346,7 +351,10 @@ class ThreadWorker(gthread.ThreadWorker):
                     self._accept_anyway = True
                     timeout = 0
         super().wait_for_and_dispatch_events(timeout)
-        self._accept_anyway = False
+        if self._accept_anyway:
+            # Still set: nothing was left to accept, a sibling took it in the pause.
+            self._sibling_misses = 0
+            self._accept_anyway = False
         # Connections also end in callbacks of the loop (closed, expired).
         self._publish_share()
 

@@ -85,6 +85,9 @@ def test_connections_opened_at_once_are_shared_out_between_the_workers(
     while server.log().count("serving model version") < 2:
         assert time.monotonic() < deadline, "the second worker never loaded the model"
         time.sleep(0.05)
+    # A worker logs its model just before it enters its loop and publishes its count;
+    # until then it is no sibling to share with.
+    time.sleep(0.5)
     workers = worker_pids(server.process.pid)
     idle = {pid: open_sockets(pid) for pid in workers}
 
@@ -102,9 +105,10 @@ def test_connections_opened_at_once_are_shared_out_between_the_workers(
         for client in clients:
             client.close()
 
-    # Without the share-out one worker usually takes 14 to 16 of them.
+    # Without the share-out one worker usually takes 14 to 16 of them; with it the
+    # split is 8/8 to 12/4 (a sibling busy with its own share misses some pauses).
     assert sum(held.values()) == 16
-    assert min(held.values()) >= 5, held
+    assert min(held.values()) >= 3, held
 
 
 @pytest.mark.integration
@@ -132,8 +136,9 @@ class FakeClock:
 
 def test_a_sibling_that_leaves_a_connection_waiting_is_not_waited_for_again_at_once(
         monkeypatch):
-    """A stopped or stuck sibling looks least loaded for ever; after one connection
-    waited out a whole pause, the next ones are taken without pausing for a while."""
+    """A stopped or stuck sibling looks least loaded for ever; after connections
+    waited out whole pauses a few times in a row, the next ones are taken without
+    pausing for a while."""
     from gunicorn.workers import gthread
 
     from service import worker
@@ -147,6 +152,7 @@ def test_a_sibling_that_leaves_a_connection_waiting_is_not_waited_for_again_at_o
     monkeypatch.setattr(worker.time, "monotonic", clock)
     busy = object.__new__(worker.ThreadWorker)  # no gunicorn arbiter behind it
     busy._accept_paused_until, busy._accept_anyway, busy._no_pause_until = 0.0, False, 0.0
+    busy._sibling_misses = 0
     busy.share_slot = None
     busy._holds_more_than_a_sibling = lambda: True
 
@@ -154,11 +160,12 @@ def test_a_sibling_that_leaves_a_connection_waiting_is_not_waited_for_again_at_o
     assert calls == ["listening=False"]  # paused, left to the sibling
 
     calls.clear()
-    busy._accept_anyway = True  # the pause ended with the connection still queued
-    busy.accept(None)
+    for _ in range(worker.SIBLING_MISSES):
+        busy._accept_anyway = True  # a pause ended with the connection still queued
+        busy.accept(None)
     clock.now += worker.SIBLING_BACKOFF / 2
     busy.accept(None)
-    assert calls == ["accepted", "accepted"]
+    assert calls == ["accepted"] * (worker.SIBLING_MISSES + 1)
 
     calls.clear()
     clock.now += worker.SIBLING_BACKOFF
