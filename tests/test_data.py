@@ -438,20 +438,30 @@ def test_conflicting_values_for_a_month_are_refused_naming_both_lines(tmp_path):
         ("-12.5", "line 9: sales value '-12.5' is negative, but sales must be >= 0. "
                   "Net returns"),
         ("twelve", "line 9: sales value 'twelve' is not a number. Write plain numbers"),
+        ("1e308", "line 9: sales value '1e308' is above 2^53 (about 9.007e15)"),
+        ("1e16", "line 9: sales value '1e16' is above 2^53"),
         ('"$1,234"', "line 9: sales value '$1,234' is not a number"),
         ("1 234", "line 9: sales value '1 234' is not a number"),
         ("NaN", "line 9: sales value 'NaN' marks a missing or infinite value"),
         ("inf", "line 9: sales value 'inf' marks a missing or infinite value"),
         ("1e999", "line 9: sales value '1e999' is not a number"),
     ],
-    ids=["empty", "negative", "word", "currency", "space grouping", "NaN", "inf",
-         "overflow"],
+    ids=["empty", "negative", "word", "far too large", "just too large", "currency",
+         "space grouping", "NaN", "inf", "overflow"],
 )
 def test_bad_sales_values_are_refused_naming_line_and_value(tmp_path, value, problem):
     values = list(CENTS)
     values[7] = value
 
     refuse(write(tmp_path, csv_bytes(values)), f"shop.csv: {problem}")
+
+
+def test_the_largest_exact_whole_number_is_still_sales(tmp_path):
+    values = ["9007199254740992"] + CENTS[1:]
+
+    loaded = load_sales(write(tmp_path, csv_bytes(values)))
+
+    assert loaded.frame["sales"].iloc[0] == 2.0 ** 53
 
 
 def test_negative_zero_is_zero(tmp_path):

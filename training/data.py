@@ -169,9 +169,18 @@ ROW_PROBLEMS = {
         "line {line}: sales value {value!r} is negative, but sales must be >= 0. Net "
         "returns against the sales of the same month before exporting."
     ),
+    "too_large": (
+        "line {line}: sales value {value!r} is above 2^53 (about 9.007e15), where "
+        "numbers stop being exact and the model's squared errors overflow. Check the "
+        "column and the decimal mark, or record the sales in larger units (thousands, "
+        "millions)."
+    ),
 }
 PROBLEM_KINDS = tuple(ROW_PROBLEMS)  # code k > 0 in a row's "problem" is kind k - 1
-SALES_PROBLEMS = ("empty", "missing", "number", "negative")  # quote the sales value
+SALES_PROBLEMS = ("empty", "missing", "number", "negative", "too_large")  # quote it
+# Above this a float no longer holds every whole number, and squares of errors at
+# the scale of the largest floats overflow in the backtest.
+MAX_SALES = float(2 ** 53)
 
 
 # Entry point ------------------------------------------------------------------------
@@ -687,7 +696,8 @@ def _parse_sales(rows, separator, label, notes) -> tuple[np.ndarray, dict]:
     unreadable = (suspect & ~marker) | (readable & ~np.isfinite(sales))
 
     return sales, {"empty": empty, "missing": marker, "number": unreadable,
-                   "negative": readable & (sales < 0)}
+                   "negative": readable & (sales < 0),
+                   "too_large": readable & np.isfinite(sales) & (sales > MAX_SALES)}
 
 
 def _shapes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
