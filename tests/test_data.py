@@ -663,3 +663,17 @@ def test_wrong_options_are_caller_errors(options, message):
 def test_unreadable_path_is_refused(tmp_path):
     refuse(tmp_path / "nope.csv", "nope.csv: cannot read the file (No such file",
            "Check the path")
+
+
+def test_a_file_of_thousands_of_columns_gets_short_messages(tmp_path):
+    extra = ",".join(f"c{i}" for i in range(5000))
+    ones = ",".join("1" for _ in range(5000))
+    rows = "".join(f"{m:%Y-%m-%d},{v},{ones}\n" for m, v in zip(MONTHS, CENTS))
+    path = write(tmp_path, f"date,sales,{extra}\n{rows}".encode())
+
+    loaded = load_sales(path)
+    error = refuse(path, "no column named 'amount'", "'c17' and 4982 more",
+                   columns=Columns(sales="amount"))
+
+    assert loaded.notes[-1].endswith("'c19' and 4980 more")
+    assert len(str(error)) < 1000

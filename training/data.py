@@ -507,7 +507,7 @@ def _refuse_short_records(table, starts, blank, text, separator, header, label) 
         record = "\n".join(physical[starts[index] - 1:ends[index] - 1])
         raise DataError(
             f"{label}: line {starts[index]} has {count} field(s) but the header has "
-            f"{len(header)} ({', '.join(header)}): {record!r}. The line looks cut off; "
+            f"{len(header)} ({_listing(header)}): {_clip(record)!r}. The line looks cut off; "
             "complete or delete it (was the whole file copied?)."
         )
 
@@ -522,7 +522,7 @@ def _malformed(text, separator, header, label, error) -> DataError:
             if len(record) > len(header):
                 return DataError(
                     f"{label}: line {start} has {len(record)} fields but the header "
-                    f"has {len(header)} ({', '.join(header)}). A value probably "
+                    f"has {len(header)} ({_listing(header)}). A value probably "
                     f"contains the {SEPARATORS[separator]} {separator!r} without "
                     "quotes, such as a thousands separator; quote such values or "
                     "remove the separator."
@@ -578,7 +578,7 @@ def _column_index(header: list[str], wanted: str, label: str) -> int:
             "ones so each name appears once."
         )
 
-    found = ", ".join(repr(name) for name in header)
+    found = _listing([repr(name) for name in header])
     close = [name for name in header if name.lower() == wanted.lower()]
     hint = f" Did you mean {close[0]!r}? Names are case-sensitive." if close else ""
     raise DataError(
@@ -587,6 +587,18 @@ def _column_index(header: list[str], wanted: str, label: str) -> int:
         "--sales-col and --series-col (Columns(date=..., sales=..., series=...) in "
         "Python)."
     )
+
+
+def _listing(names, limit: int = 20) -> str:
+    """Names for a message, at most `limit` of them: a file with thousands of
+    columns must not make a message of thousands of names."""
+    names = [str(name) for name in names]
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _note_unused(records, header, used: set, notes: list[str]) -> None:
@@ -604,7 +616,7 @@ def _note_unused(records, header, used: set, notes: list[str]) -> None:
         else:
             ignored.append(repr(name) if name else f"unnamed column {position + 1}")
     if ignored:
-        notes.append(f"ignored unused column(s): {', '.join(ignored)}")
+        notes.append(f"ignored unused column(s): {_listing(ignored)}")
 
 
 def _counts_rows(values: np.ndarray) -> bool:
