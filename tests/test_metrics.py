@@ -434,6 +434,9 @@ def test_a_killed_worker_keeps_its_counts_and_loses_its_gauges(live_server,
     with requests.Session() as session:
         for _ in range(20):
             assert session.get(server.url + "/model", timeout=5).ok
+    # Ready means one worker is ready; the other writes its counters once it has
+    # loaded the model (its load attempt is counted).
+    wait_until(lambda: len(list(metrics_dir.glob("counter_*"))) == 2)
     workers = sorted(int(p.stem.split("_")[-1]) for p in metrics_dir.glob("counter_*"))
     assert len(workers) == 2
 
