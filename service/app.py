@@ -26,6 +26,7 @@ FORECAST_FIELDS = {"horizon", "series"}
 # mean that this worker has not switched to a just-published version yet.
 RETRY_ON_NEWER_MODEL = ("forecast", "predict", "infer", "model_metadata", "model_ready",
                         "page.history")
+NOT_SERVED_HERE = (UnknownSeries, ModelNotFound)
 # Kept out of request logs and latency metrics: they would drown the real traffic.
 QUIET_PATHS = {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"}
 
@@ -126,7 +127,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
     v2.register(app, settings.model_name, predictor)
     report.register(app, predictor, store.model_dir)
     app.register_blueprint(page.blueprint)
-    retry_on_newer_model(app, store, RETRY_ON_NEWER_MODEL, (UnknownSeries, ModelNotFound))
+    retry_on_newer_model(app, store, RETRY_ON_NEWER_MODEL, NOT_SERVED_HERE)
     return app
 
 

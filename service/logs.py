@@ -18,6 +18,9 @@ import orjson
 # Linux). A request line longer than this has its path shortened, marked so.
 PIPE_BUF = getattr(select, "PIPE_BUF", 512)
 TRUNCATED = "...(truncated)"
+# The one logger configured here, looked up once: `getLogger` takes logging's module
+# lock, which the request path need not.
+SERVICE_LOG = logging.getLogger("service")
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is
 # written out as a field of its own.
@@ -131,7 +134,7 @@ def _encode(entry: dict) -> bytes:
 
 def write_request(fields: dict) -> None:
     """Log one request line at level info with `fields` as its extra fields."""
-    logger = logging.getLogger("service")
+    logger = SERVICE_LOG
     if not logger.isEnabledFor(logging.INFO):
         return
     handlers = logger.handlers
@@ -168,7 +171,7 @@ def configure(level: str) -> None:
     """Send the service's logs to stderr as JSON lines; called once per process."""
     numeric = logging.getLevelName(check_level(level).upper())
     handler = JsonLineHandler(sys.stderr)
-    logger = logging.getLogger("service")
+    logger = SERVICE_LOG
     logger.handlers[:] = [handler]
     logger.setLevel(numeric)
     logger.propagate = False

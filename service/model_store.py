@@ -62,7 +62,8 @@ class ModelStore:
             self._load(version, files)
 
     def catch_up(self, served: str | None) -> bool:
-        """Check CURRENT now, out of turn: True if this worker no longer serves `served`.
+        """Check CURRENT now, out of turn; True if this worker now serves another
+        version than `served`.
 
         For a request the served model refused (a series or version it does not
         know). Workers switch on their own schedule, so just after a version is

@@ -151,8 +151,8 @@ def test_a_sibling_that_leaves_a_connection_waiting_is_not_waited_for_again_at_o
     clock = FakeClock()
     monkeypatch.setattr(worker.time, "monotonic", clock)
     busy = object.__new__(worker.ThreadWorker)  # no gunicorn arbiter behind it
-    busy._accept_paused_until, busy._accept_anyway, busy._no_pause_until = 0.0, False, 0.0
-    busy._sibling_misses = 0
+    busy._accept_paused_until = busy._no_pause_until = 0.0
+    busy._accept_anyway, busy._sibling_misses = False, 0
     busy.share_slot = None
     busy._holds_more_than_a_sibling = lambda: True
 
