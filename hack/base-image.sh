@@ -39,7 +39,7 @@ host_debian_mirror() {
     /etc/apt/sources.list.d/*.list)
   cat "${files[@]}" 2>/dev/null \
     | grep -oE '(URIs:|^deb)[[:space:]]+(\[[^]]*\][[:space:]]+)?https?://[^[:space:]]+/debian/?([[:space:]]|$)' \
-    | grep -oE 'https?://[^[:space:]]+' | head -n 1 || true
+    | grep -oE 'https?://[^[:space:]]+' | sed -n 1p || true
 }
 
 make_rootfs_tarball() {

@@ -19,13 +19,13 @@ VENV=${VENV:-.venv}
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 
 if command -v chromium >/dev/null; then
-    say "chromium already installed: $(chromium --version 2>/dev/null | head -n 1)"
+    say "chromium already installed: $(chromium --version 2>/dev/null | sed -n 1p)"
 else
     say "installing Debian's chromium"
     # DejaVu gives the screenshots readable text on a machine with no other fonts.
     packages=(chromium fonts-dejavu-core)
     apt_install chromium "${packages[@]}"
-    say "installed: $(chromium --version 2>/dev/null | head -n 1)"
+    say "installed: $(chromium --version 2>/dev/null | sed -n 1p)"
 fi
 
 pin=$(grep -E '^playwright==' requirements/dev.txt || true)

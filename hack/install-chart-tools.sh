@@ -88,7 +88,7 @@ install_checkov() {
 
 install_promtool() {
     if command -v promtool >/dev/null; then
-        say "promtool already installed: $(promtool --version 2>&1 | head -n1)"
+        say "promtool already installed: $(promtool --version 2>&1 | sed -n 1p)"
         return
     fi
     if [[ $USE_APT == 0 ]]; then

