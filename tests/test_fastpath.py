@@ -157,6 +157,23 @@ def test_one_bad_row_at_the_end_of_a_batch_is_named(store):
         f"instances[{len(grid)}].series: unknown series")
 
 
+@pytest.mark.parametrize("bad_row", [
+    ["date", "series"], "date", "series", 7, None, {"date": "2005-01", "seriess": "x"},
+    {"series": "x"}, {"date": 200501}, {"date": ["2005-01"]}, {"date": "2005-01",
+                                                               "series": ["x"]},
+], ids=repr)
+def test_rows_the_direct_look_up_must_not_take_are_named(store, bad_row):
+    grid = store.grid()[:200]
+    instances = [{"date": month_text(m), "series": s} for s, m in grid]
+    if isinstance(bad_row, dict) and bad_row.get("series") == "x":
+        bad_row = {**bad_row, "series": grid[0][0]}
+
+    response = store.post("/predict", {"instances": instances + [bad_row]})
+
+    assert response.status_code == 400, response.text
+    assert f"instances[{len(grid)}]" in response.json()["error"], response.json()
+
+
 def test_forecast_equals_the_model_for_every_series_and_horizon(store):
     for name, (first, last) in store.spans.items():
         response = store.post("/forecast", {"series": name,
@@ -205,6 +222,13 @@ def test_rows_without_a_series_get_the_only_one_or_a_400(store):
 
     assert_equal(response.json()["predictions"],
                  [store.expected[name][m] for m in months], "default series")
+
+    mixed = [{"date": month_text(m), **({"series": name} if m % 2 else {})}
+             for m in months]
+    response = store.post("/predict", {"instances": mixed})
+
+    assert_equal(response.json()["predictions"],
+                 [store.expected[name][m] for m in months], "some rows name it")
 
 
 def test_months_just_outside_the_table_are_refused(store):
