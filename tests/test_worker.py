@@ -171,3 +171,67 @@ def test_a_sibling_that_leaves_a_connection_waiting_is_not_waited_for_again_at_o
     clock.now += worker.SIBLING_BACKOFF
     busy.accept(None)
     assert calls == ["listening=False"]  # the sibling gets its chance again
+
+
+def read_answer(stream) -> tuple[int, bytes]:
+    """One HTTP/1.1 answer from a socket's file object: status and body."""
+    status = int(stream.readline().split()[1])
+    length = 0
+    while (line := stream.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return status, stream.read(length)
+
+
+@pytest.mark.integration
+def test_a_kept_alive_connection_does_not_keep_the_only_thread(live_server,
+                                                               trained_store):
+    # A pool thread waits a moment for the next request on the connection it served
+    # while the worker has no more connections than threads; an idle client must
+    # not hold it beyond that.
+    server = live_server(trained_store, SALES_FORECAST_WORKERS=1,
+                         SALES_FORECAST_THREADS=1)
+    request = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n"
+    idle = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    other = None
+    try:
+        idle_stream = idle.makefile("rb")
+        idle.sendall(request)
+        assert read_answer(idle_stream)[0] == 200
+
+        # Connected only now, while the thread may be waiting on the idle one.
+        started = time.monotonic()
+        other = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        other_stream = other.makefile("rb")
+        other.sendall(request)
+        assert read_answer(other_stream)[0] == 200
+        assert time.monotonic() - started < 2
+
+        idle.sendall(request)  # and the idle one is still served afterwards
+        assert read_answer(idle_stream)[0] == 200
+    finally:
+        idle.close()
+        if other is not None:
+            other.close()
+
+
+@pytest.mark.integration
+def test_requests_sent_together_on_one_connection_are_answered_in_order(
+        live_server, trained_store):
+    server = live_server(trained_store)
+    body = b'{"instances": [{"date": "1990-01"}]}'
+    requests_ = [
+        b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n",
+        b"POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body,
+        b"GET /nothing-here HTTP/1.1\r\nHost: test\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n",
+    ]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
+        client.sendall(b"".join(requests_))
+        stream = client.makefile("rb")
+        answers = [read_answer(stream) for _ in requests_]
+
+    assert [status for status, _ in answers] == [200, 200, 404, 200]
+    assert b"predictions" in answers[1][1]
