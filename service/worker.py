@@ -197,24 +197,29 @@ def write_json_error(sock, status: int, reason: str, message: str) -> None:
 
 
 class ConnectionShares:
-    """How many connections each live worker holds, in memory the master and all its
-    workers share, so a worker can leave a new connection to a sibling holding fewer.
+    """How many connections each live worker holds, and when it last went round its
+    event loop, in memory the master and all its workers share, so a worker can
+    leave a new connection to a sibling holding fewer, and tell a busy sibling from
+    a stopped one.
 
-    One 8-byte slot per worker: 0 while free, -1 while its worker boots, else 1 +
-    the worker's open connections. The master claims a slot for each worker before
-    forking it (the worker object is built in the master) and frees it when the
-    worker exits, dead or alive (`release`, from the `child_exit` hook); the worker
-    writes its count once it serves. A booting worker accepts nothing, so it is no
-    sibling to leave connections to. Reads may be a moment stale: the choice is a
-    hint, never a lock.
+    One slot per worker. `counts`: 0 while free, -1 while its worker boots, else 1 +
+    the worker's open connections. `passes`: the `time.monotonic()` (one clock for
+    every process of the host) of its loop's last pass. The master claims a slot for
+    each worker before forking it (the worker object is built in the master) and
+    frees it when the worker exits, dead or alive (`release`, from the `child_exit`
+    hook); the worker writes its figures once it serves. A booting worker accepts
+    nothing, so it is no sibling to leave connections to. Reads may be a moment
+    stale: the choice is a hint, never a lock.
     """
 
     SLOTS = 64
 
     def __init__(self):
         # Anonymous and MAP_SHARED: inherited by every worker forked afterwards.
-        self._memory = mmap.mmap(-1, 8 * self.SLOTS)
-        self.counts = memoryview(self._memory).cast("q")
+        self._memory = mmap.mmap(-1, 16 * self.SLOTS)
+        view = memoryview(self._memory)
+        self.counts = view[:8 * self.SLOTS].cast("q")
+        self.passes = view[8 * self.SLOTS:].cast("d")
 
     def claim(self) -> int | None:
         """A free slot for a worker about to be forked; None when all are taken
@@ -229,14 +234,16 @@ class ConnectionShares:
         if slot is not None:
             self.counts[slot] = 0
 
-    def publish(self, slot: int, connections: int) -> None:
+    def publish(self, slot: int, connections: int, now: float) -> None:
+        self.passes[slot] = now
         self.counts[slot] = connections + 1
 
-    def fewest_elsewhere(self, slot: int) -> int | None:
-        """The fewest connections any other live worker holds; None if none."""
-        others = [value for index, value in enumerate(self.counts)
+    def least_loaded_elsewhere(self, slot: int) -> tuple[int, int] | None:
+        """(connections, slot) of the other live worker holding the fewest; None if
+        there is none."""
+        others = [(value - 1, index) for index, value in enumerate(self.counts)
                   if value > 0 and index != slot]
-        return min(others) - 1 if others else None
+        return min(others) if others else None
 
 
 # Created in the master, when it builds its first worker object, before any fork.
@@ -246,14 +253,25 @@ _shares: ConnectionShares | None = None
 # socket to it. A connection is never refused: if it is still waiting afterwards
 # (the sibling is busy, stuck or full), this worker takes it.
 ACCEPT_PAUSE = 0.002
-# After siblings left a connection waiting through a whole pause this many times in
-# a row, this worker stops pausing for SIBLING_BACKOFF seconds. A sibling that is
-# stopped or stuck in a long call never takes anything but still looks least loaded;
-# without this every new connection would wait out a pause (measured: a third of one
-# lone worker's intake while the other was stopped, until gunicorn's timeout replaces
-# it). One miss is not enough: a healthy sibling busy with a burst of connections
-# misses a pause now and then, and backing off then would undo the share-out.
-SIBLING_MISSES = 3
+# A worker pauses only when it holds more than SHARE_MARGIN connections above a
+# sibling. The counts lag (a closed connection counts until its worker's loop has
+# seen it close), so with no margin two workers each read the other's count as
+# lower and both paused: a client opening a connection per request then waited out
+# a pause on most of them (16 such clients: 950 requests per second with no margin,
+# 2,900 with 1, 3,300 with 2; stock gthread, no share-out, 3,900).
+SHARE_MARGIN = 2
+
+# When a connection waited out a whole pause and the sibling it was left to has not
+# been round its loop for SIBLING_STUCK seconds, this worker stops pausing for
+# SIBLING_BACKOFF seconds. A sibling that is stopped or stuck in a long call never
+# takes anything but still looks least loaded; without this every new connection
+# would wait out a pause (measured: a third of one lone worker's intake while the
+# other was stopped, until gunicorn's timeout replaces it). A sibling that is only
+# busy (its loop handing a burst of closing connections to its threads, say) still
+# goes round its loop every few milliseconds: backing off from it handed this worker
+# whole bursts of new connections (30 of 32 while the sibling was seen missing three
+# 2 ms pauses in a row), the very imbalance the pause is there to prevent.
+SIBLING_STUCK = 0.1
 SIBLING_BACKOFF = 0.05
 # How long a pool thread waits for the next request on the connection it just
 # served, while the worker has no more connections than threads (handle). Clients
@@ -278,7 +296,7 @@ class ThreadWorker(gthread.ThreadWorker):
         self._accept_paused_until = 0.0
         self._accept_anyway = False
         self._no_pause_until = 0.0
-        self._sibling_misses = 0
+        self._sibling = None  # the slot of the sibling the last pause deferred to
         self._notified = self._parent_checked = 0.0
         # gunicorn hands its worker half the configured timeout.
         self._notify_every = min(NOTIFY_EVERY, self.timeout / 2)
@@ -321,8 +339,8 @@ class ThreadWorker(gthread.ThreadWorker):
         now = time.monotonic()
         if self._accept_anyway:
             # The connection waited out a whole pause: the sibling is busy or stuck.
-            self._sibling_misses += 1
-            if self._sibling_misses >= SIBLING_MISSES:
+            if self._sibling is not None and \
+                    now - self.shares.passes[self._sibling] > SIBLING_STUCK:
                 self._no_pause_until = now + SIBLING_BACKOFF
         elif now >= self._no_pause_until and self._holds_more_than_a_sibling():
             # Level-triggered: the listener would wake this loop again at once, so
@@ -337,12 +355,15 @@ class ThreadWorker(gthread.ThreadWorker):
     def _holds_more_than_a_sibling(self) -> bool:
         if self.share_slot is None:
             return False
-        fewest = self.shares.fewest_elsewhere(self.share_slot)
-        return fewest is not None and self.nr_conns > fewest
+        least = self.shares.least_loaded_elsewhere(self.share_slot)
+        if least is None or self.nr_conns <= least[0] + SHARE_MARGIN:
+            return False
+        self._sibling = least[1]
+        return True
 
     def _publish_share(self) -> None:
         if self.share_slot is not None:
-            self.shares.publish(self.share_slot, self.nr_conns)
+            self.shares.publish(self.share_slot, self.nr_conns, time.monotonic())
 
     def set_accept_enabled(self, enabled):
         if enabled and self._accept_paused_until:
@@ -350,6 +371,9 @@ class ThreadWorker(gthread.ThreadWorker):
         super().set_accept_enabled(enabled)
 
     def wait_for_and_dispatch_events(self, timeout):
+        # An idle worker still goes round its loop a few times per SIBLING_STUCK,
+        # so its siblings never take it for a stopped one.
+        timeout = min(timeout, SIBLING_STUCK / 2)
         if self._accept_paused_until:
             remaining = self._accept_paused_until - time.monotonic()
             if remaining > 0 and self.alive:
@@ -363,10 +387,8 @@ class ThreadWorker(gthread.ThreadWorker):
                     self._accept_anyway = True
                     timeout = 0
         super().wait_for_and_dispatch_events(timeout)
-        if self._accept_anyway:
-            # Still set: nothing was left to accept, a sibling took it in the pause.
-            self._sibling_misses = 0
-            self._accept_anyway = False
+        # Still set: nothing was left to accept, a sibling took it in the pause.
+        self._accept_anyway = False
         # Connections also end in callbacks of the loop (closed, expired).
         self._publish_share()
 

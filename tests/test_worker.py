@@ -18,29 +18,30 @@ def test_a_claimed_slot_counts_only_once_its_worker_serves():
     first, second = shares.claim(), shares.claim()
 
     assert (first, second) == (0, 1)
-    assert shares.fewest_elsewhere(first) is None
-    shares.publish(second, 0)
-    assert shares.fewest_elsewhere(first) == 0
+    assert shares.least_loaded_elsewhere(first) is None
+    shares.publish(second, 0, now=5.0)
+    assert shares.least_loaded_elsewhere(first) == (0, second)
+    assert shares.passes[second] == 5.0
 
 
-def test_the_fewest_connections_elsewhere_ignore_the_asking_worker():
+def test_the_least_loaded_sibling_is_never_the_asking_worker():
     shares = ConnectionShares()
     slots = [shares.claim() for _ in range(3)]
     for slot, connections in zip(slots, (9, 4, 6)):
-        shares.publish(slot, connections)
+        shares.publish(slot, connections, now=1.0)
 
-    assert shares.fewest_elsewhere(slots[0]) == 4
-    assert shares.fewest_elsewhere(slots[1]) == 6
+    assert shares.least_loaded_elsewhere(slots[0]) == (4, slots[1])
+    assert shares.least_loaded_elsewhere(slots[1]) == (6, slots[2])
 
 
 def test_a_released_slot_no_longer_counts_and_is_claimed_again():
     shares = ConnectionShares()
     alone, gone = shares.claim(), shares.claim()
-    shares.publish(gone, 0)
+    shares.publish(gone, 0, now=1.0)
 
     shares.release(gone)
 
-    assert shares.fewest_elsewhere(alone) is None
+    assert shares.least_loaded_elsewhere(alone) is None
     assert shares.claim() == gone
 
 
@@ -134,11 +135,10 @@ class FakeClock:
         return self.now
 
 
-def test_a_sibling_that_leaves_a_connection_waiting_is_not_waited_for_again_at_once(
-        monkeypatch):
-    """A stopped or stuck sibling looks least loaded for ever; after connections
-    waited out whole pauses a few times in a row, the next ones are taken without
-    pausing for a while."""
+def paused_worker(monkeypatch, sibling_last_pass: float):
+    """A worker holding more connections than its one sibling, whose loop last went
+    round at `sibling_last_pass`; gthread's own accept and listener switch record
+    what they are asked instead of touching sockets."""
     from gunicorn.workers import gthread
 
     from service import worker
@@ -150,27 +150,55 @@ def test_a_sibling_that_leaves_a_connection_waiting_is_not_waited_for_again_at_o
                         lambda self, enabled: calls.append(f"listening={enabled}"))
     clock = FakeClock()
     monkeypatch.setattr(worker.time, "monotonic", clock)
+    shares = ConnectionShares()
+    mine, sibling = shares.claim(), shares.claim()
+    shares.publish(sibling, 0, now=sibling_last_pass)
     busy = object.__new__(worker.ThreadWorker)  # no gunicorn arbiter behind it
+    busy.shares, busy.share_slot, busy.nr_conns = shares, mine, 3
     busy._accept_paused_until = busy._no_pause_until = 0.0
-    busy._accept_anyway, busy._sibling_misses = False, 0
-    busy.share_slot = None
-    busy._holds_more_than_a_sibling = lambda: True
+    busy._accept_anyway, busy._sibling = False, None
+    return busy, calls, clock
+
+
+def test_a_stopped_sibling_is_not_waited_for_again_at_once(monkeypatch):
+    """A stopped or stuck sibling looks least loaded for ever; once a connection
+    waited out a whole pause and the sibling has not been round its loop for a
+    while, the next connections are taken without pausing for a while."""
+    from service import worker
+
+    busy, calls, clock = paused_worker(monkeypatch, sibling_last_pass=100.0)
+    clock.now = 100.0 + worker.SIBLING_STUCK * 2
 
     busy.accept(None)
     assert calls == ["listening=False"]  # paused, left to the sibling
 
     calls.clear()
-    for _ in range(worker.SIBLING_MISSES):
-        busy._accept_anyway = True  # a pause ended with the connection still queued
-        busy.accept(None)
+    busy._accept_anyway = True  # the pause ended with the connection still queued
+    busy.accept(None)
     clock.now += worker.SIBLING_BACKOFF / 2
     busy.accept(None)
-    assert calls == ["accepted"] * (worker.SIBLING_MISSES + 1)
+    assert calls == ["accepted", "accepted"]
 
     calls.clear()
     clock.now += worker.SIBLING_BACKOFF
     busy.accept(None)
     assert calls == ["listening=False"]  # the sibling gets its chance again
+
+
+def test_a_busy_sibling_keeps_its_share_of_new_connections(monkeypatch):
+    """A sibling that went round its loop recently is only busy: a connection it left
+    waiting through a pause is taken, and the next one is paused for again."""
+    from service import worker
+
+    busy, calls, clock = paused_worker(monkeypatch, sibling_last_pass=100.0)
+    clock.now = 100.0 + worker.SIBLING_STUCK / 2
+
+    busy.accept(None)
+    busy._accept_anyway = True
+    busy.accept(None)
+    busy.accept(None)
+
+    assert calls == ["listening=False", "accepted", "listening=False"]
 
 
 def read_answer(stream) -> tuple[int, bytes]:
