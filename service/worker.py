@@ -258,7 +258,7 @@ ACCEPT_PAUSE = 0.002
 # seen it close), so with no margin two workers each read the other's count as
 # lower and both paused: a client opening a connection per request then waited out
 # a pause on most of them (16 such clients: 950 requests per second with no margin,
-# 2,900 with 1, 3,300 with 2; stock gthread, no share-out, 3,900).
+# 2,900 with 1, 3,300-3,600 with 2; stock gthread, no share-out, 3,850-3,970).
 SHARE_MARGIN = 2
 
 # When a connection waited out a whole pause and the sibling it was left to has not
