@@ -293,7 +293,7 @@ def trickle(port: int, stop: threading.Event, cut_after: list, stage: str) -> No
 @pytest.mark.integration
 def test_slow_clients_are_cut_off_and_others_are_still_served(live_server,
                                                              trained_store):
-    """12 slow clients (more than the 2 x 4 threads) trickle headers or bodies a byte
+    """12 slow clients (more than the 2 x 3 threads) trickle headers or bodies a byte
     every 0.3 s and reconnect when cut; a normal client must still get every answer,
     waiting at most about two receive deadlines."""
     grace = 2.0
