@@ -197,8 +197,7 @@ class Predictor:
                 if series.count(first) == len(series):
                     return list(map(lookup[first].__getitem__,
                                     map(_GET_DATE, instances)))
-                return list(map(getitem, map(lookup.__getitem__, series),
-                                map(_GET_DATE, instances)))
+                return _look_up(lookup, series, map(_GET_DATE, instances))
             if sizes == {1}:
                 return list(map(lookup[None].__getitem__, map(_GET_DATE, instances)))
         except (KeyError, TypeError):
@@ -224,12 +223,17 @@ class Predictor:
         pair is tabulated; errors name `date[i]` or `series[i]`."""
         lookup = self._by_text
         try:
-            return list(map(getitem, map(lookup.__getitem__, series), dates))
+            return _look_up(lookup, series, dates)
         except (KeyError, TypeError):
             pass
         return [self.table(s, f"series[{i}]").value(
                     parse_request_month(d, f"date[{i}]"), f"date[{i}]")
                 for i, (d, s) in enumerate(zip(dates, series))]
+
+
+def _look_up(lookup: dict, series, dates) -> list:
+    """`lookup[s][d]` for each pair, in a C loop; KeyError or TypeError on a miss."""
+    return list(map(getitem, map(lookup.__getitem__, series), dates))
 
 
 def parse_request_month(value, position: str) -> int:

@@ -411,9 +411,9 @@ class ThreadWorker(gthread.ThreadWorker):
         loop's thread, two epoll changes and a hand-over back to a pool thread per
         request, about a third of a small request's cost at one connection. While
         the worker has no more connections than threads, none of them needs this
-        thread, so it waits up to `KEEPALIVE_LINGER` seconds for the next request
-        on this connection, then leaves it to the loop. A connection beyond that
-        waits at most that long for a thread.
+        thread, so it waits up to `KEEPALIVE_LINGER_MS` milliseconds for the next
+        request on this connection, then leaves it to the loop. A connection beyond
+        that waits at most that long for a thread.
         """
         if not self.alive or self.nr_conns > self.cfg.threads:
             return False
