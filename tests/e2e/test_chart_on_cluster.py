@@ -1,6 +1,7 @@
-"""The chart's life on a real cluster, one step per test, in order: install, training
-and readiness, a forecast through the Service, helm test, autoscaling under load, an
-upgrade without failed requests, retraining picked up live, rollback, uninstall.
+"""The chart's life on a real cluster, one step per test, in order: install (the
+server first, then the training Job), training and readiness, a forecast through the
+Service, helm test, autoscaling under load, an upgrade without failed requests,
+retraining picked up live, rollback, uninstall.
 
 Each step builds on the one before (`state`), so `make e2e` stops at the first
 failure (-x); the failing step's report carries the namespace's events, objects and
@@ -64,18 +65,44 @@ def image_values(cluster) -> list[str]:
             "--set", f"image.tag={settings.image_tag}"]
 
 
+def server_started(cluster) -> list[str]:
+    """Names of the server pods whose container has started (probes may still fail)."""
+    started = []
+    for pod in cluster.server_pods():
+        statuses = pod["status"].get("containerStatuses") or [{}]
+        if statuses[0].get("started") and "running" in statuses[0].get("state", {}):
+            started.append(pod["metadata"]["name"])
+    return started
+
+
 def test_install(cluster, steps, state):
     settings = cluster.settings
     with steps.step(f"load image {settings.image}"):
         run([*settings.loader, settings.image], timeout=600)
 
-    with steps.step("helm install --wait"):
+    # Revision 1 has no training Job, so its server pods start before any model
+    # exists, whatever the scheduler and the image cache do; revision 2 adds the Job.
+    # (Installed together, the Job could finish before the server process started, and
+    # the next step would have nothing to prove.)
+    with steps.step("helm install without training; the server starts, unready"):
         cluster.helm("install", RELEASE, str(CHART), "--values", str(VALUES),
+                     *image_values(cluster), "--set", "training.enabled=false",
+                     timeout=120)
+        state["installed"] = True
+        started = wait_until("a server container passes its startup probe",
+                             INSTALL_TIMEOUT, lambda: server_started(cluster))
+        for pod in cluster.server_pods():
+            status = pod["status"]["containerStatuses"][0]
+            assert not status["ready"], f"ready without a model: {status}"
+        steps.write(f"[e2e] started without a model: {', '.join(started)}")
+
+    with steps.step("helm upgrade --wait with the training Job"):
+        cluster.helm("upgrade", RELEASE, str(CHART), "--values", str(VALUES),
                      *image_values(cluster), "--wait", "--timeout",
                      f"{INSTALL_TIMEOUT}s", timeout=INSTALL_TIMEOUT)
-        state["installed"] = True
         release = json.loads(cluster.helm("status", RELEASE, "-o", "json"))
         assert release["info"]["status"] == "deployed", release["info"]
+        assert release["version"] == 2, release["version"]
 
 
 def test_training_job_writes_model_and_waiting_pods_turn_ready(cluster, steps, state):
@@ -272,22 +299,22 @@ def test_retraining_is_served_without_restart(cluster, steps, state):
         state["retrained_version"] = new_version
 
 
-def test_rollback_restores_first_revision(cluster, steps, state):
-    with steps.step("helm rollback to revision 1"):
-        cluster.helm("rollback", RELEASE, "1", "--wait", "--timeout",
+def test_rollback_restores_the_trained_revision(cluster, steps, state):
+    with steps.step("helm rollback to revision 2"):
+        cluster.helm("rollback", RELEASE, "2", "--wait", "--timeout",
                      f"{INSTALL_TIMEOUT}s", timeout=INSTALL_TIMEOUT)
         history = json.loads(cluster.helm("history", RELEASE, "-o", "json"))
-        assert [h["revision"] for h in history] == [1, 2, 3], history
-        assert "Rollback to 1" in history[-1]["description"], history[-1]
+        assert [h["revision"] for h in history] == [1, 2, 3, 4], history
+        assert "Rollback to 2" in history[-1]["description"], history[-1]
 
         values = json.loads(cluster.helm("get", "values", RELEASE, "-o", "json"))
         assert values.get("config", {}).get("logLevel") in (None, "info"), values
         cronjobs = cluster.get("cronjob", "-l", f"app.kubernetes.io/instance={RELEASE}")
-        assert not cronjobs["items"], "the rollback left revision 2's CronJob behind"
+        assert not cronjobs["items"], "the rollback left revision 3's CronJob behind"
         # The chart documents that a rollback re-creates the training Job of the
         # revision it returns to; that Job trains once more.
         job = cluster.one("job", "training")
-        assert job["metadata"]["name"].endswith("-train-1"), job["metadata"]["name"]
+        assert job["metadata"]["name"].endswith("-train-2"), job["metadata"]["name"]
         cluster.wait_job(job["metadata"]["name"], 300)
         for pod in cluster.server_pods():
             status = pod["status"]["containerStatuses"][0]
