@@ -9,12 +9,12 @@ import pytest
 
 from service.app import create_app
 from service.config import Settings
-from tests.conftest import train
+from tests.conftest import WINEIND, train
 from training import artifact, intervals
 from training.backtest import rolling_origins, run_backtest
 from training.evaluate import point_metrics
-from training.models import (LagForecaster, SalesForecaster, SmoothingForecaster,
-                             seasonal_adjustment)
+from training.models import (AirlineForecaster, LagForecaster, SalesForecaster,
+                             SmoothingForecaster, seasonal_adjustment)
 from training.selection import (BACKTEST_MONTHS, BLEND, BLEND_MEMBERS,
                                 SEASONAL_MONTHS, members_of)
 from training.unpickle import load_model
@@ -330,6 +330,72 @@ def test_smoothing_refuses_what_it_cannot_fit(trend, rows, message):
 
     with pytest.raises(ValueError, match=message):
         SmoothingForecaster(trend=trend).fit(history, history["sales"])
+
+
+# statsmodels 0.15.0, SARIMAX(order=(0, 1, 1), seasonal_order=(0, 1, 1, 12)) by exact
+# maximum likelihood on log1p of data/wineind.csv (1980-01 to 1994-08): MA
+# coefficients -0.8925 and -0.6530 (statsmodels' signs; theta = 0.8925 and
+# Theta = 0.6530 here) and the next 12 months, rounded.
+STATSMODELS_WINEIND = (0.8925, 0.6530, [
+    24410, 27091, 31821, 37231, 15803, 21246, 23764, 25574, 24011, 25098, 29678, 26083])
+
+
+def test_airline_agrees_with_statsmodels_seasonal_arima_on_wineind():
+    frame = pd.read_csv(WINEIND, parse_dates=["date"])
+    theta, big_theta, expected = STATSMODELS_WINEIND
+
+    model = AirlineForecaster().fit(frame[["date"]], frame["sales"])
+    future = pd.DataFrame({"date": pd.date_range("1994-09-01", periods=12, freq="MS")})
+
+    # A grid 0.05 apart and a conditional rather than exact likelihood: coefficients
+    # one step from statsmodels', forecasts within half a percent of its.
+    assert model.theta_ == pytest.approx(theta, abs=0.05)
+    assert model.big_theta_ == pytest.approx(big_theta, abs=0.05)
+    assert model.predict(future) == pytest.approx(expected, rel=0.005)
+
+
+def test_airline_continues_a_noise_free_trend_and_season_exactly():
+    rows, _ = seasonal_rows(72, growth=0.01)
+    history, future = rows.iloc[:48], rows.iloc[48:]
+
+    model = AirlineForecaster().fit(history, history["sales"])
+
+    # Log-linear with a fixed season: the doubly differenced series is zero, every
+    # shock is zero, and undoing the differences continues the pattern as it was.
+    assert model.predict(future) == pytest.approx(future["sales"], rel=1e-9)
+    assert model.predict(history) == pytest.approx(history["sales"], rel=1e-9)
+
+
+def test_airline_answers_finitely_before_inside_and_far_after_the_history():
+    history = growing_seasonal(40)
+    noisy = history["sales"].to_numpy() * np.exp(
+        np.random.default_rng(2).normal(0, 0.1, 40))
+    model = AirlineForecaster().fit(history[["date"]], noisy)
+    asked = pd.DataFrame({"date": pd.date_range("2013-01-01", periods=24 + 40 + 60,
+                                                freq="MS")})
+
+    first, second = model.predict(asked), model.predict(asked)
+
+    assert np.isfinite(first).all() and (first == second).all()
+    assert first[:24] == pytest.approx(noisy[0])  # before the history: the first month
+    # The first 13 months have no one-month-ahead fit and answer with themselves.
+    assert first[24:37] == pytest.approx(noisy[:13])
+
+
+@pytest.mark.parametrize("months, negative, message", [
+    (35, False, "AirlineForecaster needs at least 36 months of non-negative sales, "
+                "got 35 months"),
+    (48, True, r"AirlineForecaster needs at least 36 months of non-negative sales, "
+               r"got 48 months \(minimum -1\)"),
+], ids=["too-short", "negative"])
+def test_airline_refuses_what_it_cannot_fit(months, negative, message):
+    history = growing_seasonal(months)
+    sales = history["sales"].to_numpy().copy()
+    if negative:
+        sales[5] = -1
+
+    with pytest.raises(ValueError, match=message):
+        AirlineForecaster().fit(history[["date"]], sales)
 
 
 def test_the_blend_averages_every_member_a_long_series_allows():

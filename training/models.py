@@ -22,6 +22,9 @@ The kinds, and why each is there:
   the Theta method's gentle drift or with a trend that fades month by month. They
   err differently from the regressions and the lag models, which is what a blend
   of them needs.
+- `airline`: the seasonal ARIMA most often fitted to monthly sales,
+  ARIMA(0,1,1)(0,1,1)12 on log sales, written in numpy: a classical yardstick next
+  to the blend, and one more model the quality gate may fall back on.
 """
 
 import numpy as np
@@ -91,6 +94,16 @@ def _history(X, y) -> tuple[int, np.ndarray]:
                          "months; lag models need every month (fill or refuse gaps in "
                          "the loader first).")
     return first, values
+
+
+def _log_history(X, y, months: int, who: str) -> tuple[int, np.ndarray]:
+    """First month and log1p of one series' sales, at least `months` long and never
+    negative (`who` names the model in the refusal)."""
+    first, values = _history(X, y)
+    if len(values) < months or values.min() < 0:
+        raise ValueError(f"{who} needs at least {months} months of non-negative "
+                         f"sales, got {len(values)} months (minimum {values.min():g}).")
+    return first, np.log1p(values)
 
 
 class _SeasonalChangeAR:
@@ -317,13 +330,7 @@ class SmoothingForecaster(RegressorMixin, BaseEstimator):
         if self.trend not in SMOOTHING_TRENDS:
             raise ValueError(f"Unknown smoothing trend {self.trend!r}; choose one of: "
                              f"{', '.join(SMOOTHING_TRENDS)}.")
-        self.first_, values = _history(X, y)
-        if len(values) < 2 * SEASON_LENGTH or values.min() < 0:
-            raise ValueError(f"SmoothingForecaster needs at least {2 * SEASON_LENGTH} "
-                             f"months of non-negative sales, got {len(values)} months "
-                             f"(minimum {values.min():g}).")
-
-        z = np.log1p(values)
+        self.first_, z = _log_history(X, y, 2 * SEASON_LENGTH, type(self).__name__)
         self.effects_ = seasonal_adjustment(z, self.first_)
         adjusted = z - self.effects_[(self.first_ + np.arange(len(z))) % SEASON_LENGTH]
         if self.trend == "theta":
@@ -360,6 +367,75 @@ class SmoothingForecaster(RegressorMixin, BaseEstimator):
         return np.expm1(np.clip(level + self.effects_[calendar], -50.0, 50.0))
 
 
+# Moving-average coefficients tried by the airline model, searched like the smoothing
+# parameters: every (theta, seasonal theta) pair in one numpy pass over the months.
+_MA = np.linspace(0.0, 0.95, 20)
+
+
+def _airline_errors(w: np.ndarray, theta, big_theta) -> np.ndarray:
+    """One-month-ahead errors e[t] of the airline model on the doubly differenced
+    series `w`, for arrays of coefficients at once (rows: months). Errors before the
+    first month are taken as zero (conditional sum of squares)."""
+    e = np.zeros((len(w) + SEASON_LENGTH + 1, len(theta)))
+    pad = SEASON_LENGTH + 1
+    for t, value in enumerate(w, start=pad):
+        e[t] = (value + theta * e[t - 1] + big_theta * e[t - SEASON_LENGTH]
+                - theta * big_theta * e[t - SEASON_LENGTH - 1])
+    return e[pad:]
+
+
+class AirlineForecaster(RegressorMixin, BaseEstimator):
+    """The airline model, ARIMA(0,1,1)(0,1,1)12 on log1p(sales), the classical
+    benchmark for monthly seasonal series.
+
+    The change of the yearly change, w[t] = (z[t] - z[t-1]) - (z[t-12] - z[t-13]),
+    is taken as e[t] - theta e[t-1] - Theta e[t-12] + theta Theta e[t-13] with e a
+    random shock. theta and Theta are the pair with the smallest sum of squared
+    one-month-ahead errors on the history, searched on a fixed grid. Forecasts set
+    future shocks to zero and undo the two differences, so the last trend and the
+    recent seasonal shape carry forward, tempered by the smoothing the two
+    coefficients imply. In-history months answer with the one-month-ahead fitted
+    values (the first 13 months with themselves), months before the history with
+    the first month. Sales must be non-negative (log1p).
+    """
+
+    def fit(self, X, y):
+        self.first_, z = _log_history(X, y, 3 * SEASON_LENGTH, type(self).__name__)
+        w = np.diff(z)[SEASON_LENGTH:] - np.diff(z)[:-SEASON_LENGTH]
+        theta, big_theta = (g.ravel() for g in np.meshgrid(_MA, _MA))
+        errors = _airline_errors(w, theta, big_theta)
+        best = int(np.argmin((errors ** 2).sum(axis=0)))
+        self.theta_, self.big_theta_ = float(theta[best]), float(big_theta[best])
+        self.z_ = z
+        # The last 13 shocks are all a forecast needs of the past errors.
+        self.shocks_ = errors[-(SEASON_LENGTH + 1):, best]
+        self.fitted_ = z.copy()
+        self.fitted_[SEASON_LENGTH + 1:] -= errors[:, best]
+        return self
+
+    def _ahead(self, months: int) -> np.ndarray:
+        """Log sales for the `months` months after the history."""
+        z = np.r_[self.z_, np.zeros(months)]
+        e = np.r_[self.shocks_, np.zeros(months)]
+        n, pad = len(self.z_), SEASON_LENGTH + 1
+        for h in range(months):
+            t, k = n + h, pad + h
+            w = (-self.theta_ * e[k - 1] - self.big_theta_ * e[k - SEASON_LENGTH]
+                 + self.theta_ * self.big_theta_ * e[k - SEASON_LENGTH - 1])
+            z[t] = z[t - 1] + z[t - SEASON_LENGTH] - z[t - SEASON_LENGTH - 1] + w
+        return z[n:]
+
+    def predict(self, X):
+        months = months_of(X)
+        last = self.first_ + len(self.z_) - 1
+        level = self.fitted_[np.clip(months - self.first_, 0, len(self.z_) - 1)]
+        ahead = months > last
+        if ahead.any():
+            path = self._ahead(int(months[ahead].max() - last))
+            level[ahead] = path[months[ahead] - last - 1]
+        return np.expm1(np.clip(level, -50.0, 50.0))
+
+
 def _regression(season: bool, log: bool = False, recent: int | None = None):
     model = Pipeline([("calendar", CalendarFeatures(season=season)),
                       ("regression", LinearRegression())])
@@ -392,6 +468,7 @@ MODEL_KINDS = {
     "pooled-lag": PooledLagForecaster,
     "theta": lambda: SmoothingForecaster(trend="theta"),
     "damped": lambda: SmoothingForecaster(trend="damped"),
+    "airline": AirlineForecaster,
 }
 # Kinds fitted once on every series of a file rather than once per series.
 POOLED_KINDS = frozenset({"pooled-lag"})
@@ -399,13 +476,14 @@ DEFAULT_MODEL = "seasonal"
 
 # What a kind needs from a series' history before it may be fitted on it.
 _LOG_KINDS = {"log-seasonal", "recent-log-seasonal", "lag", "pooled-lag", "theta",
-              "damped"}
+              "damped", "airline"}
 _MIN_MONTHS = {"seasonal-naive": 1, "mean": 1, "linear": 2,
                "seasonal": 2 * SEASON_LENGTH,
                "log-seasonal": 2 * SEASON_LENGTH, "recent-seasonal": 2 * SEASON_LENGTH,
                "recent-log-seasonal": 2 * SEASON_LENGTH,
                "lag": min_months_for_lags(12), "pooled-lag": min_months_for_lags(12),
-               "theta": 2 * SEASON_LENGTH, "damped": 2 * SEASON_LENGTH}
+               "theta": 2 * SEASON_LENGTH, "damped": 2 * SEASON_LENGTH,
+               "airline": 3 * SEASON_LENGTH}
 
 
 def fits_on(kind: str, sales: np.ndarray) -> bool:
