@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 
-from service.config import ENV_PREFIX
+from service.config import ENV_PREFIX, PORTS
 
 
 def main(argv=None) -> None:
@@ -18,6 +18,10 @@ def main(argv=None) -> None:
     parser.add_argument("--port", type=int, help=f"port ({ENV_PREFIX}PORT, 8080)")
     parser.add_argument("--workers", type=int, help=f"processes ({ENV_PREFIX}WORKERS, 2)")
     args = parser.parse_args(argv)
+    # gunicorn takes any integer here and fails with a traceback only when it binds.
+    if args.port is not None and args.port not in PORTS:
+        raise SystemExit(f"--port must be between {PORTS.start} and {PORTS[-1]}, got "
+                         f"{args.port}.")
 
     for option in ("model_dir", "host", "port", "workers"):
         value = getattr(args, option)

@@ -6,6 +6,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 ENV_PREFIX = "SALES_FORECAST_"
+# TCP ports a server can bind; 0 (any free port) is refused: a service must be
+# found where it was told to listen.
+PORTS = range(1, 65536)
 
 
 def draining_marker(master_pid: int) -> str:
@@ -18,14 +21,18 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(ENV_PREFIX + name, default)
 
 
-def env_int(name: str, default: int, minimum: int = 0) -> int:
+def env_int(name: str, default: int, minimum: int = 0,
+            maximum: int | None = None) -> int:
     raw = _env(name, str(default))
     try:
         value = int(raw)
     except ValueError:
-        raise SystemExit(f"{ENV_PREFIX}{name} must be an integer, got {raw!r}.") from None
+        raise SystemExit(f"{ENV_PREFIX}{name} must be an integer, got {raw!r}.") \
+            from None
     if value < minimum:
         raise SystemExit(f"{ENV_PREFIX}{name} must be at least {minimum}, got {value}.")
+    if maximum is not None and value > maximum:
+        raise SystemExit(f"{ENV_PREFIX}{name} must be at most {maximum}, got {value}.")
     return value
 
 

@@ -13,10 +13,10 @@ import os
 import time
 
 from service import logs, metrics
-from service.config import ENV_PREFIX, draining_marker, env_flag, env_int
+from service.config import ENV_PREFIX, PORTS, draining_marker, env_flag, env_int
 
 bind = (f"{os.environ.get(ENV_PREFIX + 'HOST', '127.0.0.1')}:"
-        f"{env_int('PORT', 8080, 1)}")
+        f"{env_int('PORT', 8080, PORTS.start, PORTS[-1])}")
 wsgi_app = "service.app:create_app()"
 # gthread, plus a receive deadline per request so a stalled or trickling client
 # cannot hold a thread for ever (service/worker.py explains the numbers).
