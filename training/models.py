@@ -35,6 +35,7 @@ from sklearn.dummy import DummyRegressor
 from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.pipeline import Pipeline
 
+from training.cleaning import for_fitting
 from training.features import CalendarFeatures, months_of
 
 SEASON_LENGTH = 12
@@ -472,6 +473,9 @@ MODEL_KINDS = {
 }
 # Kinds fitted once on every series of a file rather than once per series.
 POOLED_KINDS = frozenset({"pooled-lag"})
+# Baselines, fitted on the sales as recorded; every other kind is fitted with the
+# series' gross errors replaced (training/cleaning.py).
+RECORDED_KINDS = frozenset({"seasonal-naive", "linear", "mean"})
 DEFAULT_MODEL = "seasonal"
 
 # What a kind needs from a series' history before it may be fitted on it.
@@ -526,6 +530,10 @@ class SalesForecaster(RegressorMixin, BaseEstimator):
     falling trend may not promise negative sales. Forecasts are also capped at
     `CEILING_FACTOR` times the largest absolute sale of the series, so that an
     exponential trend extrapolated for years stays a finite number.
+
+    Kinds other than `RECORDED_KINDS` are fitted on sales whose gross errors (a
+    stock-out month recorded as 0, say) are replaced; `cleaned_` lists them per
+    series as (month number, recorded, used).
     """
 
     def __init__(self, models=None, default=DEFAULT_MODEL):
@@ -541,16 +549,25 @@ class SalesForecaster(RegressorMixin, BaseEstimator):
         self.floor_ = 0.0 if len(y) and y.min() >= 0 else None
         self.ceiling_ = {name: ceiling_for(y[rows]) for name, rows in groups.items()}
 
+        months = months_of(X)
+        fitting, self.cleaned_ = y.copy(), {}
+        for name, rows in groups.items():
+            fitting[rows], replaced = for_fitting(months[rows], y[rows])
+            if replaced:
+                self.cleaned_[name] = replaced
+
         self.pooled_ = {}
         needed = {k for blend in self.blends_.values() for k in blend}
         for kind in sorted(needed & POOLED_KINDS):
             # Learned from every series, also those that do not use it: more data.
-            self.pooled_[kind] = make_model(kind).fit(X, y)
+            self.pooled_[kind] = make_model(kind).fit(X, fitting)
 
         self.models_ = {}
         for name, rows in groups.items():
             self.models_[name] = {
-                self._key(spec): (self._fit_one(spec, X.iloc[rows], y[rows]), w)
+                self._key(spec): (self._fit_one(
+                    spec, X.iloc[rows],
+                    y[rows] if spec in RECORDED_KINDS else fitting[rows]), w)
                 for spec, w in self.blends_[name].items()
             }
         self.series_ = list(self.models_)

@@ -1,0 +1,168 @@
+"""Gross errors in a history (training/cleaning.py): found, replaced for the fits only,
+and never confused with real shocks, real changes or intermittent demand."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import WINEIND
+from training.backtest import rolling_origins, run_backtest
+from training.cleaning import for_fitting, gross_errors
+from training.models import SalesForecaster
+from training.selection import BLEND_MEMBERS
+
+FIRST = 1980 * 12  # January 1980 as a month number
+
+
+def wineind() -> pd.DataFrame:
+    frame = pd.read_csv(WINEIND, parse_dates=["date"])
+    return frame.assign(series="wine")
+
+
+def with_sales(frame: pd.DataFrame, changes: dict) -> pd.DataFrame:
+    """A copy of FRAME with the sales at the given positions replaced."""
+    sales = frame["sales"].to_numpy(dtype=np.float64, copy=True)
+    for position, value in changes.items():
+        sales[position] = value
+    return frame.assign(sales=sales)
+
+
+def future(frame: pd.DataFrame, months: int = 60) -> pd.DataFrame:
+    parts = []
+    for name, rows in frame.groupby("series"):
+        start = rows["date"].max() + pd.DateOffset(months=1)
+        parts.append(pd.DataFrame({
+            "date": pd.date_range(start, periods=months, freq="MS"), "series": name}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def blend_forecast(frame: pd.DataFrame, months: int = 60) -> tuple:
+    model = SalesForecaster(models=dict.fromkeys(frame["series"].unique(),
+                                                 dict.fromkeys(BLEND_MEMBERS, 1)))
+    model.fit(frame[["date", "series"]], frame["sales"].to_numpy())
+    asked = future(frame, months)
+    return model, asked.assign(sales=model.predict(asked))
+
+
+@pytest.mark.parametrize("recorded", [0.0, 50.0, 400_000.0],
+                         ids=["stock-out", "lost-digits", "extra-digit"])
+@pytest.mark.parametrize("position", [-1, -2, -5, 40], ids=["last", "2nd-last",
+                                                               "5th-last", "old"])
+def test_a_gross_error_is_found_and_replaced_by_what_season_and_neighbours_say(
+        recorded, position):
+    sales = wineind()["sales"].to_numpy(dtype=np.float64)
+    truth = sales[position]
+    sales[position] = recorded
+
+    where, instead = gross_errors(sales, FIRST)
+
+    assert where.tolist() == [position % len(sales)]
+    # Not the recorded truth (nothing can know it), but the same order of magnitude.
+    assert 0.6 * truth < instead[0] < 1.6 * truth
+
+
+def test_real_shocks_and_the_untouched_bundled_series_are_left_alone():
+    sales = wineind()["sales"].to_numpy(dtype=np.float64)
+    assert gross_errors(sales, FIRST)[0].size == 0
+
+    # A hurricane month: a third of the usual sales, and a tax-deadline spike of
+    # three times them. Demand, not errors.
+    shocked = sales.copy()
+    shocked[100] /= 3
+    shocked[130] *= 3
+    assert gross_errors(shocked, FIRST)[0].size == 0
+
+
+@pytest.mark.parametrize("run, found", [(1, 1), (2, 2), (3, 0), (6, 0)])
+def test_only_short_runs_are_errors_a_longer_run_is_the_series_changing(run, found):
+    sales = wineind()["sales"].to_numpy(dtype=np.float64)
+    sales[-run:] = 0  # a product taken off sale for RUN months, or stock-outs
+
+    assert gross_errors(sales, FIRST)[0].size == found
+
+
+@pytest.mark.parametrize("case", ["short", "intermittent", "negative"])
+def test_series_that_are_not_examined(case):
+    sales = wineind()["sales"].to_numpy(dtype=np.float64)
+    if case == "short":
+        sales = sales[:35]
+    elif case == "intermittent":
+        sales[::3] = 0  # a third of the months sell nothing: zeros are the demand
+    else:
+        sales[10] = -5.0
+    sales[-1] = 0 if case != "negative" else sales[-1] * 1000
+
+    assert gross_errors(sales, FIRST)[0].size == 0
+
+
+def test_rows_in_any_order_come_back_in_that_order_and_gaps_disable_it():
+    sales = wineind()["sales"].to_numpy(dtype=np.float64)
+    sales[-3] = 0
+    months = FIRST + np.arange(len(sales))
+    order = np.random.default_rng(0).permutation(len(sales))
+
+    cleaned, replaced = for_fitting(months[order], sales[order])
+
+    assert [(m, recorded) for m, recorded, _ in replaced] == [(months[-3], 0.0)]
+    changed = np.flatnonzero(cleaned != sales[order])
+    assert months[order][changed].tolist() == [months[-3]]
+    # A month missing: no neighbours to trust, nothing replaced.
+    assert for_fitting(np.delete(months, 50), np.delete(sales, 50))[1] == []
+
+
+@pytest.mark.parametrize("position", [-5, -2, -1])
+def test_one_stock_out_month_no_longer_sends_the_forecast_to_the_ceiling(position):
+    clean = wineind()
+    broken = with_sales(clean, {len(clean) + position: 0.0})
+
+    _, reference = blend_forecast(clean)
+    model, forecast = blend_forecast(broken)
+
+    # Before the cleaning, the lag models read the zero as a fall of ten orders of
+    # magnitude and this forecast reached 100 times the largest month (the cap).
+    assert forecast["sales"].max() < 1.5 * clean["sales"].max()
+    # The replacement is an estimate of the lost month, so the forecast is near the
+    # one the true history gives, not equal to it.
+    assert forecast["sales"].to_numpy() == pytest.approx(
+        reference["sales"].to_numpy(), rel=0.15)
+    assert [m for m, _, _ in model.cleaned_["wine"]] == [FIRST + len(clean) + position]
+
+
+def test_the_baselines_still_see_the_sales_as_recorded():
+    broken = with_sales(wineind(), {-1: 0.0})
+    broken = with_sales(wineind(), {len(broken) - 12: 0.0})  # a year before the end
+
+    model = SalesForecaster(models={"wine": "seasonal-naive"})
+    model.fit(broken[["date", "series"]], broken["sales"].to_numpy())
+
+    # Seasonal naive is the bar; it repeats last year's zero, as defined.
+    assert model.predict(future(broken, 1))[0] == 0.0
+    assert model.cleaned_ == {"wine": [(FIRST + len(broken) - 12, 0.0,
+                                        pytest.approx(broken["sales"].iloc[-24],
+                                                      rel=0.5))]}
+
+
+def test_one_series_stock_out_does_not_leak_into_the_others_through_pooled_models():
+    other = wineind().assign(series="other",
+                             sales=lambda f: (f["sales"] * 0.3).round())
+    clean = pd.concat([wineind(), other], ignore_index=True)
+    broken = with_sales(clean, {len(wineind()) - 4: 0.0})  # wine, 4 months back
+
+    _, reference = blend_forecast(clean)
+    _, forecast = blend_forecast(broken)
+
+    mine = forecast["series"] == "other"
+    assert forecast.loc[mine, "sales"].to_numpy() == pytest.approx(
+        reference.loc[mine, "sales"].to_numpy(), rel=0.01)
+
+
+def test_the_backtest_fits_the_forecasting_kinds_on_cleaned_sales_at_each_cut_off():
+    frame = with_sales(wineind(), {len(wineind()) - 20: 0.0})  # inside the backtest
+    origins = rolling_origins(frame, count=6, step=3, horizon=12)
+
+    table = run_backtest(frame, ["lag", "seasonal-naive"], origins)
+
+    # Cut-offs after the zero would have sent the lag model to the ceiling.
+    assert table["lag"].max() < 1.5 * frame["sales"].max()
+    # The actual stays as recorded: every model is scored against the zero.
+    assert (table["actual"] == 0).any()
