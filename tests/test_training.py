@@ -2,13 +2,18 @@
 
 import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import WINEIND, train
-from training import artifact
+from tests.conftest import ROOT, WINEIND, train
+from training import artifact, cli
 from training.evaluate import holdout_scores, point_metrics, seasonal_scale
 from training.features import CalendarFeatures
 from training.models import SalesForecaster, SeasonalNaive
@@ -164,3 +169,76 @@ def test_a_failed_write_leaves_no_partial_version(tmp_path):
 
     assert list((tmp_path / "versions").iterdir()) == []
     assert artifact.read_current(tmp_path) is None
+
+
+# The model directory ---------------------------------------------------------------
+
+def refuse_to_train(args, loaded=None):
+    raise AssertionError("training started before the model directory was checked")
+
+
+def a_file(tmp: Path):
+    (tmp / "afile").touch()
+    return tmp / "afile", f"--model-dir {tmp / 'afile'} exists and is not a directory"
+
+
+def under_a_file(tmp: Path):
+    (tmp / "afile").touch()
+    return tmp / "afile" / "models", \
+        f"cannot be created: {tmp / 'afile'} exists and is not a directory"
+
+
+def a_dangling_link(tmp: Path):
+    (tmp / "models").symlink_to(tmp / "gone")
+    return tmp / "models", f"is a symbolic link to {str(tmp / 'gone')!r}, which does"
+
+
+def current_is_a_directory(tmp: Path):
+    (tmp / "models" / "CURRENT").mkdir(parents=True)
+    return tmp / "models", f"{tmp / 'models' / 'CURRENT'} is a directory, so"
+
+
+def versions_is_a_file(tmp: Path):
+    (tmp / "models").mkdir()
+    (tmp / "models" / "versions").touch()
+    return tmp / "models", f"{tmp / 'models' / 'versions'} is not a directory, so"
+
+
+@pytest.mark.parametrize("layout", [a_file, under_a_file, a_dangling_link,
+                                    current_is_a_directory, versions_is_a_file],
+                         ids=lambda layout: layout.__name__.replace("_", " "))
+def test_a_model_dir_publishing_would_fail_on_is_refused_before_training(
+        tmp_path, capsys, monkeypatch, layout):
+    model_dir, message = layout(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    monkeypatch.setattr(cli, "train", refuse_to_train)
+
+    assert train(WINEIND, model_dir) == 2
+
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_a_model_dir_this_user_cannot_write_is_refused_before_training():
+    # Root may write anywhere, so as root the command runs as the unprivileged
+    # user nobody; the directory is outside pytest's tmp_path, which only its
+    # owner may enter.
+    as_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] \
+        if os.geteuid() == 0 else []
+    readonly = Path(tempfile.mkdtemp(prefix="sales-forecast-readonly-"))
+    try:
+        os.chmod(readonly, 0o555)
+        result = subprocess.run(
+            [*as_user, sys.executable, "-m", "training", "--data", str(WINEIND),
+             "--model-dir", str(readonly / "models")],
+            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    finally:
+        os.chmod(readonly, 0o755)
+        shutil.rmtree(readonly)
+
+    assert result.returncode == 2, result.stderr
+    assert f"cannot be written: {readonly} is not writable by this user" \
+        in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,7 +1,8 @@
 """`python -m training`: load a sales history, fit, evaluate and publish a model.
 
-Exit codes: 0 published (CURRENT now names the new version); 2 refused input or a
-model refused by the strict quality gate (nothing written); 3 trained and written,
+Exit codes: 0 published (CURRENT now names the new version); 2 refused input, a
+--model-dir that cannot be published into (checked before training), or a model
+refused by the strict quality gate (nothing written); 3 trained and written,
 but not promoted because it is worse on the backtest than the version being served
 (the version stays in versions/, unpublished; `--force` promotes anyway).
 """
@@ -9,6 +10,7 @@ but not promoted because it is worse on the backtest than the version being serv
 import argparse
 import hashlib
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -74,6 +76,45 @@ def parse_args(argv):
     if not 1 <= args.holdout <= 60:
         parser.error(f"--holdout must be between 1 and 60 months, got {args.holdout}")
     return args
+
+
+class ModelDirRefused(Exception):
+    """A --model-dir a new version could not be published into."""
+
+
+def check_model_dir(model_dir: Path) -> None:
+    """Refuse, before any training, a model directory that publishing would fail on.
+    This cannot promise that publishing will succeed (the directory may change while
+    training runs, the disk may fill up), only that nothing already rules it out."""
+    fix = "Pass a directory to --model-dir, or a path where one can be created."
+    if model_dir.is_symlink() and not model_dir.exists():
+        target = os.readlink(model_dir)
+        raise ModelDirRefused(f"--model-dir {model_dir} is a symbolic link to "
+                              f"{target!r}, which does not exist. {fix}")
+    if model_dir.exists() and not model_dir.is_dir():
+        raise ModelDirRefused(f"--model-dir {model_dir} exists and is not a "
+                              f"directory. {fix}")
+
+    # The nearest part of the path that exists is where publishing first writes.
+    existing = model_dir
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ModelDirRefused(f"--model-dir {model_dir} cannot be created: {existing} "
+                              f"exists and is not a directory. {fix}")
+    versions, current = model_dir / artifact.VERSIONS, model_dir / artifact.CURRENT
+    for path, directory in ((versions, True), (current, False)):
+        if path.exists() and path.is_dir() != directory:
+            raise ModelDirRefused(
+                f"{path} is {'not ' if directory else ''}a directory, so --model-dir "
+                f"{model_dir} is not a model store training can publish into. Move "
+                f"{path.name} out of the way, or pass another --model-dir.")
+    for path in (existing, versions):
+        if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+            raise ModelDirRefused(
+                f"--model-dir {model_dir} cannot be written: {path} is not writable "
+                f"by this user (uid {os.getuid()}). Pass a --model-dir it may write, "
+                "or change that directory's owner or mode.")
 
 
 def read_source(source: str) -> tuple[bytes, str]:
@@ -328,8 +369,9 @@ def _maybe(value, width: int, digits: int) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
+        check_model_dir(args.model_dir)
         trained = train(args)
-    except (DataError, GateRefused) as e:
+    except (ModelDirRefused, DataError, GateRefused) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
