@@ -38,3 +38,57 @@ def test_a_file_of_short_series_only_trains_its_fallbacks(tmp_path, lengths, exp
         rows = answer.get_json()["forecast"]
         assert len(rows) == 24
         assert all(math.isfinite(v) for r in rows for k, v in r.items() if k != "date")
+
+
+# The reasons given when the backtest cannot judge a series ---------------------------
+
+def reasons(*frames, model: str = "auto") -> dict:
+    import pandas as pd
+
+    from training.procedure import fit_and_check
+
+    outcome = fit_and_check(pd.concat(frames, ignore_index=True), requested=model)
+    return {name: choice for name, choice in outcome.choices.items()}
+
+
+def test_a_long_series_that_ends_early_is_told_so_not_called_short():
+    long = growing_seasonal(120, "long")
+    early = growing_seasonal(100, "early").iloc[:-20]  # ends 40 months before
+
+    choice = reasons(long, early)["early"]
+
+    assert choice.label == "seasonal-naive"
+    assert "80 months, but it ends 40 months before the file's last month" \
+        in choice.reason
+    assert "fewer than" not in choice.reason
+
+
+def test_a_model_no_cut_off_could_fit_is_said_to_have_no_backtest_not_to_lose():
+    # 40 months: the newest cut-off leaves 28, too few for the airline model (36).
+    choice = reasons(growing_seasonal(40, "shop"), model="airline")["shop"]
+
+    assert choice.label != "airline"
+    assert ("airline could not be fitted at any backtest cut-off on this series "
+            "(too little history before them)") in choice.reason
+    assert "does not beat" not in choice.reason
+
+
+def test_a_group_verdict_says_when_it_rests_on_the_other_series():
+    young = growing_seasonal(120, "young").iloc[-40:]  # the same last month
+    chosen = reasons(growing_seasonal(120, "long"), young, model="airline")
+
+    assert chosen["long"].label == chosen["young"].label == "airline"
+    assert "rests on the other series" in chosen["young"].reason
+    assert "rests on the other series" not in chosen["long"].reason
+
+
+def test_an_exact_seasonal_naive_is_named_as_the_reason_nothing_beats_it():
+    import numpy as np
+
+    exact = growing_seasonal(60, "periodic")
+    exact = exact.assign(sales=np.tile(np.arange(10.0, 22.0), 5))  # the same each year
+
+    choice = reasons(exact)["periodic"]
+
+    assert choice.label == "seasonal-naive"
+    assert "seasonal naive was exact there" in choice.reason

@@ -133,10 +133,13 @@ def choose(frame: pd.DataFrame, table: pd.DataFrame, requested: str,
             choices[name] = Choice(tier, MEAN, {MEAN: 1.0}, (
                 f"{len(values)} months, fewer than {SEASONAL_MONTHS}: no season to "
                 "learn yet, so the mean of the history is served"))
-        elif tier == "short-naive" or name not in rows:
+        elif tier == "short-naive":
             choices[name] = Choice("short-naive", NAIVE, {NAIVE: 1.0}, (
                 f"{len(values)} months, fewer than {BACKTEST_MONTHS}: too short to "
                 "backtest, so seasonal naive is served"))
+        elif name not in rows:
+            choices[name] = Choice("short-naive", NAIVE, {NAIVE: 1.0},
+                                   _unbacktested(frame, name, len(values)))
         elif tier == "intermittent":
             choices[name] = _intermittent(rows[name], values)
         else:
@@ -150,6 +153,23 @@ def choose(frame: pd.DataFrame, table: pd.DataFrame, requested: str,
         for name in regular:
             choices.update(_gate_group([name], {name: scores[name]}, label, sales))
     return dict(sorted(choices.items()))
+
+
+def _unbacktested(frame: pd.DataFrame, name: str, months: int) -> str:
+    """Why a series long enough to backtest got no backtest month."""
+    dates = frame["date"]
+    behind = _month(dates.max()) - _month(dates[frame["series"] == name].max())
+    if behind > 0:
+        return (f"{months} months, but it ends {behind} months before the file's last "
+                "month, so none of the backtest's cut-offs (shared by the file's "
+                "series) is followed by its months: seasonal naive is served without "
+                "a backtest")
+    return (f"{months} months, but the backtest's cut-offs leave it too little history "
+            "before them: seasonal naive is served without a backtest")
+
+
+def _month(date) -> int:
+    return date.year * 12 + date.month - 1
 
 
 def _columns(table: pd.DataFrame) -> list[str]:
@@ -169,9 +189,17 @@ def _gate_group(names, scores, label, sales) -> dict[str, Choice]:
         chosen = str(eligible.idxmin()) if len(eligible) else NAIVE
         if pooled.get(chosen, 1.0) >= 1:
             chosen = NAIVE
-        shown = "no backtest" if not np.isfinite(wanted) else f"MASE ratio {wanted:.3f}"
-        verdict = (f"{label} does not beat seasonal naive on the backtest {where} "
-                   f"({shown}); replaced by {chosen}")
+        if np.isnan(wanted):
+            verdict = (f"{label} could not be fitted at any backtest cut-off {where} "
+                       "(too little history before them), so it has no backtest to "
+                       f"pass; replaced by {chosen}")
+        elif np.isinf(wanted):
+            verdict = (f"{label} does not beat seasonal naive on the backtest {where}: "
+                       "seasonal naive was exact there, which nothing inexact beats; "
+                       f"replaced by {chosen}")
+        else:
+            verdict = (f"{label} does not beat seasonal naive on the backtest {where} "
+                       f"(MASE ratio {wanted:.3f}); replaced by {chosen}")
         if chosen == NAIVE:
             verdict += " as the last resort: no candidate beat it"
         else:
@@ -183,6 +211,10 @@ def _gate_group(names, scores, label, sales) -> dict[str, Choice]:
         if chosen != BLEND and chosen not in members:
             label, why = NAIVE, (f"{verdict}; this series is too short for {chosen}, "
                                  "so seasonal naive serves it")
+        elif len(names) > 1 and not np.isfinite(scores[name].get(chosen, np.nan)):
+            why = (f"{verdict}; {chosen} itself could not be fitted at this series' "
+                   "cut-offs (too little history before them), so its choice rests "
+                   "on the other series")
         choices[name] = Choice("regular", label, members, why,
                                {k: _finite(v) for k, v in scores[name].items()})
     return choices
