@@ -242,3 +242,35 @@ def test_a_model_dir_this_user_cannot_write_is_refused_before_training():
     assert f"cannot be written: {readonly} is not writable by this user" \
         in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# A damaged CURRENT -----------------------------------------------------------------
+
+@pytest.mark.parametrize("pointer, extra", [("../../etc", []), ("v1", []), ("", []),
+                                            ("v1", ["--force"])],
+                         ids=["relative escape", "not a version id", "empty",
+                              "forced"])
+def test_retraining_replaces_a_current_that_holds_no_version_id(
+        store_copy, capsys, pointer, extra):
+    from service.app import create_app
+    from service.config import Settings
+
+    old = artifact.read_current(store_copy)
+    (store_copy / "CURRENT").write_text(pointer + "\n")
+    app = create_app(Settings(model_dir=store_copy), watch=False)
+    # The service still refuses to follow such a pointer.
+    assert "not a version id" in app.test_client().get("/readyz").get_json()["error"]
+    capsys.readouterr()
+
+    assert train(WINEIND, store_copy, *extra) == 0
+
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: CURRENT in {store_copy} holds {pointer!r}, "
+                          "which is not a version id")
+    new = artifact.read_current(store_copy)
+    assert new != old and f"CURRENT now names {new}" in err
+    assert "Traceback" not in err
+    promotion = artifact.read_metadata(store_copy, new)["promotion"]
+    assert promotion["promoted"] is True
+    assert promotion["compared_with"]["served_version"] is None
+    assert repr(pointer) in promotion["compared_with"]["bad_pointer"]

@@ -264,8 +264,19 @@ def served_blends(model, metadata: dict) -> dict:
 
 
 def promotion_check(model_dir: Path, trained: dict) -> dict | None:
-    """How the new version compares with the served one; None when none is served."""
-    current = artifact.read_current(model_dir)
+    """How the new version compares with the served one; None when none is served.
+
+    A CURRENT that holds no version id (edited by hand, a symbolic link, unreadable)
+    is one the service refuses to follow, so it names nothing to compare with, and
+    publishing replaces it: refusing here would leave retraining, the natural repair,
+    unable to repair the store. "bad_pointer" says what was wrong with it. A service
+    already running may still serve a version it loaded before the damage, but the
+    store no longer says which."""
+    try:
+        current = artifact.read_current(model_dir)
+    except artifact.ArtifactError as e:
+        return {"served_version": None, "comparable": False, "bad_pointer": str(e),
+                "reason": f"{artifact.CURRENT} names no version ({e})"}
     if current is None:
         return None
     try:
@@ -381,6 +392,12 @@ def main(argv=None) -> int:
     except PromotionRefused as e:
         print(f"error: {e}", file=sys.stderr)
         path, code = e.path, EXIT_NOT_PROMOTED
+    bad_pointer = (trained["metadata"]["promotion"]["compared_with"] or {}) \
+        .get("bad_pointer")
+    if bad_pointer and code == EXIT_OK:
+        print(f"warning: {bad_pointer} Publishing replaced it: {artifact.CURRENT} now "
+              f"names {trained['version']}, which was not compared with any served "
+              "version.", file=sys.stderr)
     if args.json:
         print(json.dumps({"version": trained["version"], "path": str(path),
                           **trained["metadata"]}, indent=2))
