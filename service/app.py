@@ -34,12 +34,15 @@ QUIET_PATHS = {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health
 def parse_horizon(value) -> int:
     if value is None:
         return 12
+    shown = orjson.dumps(value).decode()[:40]
+    # JSON has one number type: 12.0 is the same whole number as 12.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequest(f"horizon must be a whole number of months, got "
-                         f"{orjson.dumps(value).decode()[:40]}.")
+        raise BadRequest(f"horizon must be a whole number of months, got {shown}.")
     if not 1 <= value <= MAX_MONTHS_AHEAD:
         raise BadRequest(f"horizon must be between 1 and {MAX_MONTHS_AHEAD} months, "
-                         f"got {value}.")
+                         f"got {shown}.")
     return value
 
 

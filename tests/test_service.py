@@ -24,6 +24,12 @@ def test_forecast_returns_the_next_twelve_months_after_the_history(client):
     assert body["model_version"] == client.get("/model").get_json()["version"]
 
 
+def test_a_whole_horizon_written_as_a_decimal_is_the_same_horizon(client):
+    # JSON has one number type; a client that sends 12.0 means 12.
+    assert client.post("/forecast", json={"horizon": 12.0}).get_json() == \
+        client.post("/forecast", json={"horizon": 12}).get_json()
+
+
 def test_forecast_equals_the_fitted_estimator(client, trained_store):
     version = artifact.read_current(trained_store)
     model, _ = artifact.load_version(trained_store, version)
@@ -91,6 +97,8 @@ BAD_REQUESTS = [
      "got 100000"),
     ("horizon fraction", "/forecast", b'{"horizon": 1.5}', 400,
      "whole number of months, got 1.5"),
+    ("horizon whole but huge", "/forecast", b'{"horizon": 1e26}', 400,
+     f"between 1 and {MAX_MONTHS_AHEAD} months, got 1e+26"),
     ("horizon string", "/forecast", b'{"horizon": "12"}', 400,
      'whole number of months, got "12"'),
     ("horizon bool", "/forecast", b'{"horizon": true}', 400, "got true"),
