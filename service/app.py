@@ -104,9 +104,10 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         horizon = parse_horizon(body.get("horizon"))
         current = predictor()
         started = time.perf_counter()
-        series, rows = current.forecast(body.get("series"), horizon)
+        table, rows = current.forecast(body.get("series"), horizon)
         metrics.observe_prediction("forecast", started, len(rows))
-        return json_response({"series": series, "model_version": current.version,
+        return json_response({"series": table.name, "model_version": current.version,
+                              "intervals_calibrated": table.calibrated,
                               "forecast": rows})
 
     @app.post("/predict")

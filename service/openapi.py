@@ -125,10 +125,17 @@ SCHEMAS = {
     },
     "ForecastResponse": {
         "type": "object",
-        "required": ["series", "model_version", "forecast"],
+        "required": ["series", "model_version", "intervals_calibrated", "forecast"],
         "properties": {
             "series": {"type": "string"},
             "model_version": {"type": "string"},
+            "intervals_calibrated": {
+                "type": ["boolean", "null"],
+                "description": "true when the intervals were calibrated on the "
+                               "backtest; false for a series too short for one (its "
+                               "own year-on-year spread, and with few months the 80% "
+                               "and 95% bounds can coincide); null without "
+                               "intervals."},
             "forecast": {"type": "array", "items": _ref("ForecastValue"),
                          "maxItems": MAX_MONTHS_AHEAD},
         },

@@ -52,7 +52,9 @@ class SeriesTable:
     calibrated (half-widths per month ahead in the metadata). The lower bounds are
     clipped at zero when the version says sales cannot be negative, and every bound
     is kept on its side of the point forecast. A version without intervals (trained
-    before they existed) answers null bounds.
+    before they existed) answers null bounds. `calibrated` says whether the widths
+    were measured on the backtest (False for a series too short for one: they come
+    from its own year-on-year spread; None without intervals).
     """
 
     def __init__(self, name: str, first: int, last: int, values: np.ndarray,
@@ -61,6 +63,7 @@ class SeriesTable:
         self.first = first
         self.last = last
         self.values = values.tolist()
+        self.calibrated = bool(widths.get("calibrated")) if widths else None
         # The two spellings clients send most, "1995-01" and "1995-01-01" (how
         # /forecast writes dates), straight to the value: the fast path of
         # `Predictor.predict` and `Predictor.values`. Other days of the month, and
@@ -170,9 +173,9 @@ class Predictor:
         shown = ", ".join(repr(n) for n in names[:10])
         return shown + (f" and {len(names) - 10} more" if len(names) > 10 else "")
 
-    def forecast(self, series, horizon: int) -> tuple[str, list]:
+    def forecast(self, series, horizon: int) -> tuple[SeriesTable, list]:
         table = self.table(series)
-        return table.name, table.forecast_rows[:horizon]
+        return table, table.forecast_rows[:horizon]
 
     def predict(self, instances: list) -> list:
         """The value of every instance, in order; a 400 naming the first bad one.

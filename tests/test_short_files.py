@@ -37,6 +37,8 @@ def test_a_file_of_short_series_only_trains_its_fallbacks(tmp_path, lengths, exp
         assert answer.status_code == 200, answer.get_json()
         rows = answer.get_json()["forecast"]
         assert len(rows) == 24
+        # No backtest: the widths are the series' own spread, and the answer says so.
+        assert answer.get_json()["intervals_calibrated"] is False
         assert all(math.isfinite(v) for r in rows for k, v in r.items() if k != "date")
 
 
