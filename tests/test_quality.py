@@ -12,6 +12,7 @@ from service.config import Settings
 from tests.conftest import WINEIND, train
 from training import artifact, intervals
 from training.backtest import rolling_origins, run_backtest
+from training.cli import some_names
 from training.evaluate import point_metrics
 from training.models import (AirlineForecaster, LagForecaster, SalesForecaster,
                              SmoothingForecaster, seasonal_adjustment)
@@ -109,6 +110,85 @@ def test_a_worse_retrained_model_is_not_promoted_unless_forced(tmp_path, capsys)
 
     assert train(data, models, "--model", "seasonal", "--force") == 0
     assert current_metadata(models)["promotion"]["forced"] is True
+
+
+@pytest.fixture
+def wineind_served(tmp_path, capsys):
+    """A store serving wineind, and a renamed copy of the same one-series file."""
+    models = tmp_path / "models"
+    assert train(WINEIND, models) == 0
+    renamed = tmp_path / "wineind_2026.csv"
+    renamed.write_bytes(WINEIND.read_bytes())
+    capsys.readouterr()
+    return models, artifact.read_current(models), renamed
+
+
+def test_a_version_without_a_served_series_is_kept_unpublished(wineind_served,
+                                                                capsys):
+    models, served, renamed = wineind_served
+
+    assert train(renamed, models) == 3
+
+    err = capsys.readouterr().err
+    assert "does not have 1 series that the served version" in err
+    assert f"{served} answers (wineind)" in err
+    assert "--series-name wineind" in err and "--force" in err
+    assert f"CURRENT still names {served}" in err and "kept unpublished" in err
+    assert artifact.read_current(models) == served
+    kept = [v.name for v in (models / "versions").iterdir() if v.name != served]
+    assert len(kept) == 1
+    promotion = artifact.read_metadata(models, kept[0])["promotion"]
+    assert promotion["promoted"] is False
+    assert promotion["compared_with"]["missing_series"] == ["wineind"]
+
+
+def test_forcing_a_version_without_a_served_series_says_what_was_dropped(
+        wineind_served, capsys):
+    models, served, renamed = wineind_served
+
+    assert train(renamed, models, "--force") == 0
+
+    out = capsys.readouterr().out
+    assert f"dropped: 1 series that version {served} answered, now refused: " \
+        "wineind" in out
+    meta = current_metadata(models)
+    assert [s["name"] for s in meta["series"]] == ["wineind_2026"]
+    assert meta["promotion"]["forced"] is True
+
+
+def test_naming_the_series_keeps_it_served(wineind_served):
+    models, served, renamed = wineind_served
+
+    assert train(renamed, models, "--series-name", "wineind") == 0
+
+    assert artifact.read_current(models) != served
+    assert current_metadata(models)["promotion"]["compared_with"]["missing_series"] \
+        == []
+
+
+def test_a_version_with_every_served_series_and_more_is_published(tmp_path, capsys):
+    # The per-series regression, so the shared series is forecast exactly as before
+    # and only the series sets differ.
+    models = tmp_path / "models"
+    assert train(write_csv(tmp_path / "one.csv", growing_seasonal(name="shop")),
+                 models, "--model", "seasonal") == 0
+    served = artifact.read_current(models)
+    more = write_csv(tmp_path / "more.csv", growing_seasonal(name="shop"),
+                     growing_seasonal(name="outlet"))
+
+    assert train(more, models, "--model", "seasonal") == 0
+
+    assert "dropped" not in capsys.readouterr().out
+    meta = current_metadata(models)
+    assert meta["version"] != served
+    assert [s["name"] for s in meta["series"]] == ["outlet", "shop"]
+    assert meta["promotion"]["compared_with"]["missing_series"] == []
+    assert meta["promotion"]["forced"] is False
+
+
+def test_a_long_list_of_names_is_cut_with_a_count():
+    assert some_names(["a", "b"]) == "a, b"
+    assert some_names(list("abcdefgh")) == "a, b, c, d, e, ... and 3 more"
 
 
 # Intervals -------------------------------------------------------------------------

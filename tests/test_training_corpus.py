@@ -114,7 +114,9 @@ elif point == "before-current":
     artifact.set_current = stop_here
 elif point == "current-temp-written":
     os.replace = stop_here
-sys.exit(cli.main(["--data", data, "--model-dir", model_dir]))
+# --force: the file's series differ from the served ones, which alone would stop the
+# run before CURRENT moves.
+sys.exit(cli.main(["--data", data, "--model-dir", model_dir, "--force"]))
 """
 KILL_POINTS = ["fitting", "model-file-written", "before-rename", "before-current",
                "current-temp-written"]

@@ -3,8 +3,9 @@
 Exit codes: 0 published (CURRENT now names the new version); 2 refused input, a
 --model-dir that cannot be published into (checked before training), or a model
 refused by the strict quality gate (nothing written); 3 trained and written,
-but not promoted because it is worse on the backtest than the version being served
-(the version stays in versions/, unpublished; `--force` promotes anyway).
+but not promoted because it is worse on the backtest than the version being served,
+or lacks a series that version answers (the version stays in versions/,
+unpublished; `--force` promotes anyway).
 """
 
 import argparse
@@ -63,7 +64,8 @@ def parse_args(argv):
                              "of the file (group, default) or series by series")
     parser.add_argument("--force", action="store_true",
                         help="publish even when the new version scores worse on the "
-                             "backtest than the version being served")
+                             "backtest than the version being served, or lacks some "
+                             "of its series")
     parser.add_argument("--fill-gaps", choices=["interpolate"], default=None,
                         help="fill missing months instead of refusing the file")
     parser.add_argument("--encoding", default="utf-8", help="file encoding (utf-8)")
@@ -286,38 +288,73 @@ def promotion_check(model_dir: Path, trained: dict) -> dict | None:
                 "reason": f"the served version does not load ({e})"}
     comparison = compare_with_served(trained["frame"], trained["outcome"],
                                      served_blends(model, metadata))
-    return {"served_version": current, **comparison}
+    served = [s["name"] for s in metadata.get("series", [])]
+    trained_series = {s["name"] for s in trained["metadata"]["series"]}
+    return {"served_version": current, **comparison,
+            "missing_series": sorted(set(served) - trained_series)}
 
 
-def publish(model_dir: Path, trained: dict, force: bool = False) -> Path:
+def publish(model_dir: Path, trained: dict, force: bool = False,
+            keep_served_series: bool = False) -> Path:
     """Write the version and, unless it is worse than the served one on the same
     backtest (and not `force`), switch CURRENT to it. A refused version is kept,
-    unpublished, and PromotionRefused says where."""
+    unpublished, and PromotionRefused says where.
+
+    With `keep_served_series` (the command line), a version that lacks a series the
+    served version answers is refused the same way: publishing it would turn that
+    series' requests into 404s. The upload page leaves it off: its "Train and
+    publish" serves the uploaded file in place of what was served."""
     with artifact.publish_lock(model_dir):
         # A run killed while writing left a hidden staging directory; under the lock
         # nobody else is writing, so whatever staging is there now is dead.
         artifact.remove_stale_staging(model_dir)
         comparison = promotion_check(model_dir, trained) if "outcome" in trained \
             else None
-        refused = bool(comparison and comparison.get("comparable")
-                       and not comparison["not_worse"])
+        worse = bool(comparison and comparison.get("comparable")
+                     and not comparison["not_worse"])
+        dropped = (comparison or {}).get("missing_series", [])
+        refused = worse or bool(keep_served_series and dropped)
         trained["metadata"]["promotion"] = {
             "compared_with": comparison, "forced": force and refused,
             "promoted": force or not refused}
         path = artifact.write_version(model_dir, trained["version"], trained["model"],
                                       trained["metadata"], trained.get("files"))
         if refused and not force:
-            raise PromotionRefused(
-                f"Not promoted: version {trained['version']} scores "
-                f"{comparison['metric'].upper()} {comparison['new']:.4f} on the "
-                "backtest "
-                f"of the {len(comparison['series'])} series it shares with the served "
-                f"version {comparison['served_version']}, which scores "
-                f"{comparison['served']:.4f} on the same months. CURRENT still names "
-                f"{comparison['served_version']}; the new version was kept unpublished "
-                f"in {path}. Pass --force to publish it anyway.", path)
+            raise PromotionRefused(refusal(trained, comparison, worse, path), path)
         artifact.set_current(model_dir, trained["version"])
     return path
+
+
+def refusal(trained: dict, comparison: dict, worse: bool, path: Path) -> str:
+    """Why a version was kept unpublished, and how to publish it or do better."""
+    served, dropped = comparison["served_version"], comparison.get("missing_series")
+    why, how = [], ""
+    if worse:
+        why.append(f"scores {comparison['metric'].upper()} {comparison['new']:.4f} on "
+                   f"the backtest of the {len(comparison['series'])} series it shares "
+                   f"with the served version {served}, which scores "
+                   f"{comparison['served']:.4f} on the same months")
+    if dropped:
+        why.append(f"does not have {len(dropped)} series that the served version "
+                   f"{served} answers ({some_names(dropped)}), so requests for them "
+                   "would be refused")
+        # A renamed copy of the served one-series file is the likely cause: without
+        # a series column, the series is named after the file.
+        example = (f" (here, --series-name {dropped[0]})"
+                   if len(dropped) == 1 and len(trained["metadata"]["series"]) == 1
+                   else "")
+        how = (" To keep serving them, train on a file that has them too: a file "
+               "without a series column names its one series after the file unless "
+               f"--series-name names it{example}.")
+    return (f"Not promoted: version {trained['version']} {' and '.join(why)}. CURRENT "
+            f"still names {served}; the new version was kept unpublished in {path}."
+            f"{how} Pass --force to publish it anyway.")
+
+
+def some_names(names: list[str], shown: int = 5) -> str:
+    """The first few names of a list, and how many more there are."""
+    more = f", ... and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def format_summary(version: str, metadata: dict) -> str:
@@ -328,6 +365,12 @@ def format_summary(version: str, metadata: dict) -> str:
         f"  data: {data['source']}, {data['rows']} months in {data['series_count']} "
         f"series, {data['first']} to {data['last']}",
     ]
+    compared = metadata.get("promotion", {}).get("compared_with") or {}
+    if promoted and compared.get("missing_series"):
+        dropped = compared["missing_series"]
+        lines.append(f"  dropped: {len(dropped)} series that version "
+                     f"{compared['served_version']} answered, now refused: "
+                     f"{some_names(dropped)}")
     lines += [f"  note: {n}" for n in data["notes"]]
     lines += [f"  rejected series {s!r}: {why}" for s, why in data["rejected"].items()]
     lines.append(f"  backtest: refit at {len(protocol['origins'])} cut-offs "
@@ -388,7 +431,8 @@ def main(argv=None) -> int:
 
     code = EXIT_OK
     try:
-        path = publish(args.model_dir, trained, force=args.force)
+        path = publish(args.model_dir, trained, force=args.force,
+                       keep_served_series=True)
     except PromotionRefused as e:
         print(f"error: {e}", file=sys.stderr)
         path, code = e.path, EXIT_NOT_PROMOTED
