@@ -1,4 +1,5 @@
-"""`python -m service`: run the API under gunicorn (never Flask's development server)."""
+"""`python -m service`: run the API under gunicorn, never Flask's development
+server."""
 
 import argparse
 import os
@@ -16,7 +17,8 @@ def main(argv=None) -> None:
     parser.add_argument("--model-dir", help=f"model store ({ENV_PREFIX}MODEL_DIR)")
     parser.add_argument("--host", help=f"address to bind ({ENV_PREFIX}HOST, 127.0.0.1)")
     parser.add_argument("--port", type=int, help=f"port ({ENV_PREFIX}PORT, 8080)")
-    parser.add_argument("--workers", type=int, help=f"processes ({ENV_PREFIX}WORKERS, 2)")
+    parser.add_argument("--workers", type=int,
+                        help=f"processes ({ENV_PREFIX}WORKERS, 2)")
     args = parser.parse_args(argv)
     # gunicorn takes any integer here and fails with a traceback only when it binds.
     if args.port is not None and args.port not in PORTS:

@@ -40,13 +40,15 @@ DOWNLOAD_TIMEOUT_SECONDS = 60
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="python -m training",
-        description="Train a monthly sales model and publish it into a model directory.",
+        description="Train a monthly sales model and publish it into a model "
+                    "directory.",
     )
     parser.add_argument("--data", required=True,
                         help="CSV file, or an http(s) URL to download it from")
     parser.add_argument("--model-dir", required=True, type=Path,
                         help="model store to publish the new version into")
-    parser.add_argument("--date-col", default="date", help="date column (default: date)")
+    parser.add_argument("--date-col", default="date",
+                        help="date column (default: date)")
     parser.add_argument("--sales-col", default="sales",
                         help="sales column (default: sales)")
     parser.add_argument("--series-col", default="series",
@@ -137,9 +139,11 @@ def read_source(source: str) -> tuple[bytes, str]:
     try:
         return path.read_bytes(), path.name
     except FileNotFoundError:
-        raise DataError(f"{source}: no such file. Pass the CSV's path to --data.") from None
+        raise DataError(f"{source}: no such file. Pass the CSV's path to --data.") \
+            from None
     except IsADirectoryError:
-        raise DataError(f"{source} is a directory; pass a CSV file to --data.") from None
+        raise DataError(f"{source} is a directory; pass a CSV file to --data.") \
+            from None
     except OSError as e:
         raise DataError(f"Cannot read {source}: {e.strerror}.") from None
 
@@ -197,9 +201,9 @@ def train(args, loaded: LoadedSales | None = None) -> dict:
     if args.strict and replaced:
         why = outcome.choices[replaced[0]].reason
         raise GateRefused(
-            f"--strict: the requested model {args.model!r} does not beat seasonal naive "
-            f"on the backtest for {len(replaced)} of {len(outcome.choices)} series "
-            f"({', '.join(replaced[:5])}{', ...' if len(replaced) > 5 else ''}): {why}. "
+            f"--strict: the requested model {args.model!r} does not beat seasonal "
+            f"naive on the backtest for {len(replaced)} of {len(outcome.choices)} "
+            f"series ({some_names(replaced)}): {why}. "
             "Nothing was written. Train without --strict to serve the best candidate "
             "instead, or choose another --model.")
 
