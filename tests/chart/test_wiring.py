@@ -405,6 +405,31 @@ def test_training_data_sources(values_file, data_arg):
         }
 
 
+def test_series_name_and_force_reach_the_training_command():
+    plain = training_args(render({}))
+    chosen = training_args(
+        render({"training": {"seriesName": "wineind", "force": True}}))
+
+    assert "--series-name" not in plain and "--force" not in plain
+    assert arg_after(chosen, "--series-name") == "wineind" and "--force" in chosen
+
+
+def test_refused_data_and_unpromoted_versions_fail_the_job_without_retries():
+    from training.cli import EXIT_BAD_INPUT, EXIT_NOT_PROMOTED
+
+    rendered = render({"retraining": {"enabled": True}})
+    job = rendered.one("Job")["spec"]
+    cron = rendered.one("CronJob")["spec"]["jobTemplate"]["spec"]
+
+    for spec in (job, cron):
+        rules = spec["podFailurePolicy"]["rules"]
+        assert rules[0] == {"action": "FailJob", "onExitCodes": {
+            "containerName": "train", "operator": "In",
+            "values": [EXIT_BAD_INPUT, EXIT_NOT_PROMOTED]}}
+        assert rules[1]["action"] == "Ignore"
+        assert spec["template"]["spec"]["containers"][0]["name"] == "train"
+
+
 def test_existing_data_configmap_is_mounted_not_made():
     rendered = render(
         {

@@ -190,8 +190,15 @@ containers:
       - --series-col
       - {{ . | quote }}
       {{- end }}
+      {{- with .Values.training.seriesName }}
+      - --series-name
+      - {{ . | quote }}
+      {{- end }}
       {{- if .Values.training.strict }}
       - --strict
+      {{- end }}
+      {{- if .Values.training.force }}
+      - --force
       {{- end }}
       - --json
     env:
@@ -256,4 +263,23 @@ checkov.io/skip2: CKV_K8S_15=IfNotPresent is required for images loaded into kin
 {{- if not .Values.networkPolicy.enabled }}
 checkov.io/skip3: CKV2_K8S_6=The NetworkPolicy is one value away (networkPolicy.enabled); it is off by default because only the operator knows which namespaces (monitoring, ingress) must reach the pods.
 {{- end }}
+{{- end }}
+
+{{/*
+How a training Job treats a failed pod (the Job and the CronJob's Jobs).
+*/}}
+{{- define "sales-forecast.trainingFailurePolicy" -}}
+# Exit 2 (the data was refused) and 3 (the new version was not promoted) are
+# verdicts on the data: another attempt would reach the same one.
+podFailurePolicy:
+  rules:
+    - action: FailJob
+      onExitCodes:
+        containerName: train
+        operator: In
+        values: [2, 3]
+    - action: Ignore
+      onPodConditions:
+        - type: DisruptionTarget
+          status: "True"
 {{- end }}
