@@ -166,3 +166,26 @@ def test_the_backtest_fits_the_forecasting_kinds_on_cleaned_sales_at_each_cut_of
     assert table["lag"].max() < 1.5 * frame["sales"].max()
     # The actual stays as recorded: every model is scored against the zero.
     assert (table["actual"] == 0).any()
+
+
+def test_training_states_each_replaced_month_in_the_metadata_and_the_summary(
+        tmp_path, capsys):
+    import json
+
+    from tests.conftest import train
+
+    frame = with_sales(wineind(), {len(wineind()) - 5: 0.0})  # 1994-04
+    data = tmp_path / "wine.csv"
+    frame[["date", "sales"]].assign(date=frame["date"].dt.strftime("%Y-%m")).to_csv(
+        data, index=False)
+
+    assert train(data, tmp_path / "models") == 0
+
+    version = (tmp_path / "models" / "CURRENT").read_text().strip()
+    meta = json.loads((tmp_path / "models" / "versions" / version /
+                       "metadata.json").read_text())
+    [entry] = meta["series"][0]["cleaned"]
+    assert entry["month"] == "1994-04" and entry["recorded"] == 0.0
+    assert 15_000 < entry["used"] < 40_000
+    assert ("wine: gross errors kept out of the models' fits: 1994-04 recorded 0, "
+            "fitted as ") in capsys.readouterr().out

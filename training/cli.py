@@ -26,7 +26,7 @@ from training.backtest import DEFAULT_HORIZON
 from training.data import Columns, DataError, LoadedSales, load_sales
 from training.models import MODEL_KINDS
 from training.procedure import (backtest_rows_for_page, compare_with_served,
-                                fit_and_check)
+                                fit_and_check, month_label)
 from training.selection import (AUTO, BLEND, GATE_SCOPES, MIN_MONTHS, GateRefused,
                                 refusals)
 
@@ -209,10 +209,15 @@ def train(args, loaded: LoadedSales | None = None) -> dict:
 
     digest = fingerprint(frame)
     now = datetime.now(timezone.utc)
+    cleaned = outcome.model.cleaned_
     series_info = [
         {"name": s, "first": r["date"].iloc[0].strftime("%Y-%m"),
          "last": r["date"].iloc[-1].strftime("%Y-%m"), "months": len(r),
-         **outcome.choices[s].as_dict()}
+         **outcome.choices[s].as_dict(),
+         # Gross errors the forecasting models were fitted without
+         # (training/cleaning.py); the baselines and the backtest keep them.
+         "cleaned": [{"month": month_label(m), "recorded": recorded, "used": used}
+                     for m, recorded, used in cleaned.get(s, [])]}
         for s, r in frame.groupby("series", sort=True)
     ]
     metadata = {
@@ -405,6 +410,12 @@ def format_summary(version: str, metadata: dict) -> str:
     for info in metadata["series"]:
         if info["tier"] != "regular":
             lines.append(f"  {info['name']}: {info['reason']}")
+        if info.get("cleaned"):
+            shown = "; ".join(f"{c['month']} recorded {c['recorded']:.6g}, fitted as "
+                              f"{c['used']:.6g}" for c in info["cleaned"][:3])
+            more = len(info["cleaned"]) - 3
+            lines.append(f"  {info['name']}: gross errors kept out of the models' fits: "
+                         f"{shown}{f'; {more} more' if more > 0 else ''}")
     m = metadata["metrics"]
     if m.get("served"):
         lines.append(f"  overall: MASE {_maybe(m['served']['mase'], 0, 3)} vs seasonal "
