@@ -142,6 +142,14 @@ def test_a_missing_file_is_a_clear_error(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
+def test_an_address_of_another_scheme_is_told_what_can_be_downloaded(tmp_path, capsys):
+    assert train("ftp://files.invalid/sales.csv", tmp_path / "models") == 2
+
+    assert ("only http:// and https:// addresses can be downloaded, not ftp://"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "models").exists()
+
+
 def test_a_changed_model_file_is_refused(store_copy):
     version = artifact.read_current(store_copy)
     (store_copy / "versions" / version / "model.joblib").write_bytes(b"not a model")

@@ -12,6 +12,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 import urllib.error
@@ -139,6 +140,11 @@ def read_source(source: str) -> tuple[bytes, str]:
     try:
         return path.read_bytes(), path.name
     except FileNotFoundError:
+        scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", source)
+        if scheme:
+            raise DataError(f"{source}: only http:// and https:// addresses can be "
+                            f"downloaded, not {scheme.group(1)}://. Download the file "
+                            "and pass its path to --data.") from None
         raise DataError(f"{source}: no such file. Pass the CSV's path to --data.") \
             from None
     except IsADirectoryError:
