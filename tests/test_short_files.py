@@ -94,3 +94,16 @@ def test_an_exact_seasonal_naive_is_named_as_the_reason_nothing_beats_it():
 
     assert choice.label == "seasonal-naive"
     assert "seasonal naive was exact there" in choice.reason
+
+
+def test_the_summary_says_how_many_cut_offs_could_test_a_short_history(
+        tmp_path, capsys):
+    data = write_csv(tmp_path / "young.csv", growing_seasonal(37, "young"))
+
+    assert train(data, tmp_path / "models") == 0
+
+    out = capsys.readouterr().out
+    assert "refit at 6 cut-offs" in out
+    assert "1 of which left enough history to test (2017-01)" in out
+    meta = current_metadata(tmp_path / "models")
+    assert meta["backtest"]["scored_origins"] == ["2017-01"]

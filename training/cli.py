@@ -388,10 +388,14 @@ def format_summary(version: str, metadata: dict) -> str:
                      f"{some_names(dropped)}")
     lines += [f"  note: {n}" for n in data["notes"]]
     lines += [f"  rejected series {s!r}: {why}" for s, why in data["rejected"].items()]
-    lines.append(f"  backtest: refit at {len(protocol['origins'])} cut-offs "
-                 f"({', '.join(protocol['origins'])}), 1 to {protocol['horizon']} "
-                 "months "
-                 "ahead; model refit on all months afterwards")
+    origins, scored = protocol["origins"], protocol.get("scored_origins")
+    tested = ""
+    if scored is not None and len(scored) < len(origins):
+        tested = (f", {len(scored)} of which left enough history to test"
+                  + (f" ({', '.join(scored)})" if scored else ""))
+    lines.append(f"  backtest: refit at {len(origins)} cut-offs ({', '.join(origins)})"
+                 f"{tested}, 1 to {protocol['horizon']} months ahead; model refit on "
+                 "all months afterwards")
     header = (f"  {'series':<24} {'model':<20} {'RMSE':>10} {'MAE':>10} {'MAPE%':>7} "
               f"{'sMAPE%':>7} {'MASE':>6}")
     lines.append(header)

@@ -72,7 +72,10 @@ def fit_and_check(frame: pd.DataFrame, requested: str = AUTO, scope: str = "grou
 
     sales = {s: r.to_numpy() for s, r in frame.groupby("series", sort=True)["sales"]}
     interval_meta = calibrate_intervals(table, sales, horizon, model.floor_)
+    scored = set(table["origin"].tolist())
     protocol = {"origins": [month_label(o) for o in cutoffs], "horizon": horizon,
+                # The cut-offs that left some series enough history to be tested.
+                "scored_origins": [month_label(o) for o in cutoffs if o in scored],
                 "step_months": step, "refit_at_each_origin": True,
                 "candidates": candidate_kinds(requested) + [BLEND]}
     evaluation = {s: series_evaluation(table, s, choices[s], protocol)
