@@ -616,6 +616,36 @@ def test_gaps_fill_within_each_series_and_never_across(tmp_path):
     assert b["date"].iloc[0] == MONTHS[1]
 
 
+@pytest.mark.parametrize("fill_gaps", [None, "interpolate"])
+def test_quarterly_and_yearly_series_are_refused_not_filled(tmp_path, fill_gaps):
+    lines = ["date,sales,series"]
+    lines += [f"{m:%Y-%m},{300 + i},Q" for i, m in enumerate(MONTHS) if i % 3 == 0]
+    lines += [f"{y}-06,{4000 + y},Y" for y in range(1990, 1996)]
+    lines += [f"{m:%Y-%m},{10 * i},M" for i, m in enumerate(MONTHS)]
+    path = write(tmp_path, ("\n".join(lines) + "\n").encode())
+
+    loaded = load_sales(path, fill_gaps=fill_gaps)
+
+    assert loaded.frame["series"].unique().tolist() == ["M"]
+    assert loaded.rejected["Q"] == (
+        "its 14 lines are all 3 months apart (1980-01, 1980-04, 1980-07, ...): this "
+        "looks like quarterly data, but the model learns from monthly sales, one line "
+        "per month. Export the sales per month; filling the months in between would "
+        "invent them and read each period's total as one month's sales.")
+    assert "are all 12 months apart (1990-06, 1991-06, 1992-06, ...): this looks " \
+        "like yearly data" in loaded.rejected["Y"]
+    assert loaded.notes == []
+
+
+def test_a_file_of_quarters_alone_says_so(tmp_path):
+    lines = ["date,sales"] + [f"{m:%Y-%m},{300 + i}" for i, m in enumerate(MONTHS)
+                              if i % 2 == 0]
+
+    refuse(write(tmp_path, ("\n".join(lines) + "\n").encode()),
+           "shop.csv: its 20 lines are all 2 months apart (1980-01, 1980-03, 1980-05, "
+           "...): this looks like 2-monthly data")
+
+
 def test_many_series_and_rows_load_by_vectorised_paths(tmp_path):
     rng = np.random.default_rng(7)
     names = [f"s{i:03d}" for i in range(300)]

@@ -36,7 +36,7 @@ CORPUS = {
     "all_nan.csv": ["nan", "not a number"],
     "future_dates.csv": ["2090-01", "future"],
     "mixed_frequency.csv": ["same month", "daily or weekly"],
-    "quarterly.csv": ["missing", "1990-02"],
+    "quarterly.csv": ["3 months apart", "quarterly data", "per month"],
 }
 
 

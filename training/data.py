@@ -922,6 +922,11 @@ def _close_gaps(rows, rejected, notes, fill_gaps) -> pd.DataFrame:
     gap = _pairs(rows, []) & (step > 1)
     if not gap.any():
         return rows
+    coarse = _coarse_series(rows, step)
+    if coarse:
+        rejected.update(coarse)
+        return _close_gaps(_without_rejected(rows, rejected), rejected, notes,
+                           fill_gaps)
     if fill_gaps == "interpolate":
         return _interpolate(rows, notes)
 
@@ -932,6 +937,38 @@ def _close_gaps(rows, rejected, notes, fill_gaps) -> pd.DataFrame:
         rejected[name] = _gap_reason(series_holes, spans.loc[code])
 
     return _without_rejected(rows, rejected)
+
+
+# Names of the regular spacings a series of totals is commonly exported at.
+CADENCES = {3: "quarterly", 6: "half-yearly", 12: "yearly"}
+
+
+def _coarse_series(rows: pd.DataFrame, step: np.ndarray) -> dict:
+    """{name: why} for each series whose lines all lie the same number of months
+    apart (three or more lines, two or more months apart). Such a series holds the
+    totals of a coarser period, not months with holes: filling between them would
+    invent most of the history and read each quarter's total as one month's sales,
+    so it is refused even when gaps may be filled. `step`: months since the row
+    before, as `_close_gaps` computes it."""
+    paired = _pairs(rows, [])
+    steps = pd.DataFrame({"code": rows["code"].to_numpy()[paired],
+                          "step": step[paired]})
+    spacing = steps.groupby("code", sort=False)["step"].agg(["min", "max", "size"])
+    coarse = spacing[(spacing["min"] == spacing["max"]) & (spacing["min"] > 1)
+                     & (spacing["size"] >= 2)]
+    reasons = {}
+    for code, months in coarse["min"].items():
+        series = rows[rows["code"].to_numpy() == code]
+        shown = [_ym(m) for m in series["month"].iloc[:3]]
+        kind = CADENCES.get(int(months), f"{months}-monthly")
+        reasons[series["series"].iloc[0]] = (
+            f"its {len(series)} lines are all {months} months apart ({', '.join(shown)}, "
+            f"...): this looks like {kind} data, but the model learns from monthly "
+            "sales, one line per month. Export the sales per month; filling the months "
+            "in between would invent them and read each period's total as one "
+            "month's sales."
+        )
+    return reasons
 
 
 def _gap_reason(holes: pd.DataFrame, span: pd.Series) -> str:
