@@ -256,7 +256,10 @@ SCHEMAS = {
             "series_col": {"type": "string", "maxLength": 100},
             "series_name": {"type": "string", "maxLength": 100},
             "fill_gaps": {"enum": ["", "interpolate"]},
+            "encoding": {"type": "string", "maxLength": 100,
+                         "description": "the file's text encoding (default utf-8)"},
             "strict": {"type": "string", "description": "true, 1, yes or on"},
+            "force": {"type": "string", "description": "true, 1, yes or on"},
         },
     },
 }

@@ -36,7 +36,7 @@ blueprint = Blueprint("page", __name__)
 # Form fields of an upload besides the file, each named as the CLI option it sets
 # (--date-col is date_col); any other field is refused.
 UPLOAD_OPTIONS = ("date_col", "sales_col", "series_col", "series_name", "fill_gaps",
-                  "strict", "force")
+                  "encoding", "strict", "force")
 FLAGS = {"strict", "force"}
 UPLOAD_FIELDS = {"file", *UPLOAD_OPTIONS}
 MAX_OPTION_CHARS = 100
@@ -141,6 +141,7 @@ def upload_options(model_dir: Path):
     """The uploaded file and the training options, starting from the CLI's defaults
     so the page trains exactly as `python -m training` would."""
     from training.cli import parse_args
+    from training.data import check_encoding
 
     # str(): a multipart part without a name comes through as the key None.
     unknown = sorted(str(k) for k in (set(request.form) | set(request.files))
@@ -168,6 +169,11 @@ def upload_options(model_dir: Path):
                 raise BadRequest(f"fill_gaps must be empty or 'interpolate', got "
                                  f"{value[:40]!r}.")
             args.fill_gaps = value or None
+        elif field == "encoding" and value:
+            try:
+                args.encoding = check_encoding(value)
+            except ValueError as e:
+                raise BadRequest(f"encoding: {e}") from None
         elif value:
             setattr(args, field, value)
     return upload.read(), args.data, args
@@ -197,7 +203,8 @@ def describe(loaded, args) -> dict:
     return {**loaded.summary(),
             "options": {"date_col": args.date_col, "sales_col": args.sales_col,
                         "series_col": args.series_col, "series_name": args.series_name,
-                        "fill_gaps": args.fill_gaps, "strict": args.strict,
+                        "fill_gaps": args.fill_gaps, "encoding": args.encoding,
+                        "strict": args.strict,
                         "force": args.force, "model": args.model,
                         "holdout_months": args.holdout}}
 

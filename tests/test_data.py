@@ -681,7 +681,7 @@ def test_summary_is_json_ready():
     "options, message",
     [({"fill_gaps": "zero"}, f"fill_gaps must be None or one of {FILL_GAPS}"),
      ({"min_months": 0}, "min_months must be a positive integer, got 0"),
-     ({"encoding": "klingon"}, "Unknown encoding 'klingon'")],
+     ({"encoding": "klingon"}, "unknown text encoding 'klingon'")],
     ids=["fill_gaps", "min_months", "encoding"],
 )
 def test_wrong_options_are_caller_errors(options, message):

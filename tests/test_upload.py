@@ -146,7 +146,8 @@ def test_an_upload_posted_by_another_site_is_refused(uploads_client, store_copy)
     ({"colour": "red"}, "Unknown form field 'colour'"),
     ({"fill_gaps": "guess"}, "fill_gaps must be empty or 'interpolate', got 'guess'"),
     ({"date_col": "d" * 101}, "date_col is 101 characters long; at most 100"),
-], ids=["unknown-field", "bad-fill-gaps", "long-option"])
+    ({"encoding": "rot13"}, "encoding: unknown text encoding 'rot13'"),
+], ids=["unknown-field", "bad-fill-gaps", "long-option", "bad-encoding"])
 def test_bad_upload_options_are_400_with_the_reason(uploads_client, fields, message):
     response = upload(uploads_client, "/upload/check", WINEIND, **fields)
 
@@ -206,6 +207,22 @@ def test_check_uses_the_options_sent_with_the_file(uploads_client, gappy_csv):
     assert body["series"][0]["name"] == "wine"
     assert body["series"][0]["months"] == 176
     assert any("1985-03" in note for note in body["notes"])
+
+
+def test_a_latin_1_file_reads_with_the_encoding_field_its_refusal_names(uploads_client):
+    text = WINEIND.read_text().replace("date,sales", "date,ventes écoulées")
+    content = text.encode("latin-1")
+
+    refused = upload(uploads_client, "/upload/check", WINEIND, content=content,
+                     sales_col="ventes écoulées")
+    body = upload(uploads_client, "/upload/check", WINEIND, content=content,
+                  sales_col="ventes écoulées", encoding="latin-1").get_json()
+
+    assert refused.status_code == 422
+    assert "is not valid utf-8 text" in refused.get_json()["error"]
+    assert "(--encoding)" in refused.get_json()["error"]
+    assert body["series"][0]["months"] == 176
+    assert body["options"]["encoding"] == "latin-1"
 
 
 def test_check_lists_every_series_of_a_multi_series_file(uploads_client, tmp_path):

@@ -24,7 +24,8 @@ import pandas as pd
 
 from training import artifact, report
 from training.backtest import DEFAULT_HORIZON
-from training.data import Columns, DataError, LoadedSales, load_sales
+from training.data import (Columns, DataError, LoadedSales, check_encoding,
+                           load_sales)
 from training.models import MODEL_KINDS
 from training.procedure import (backtest_rows_for_page, compare_with_served,
                                 fit_and_check, month_label)
@@ -36,6 +37,13 @@ MODEL_CHOICES = (AUTO, BLEND, *sorted(MODEL_KINDS))
 # A sales history is kilobytes to a few megabytes; anything far larger is a wrong URL.
 MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
 DOWNLOAD_TIMEOUT_SECONDS = 60
+
+
+def encoding(name: str) -> str:
+    try:
+        return check_encoding(name)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def parse_args(argv):
@@ -71,7 +79,8 @@ def parse_args(argv):
                              "of its series")
     parser.add_argument("--fill-gaps", choices=["interpolate"], default=None,
                         help="fill missing months instead of refusing the file")
-    parser.add_argument("--encoding", default="utf-8", help="file encoding (utf-8)")
+    parser.add_argument("--encoding", default="utf-8", type=encoding,
+                        help="file encoding (utf-8)")
     parser.add_argument("--strict", action="store_true",
                         help="refuse the whole file when any series is bad, and refuse "
                              "to train when the model does not beat seasonal naive")

@@ -286,13 +286,22 @@ def _read_source(source, source_name) -> tuple[str, bytes]:
         ) from None
 
 
+def check_encoding(name: str) -> str:
+    """`name` if Python can encode and decode text in it (str.encode refuses
+    unknown names and byte-to-byte codecs such as base64 alike); ValueError saying
+    what to give otherwise."""
+    try:
+        "\n".encode(name)
+    except LookupError:
+        raise ValueError(f"unknown text encoding {name[:40]!r}: give a name such as "
+                         "utf-8, cp1252 or latin-1.") from None
+    return name
+
+
 def _decode(raw: bytes, label: str, encoding: str) -> str:
     """Text with the byte-order mark removed and every line ending turned into \\n, so
     that Windows (\\r\\n) and old Mac (\\r) files count lines like any other."""
-    try:
-        single_byte_newline = "\n".encode(encoding) == b"\n"
-    except LookupError:
-        raise ValueError(f"Unknown encoding {encoding!r}.") from None
+    single_byte_newline = "\n".encode(check_encoding(encoding)) == b"\n"
     if single_byte_newline:
         _refuse_binary(raw, label)
 
@@ -959,10 +968,10 @@ def _coarse_series(rows: pd.DataFrame, step: np.ndarray) -> dict:
     reasons = {}
     for code, months in coarse["min"].items():
         series = rows[rows["code"].to_numpy() == code]
-        shown = [_ym(m) for m in series["month"].iloc[:3]]
+        shown = ", ".join(_ym(m) for m in series["month"].iloc[:3])
         kind = CADENCES.get(int(months), f"{months}-monthly")
         reasons[series["series"].iloc[0]] = (
-            f"its {len(series)} lines are all {months} months apart ({', '.join(shown)}, "
+            f"its {len(series)} lines are all {months} months apart ({shown}, "
             f"...): this looks like {kind} data, but the model learns from monthly "
             "sales, one line per month. Export the sales per month; filling the months "
             "in between would invent them and read each period's total as one "
