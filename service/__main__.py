@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from service.config import ENV_PREFIX, PORTS
+from service.config import ENV_PREFIX, PORTS, WORKERS
 
 
 def main(argv=None) -> None:
@@ -24,6 +24,9 @@ def main(argv=None) -> None:
     if args.port is not None and args.port not in PORTS:
         raise SystemExit(f"--port must be between {PORTS.start} and {PORTS[-1]}, got "
                          f"{args.port}.")
+    if args.workers is not None and args.workers not in WORKERS:
+        raise SystemExit(f"--workers must be between {WORKERS.start} and "
+                         f"{WORKERS[-1]}, got {args.workers}.")
 
     for option in ("model_dir", "host", "port", "workers"):
         value = getattr(args, option)

@@ -9,6 +9,11 @@ ENV_PREFIX = "SALES_FORECAST_"
 # TCP ports a server can bind; 0 (any free port) is refused: a service must be
 # found where it was told to listen.
 PORTS = range(1, 65536)
+# Worker processes per master. The bound catches a typo rather than limiting a real
+# deployment: a master asked for thousands of workers forks them all before it reads
+# any signal, so even SIGTERM waits while memory runs out. 64 is also the number of
+# workers the connection share-out (service/worker.py) keeps a slot for.
+WORKERS = range(1, 65)
 
 
 def draining_marker(master_pid: int) -> str:

@@ -13,7 +13,8 @@ import os
 import time
 
 from service import logs, metrics
-from service.config import ENV_PREFIX, PORTS, draining_marker, env_flag, env_int
+from service.config import (ENV_PREFIX, PORTS, WORKERS, draining_marker, env_flag,
+                            env_int)
 
 bind = (f"{os.environ.get(ENV_PREFIX + 'HOST', '127.0.0.1')}:"
         f"{env_int('PORT', 8080, PORTS.start, PORTS[-1])}")
@@ -21,8 +22,9 @@ wsgi_app = "service.app:create_app()"
 # gthread, plus a receive deadline per request so a stalled or trickling client
 # cannot hold a thread for ever (service/worker.py explains the numbers).
 worker_class = "service.worker.ThreadWorker"
-workers = env_int("WORKERS", 2, 1)
-threads = env_int("THREADS", 3, 1)
+workers = env_int("WORKERS", 2, WORKERS.start, WORKERS[-1])
+# Threads per worker; more than 64 only wait on the one GIL (a typo bound).
+threads = env_int("THREADS", 3, 1, 64)
 # A worker silent for this long is killed and replaced.
 timeout = env_int("TIMEOUT", 30, 1)
 # After SIGTERM, in-flight requests get this long to finish before workers are killed.

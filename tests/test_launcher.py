@@ -1,7 +1,8 @@
-"""`python -m service` refuses a port it cannot bind with one line, not a traceback.
+"""`python -m service` refuses a port it cannot bind, or a worker count that is a typo,
+with one line, not a traceback or a master forking thousands of workers.
 
-The command-line option is checked before gunicorn is started; the environment
-variable by the gunicorn configuration, before the master binds or forks.
+Command-line options are checked before gunicorn is started; the environment
+variables by the gunicorn configuration, before the master binds or forks.
 """
 
 import os
@@ -35,3 +36,26 @@ def test_a_port_variable_out_of_range_stops_gunicorn_before_it_binds(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip() == \
         "SALES_FORECAST_PORT must be at most 65535, got 99999."
+
+
+@pytest.mark.parametrize("workers", ["0", "65", "10000"])
+def test_a_worker_count_out_of_range_stops_before_gunicorn(tmp_path, workers):
+    result = launch("--model-dir", str(tmp_path), f"--workers={workers}")
+
+    assert result.returncode == 1
+    assert result.stderr == f"--workers must be between 1 and 64, got {workers}.\n"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name, value, message", [
+    ("WORKERS", "10000", "SALES_FORECAST_WORKERS must be at most 64, got 10000."),
+    ("THREADS", "1000", "SALES_FORECAST_THREADS must be at most 64, got 1000."),
+])
+def test_a_worker_or_thread_variable_out_of_range_stops_gunicorn_before_it_forks(
+        tmp_path, name, value, message):
+    result = launch("--model-dir", str(tmp_path),
+                    PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
+                    **{f"SALES_FORECAST_{name}": value})
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == message
