@@ -128,18 +128,19 @@ def test_one_stock_out_month_no_longer_sends_the_forecast_to_the_ceiling(positio
     assert [m for m, _, _ in model.cleaned_["wine"]] == [FIRST + len(clean) + position]
 
 
-def test_the_baselines_still_see_the_sales_as_recorded():
-    broken = with_sales(wineind(), {-1: 0.0})
-    broken = with_sales(wineind(), {len(broken) - 12: 0.0})  # a year before the end
+def test_seasonal_naive_repeats_the_replacement_not_the_gross_error():
+    broken = with_sales(wineind(), {len(wineind()) - 12: 0.0})  # a year before the end
 
     model = SalesForecaster(models={"wine": "seasonal-naive"})
     model.fit(broken[["date", "series"]], broken["sales"].to_numpy())
 
-    # Seasonal naive is the bar; it repeats last year's zero, as defined.
-    assert model.predict(future(broken, 1))[0] == 0.0
-    assert model.cleaned_ == {"wine": [(FIRST + len(broken) - 12, 0.0,
-                                        pytest.approx(broken["sales"].iloc[-24],
-                                                      rel=0.5))]}
+    replaced = model.cleaned_["wine"]
+    assert [(m, recorded) for m, recorded, _ in replaced] == [
+        (FIRST + len(broken) - 12, 0.0)]
+    # The bar is last year's month as it should have been, not the stock-out: a bar
+    # that copies a gross error is one any model clears.
+    assert model.predict(future(broken, 1))[0] == pytest.approx(replaced[0][2])
+    assert replaced[0][2] == pytest.approx(broken["sales"].iloc[-24], rel=0.5)
 
 
 def test_one_series_stock_out_does_not_leak_into_the_others_through_pooled_models():
@@ -164,8 +165,11 @@ def test_the_backtest_fits_the_forecasting_kinds_on_cleaned_sales_at_each_cut_of
 
     # Cut-offs after the zero would have sent the lag model to the ceiling.
     assert table["lag"].max() < 1.5 * frame["sales"].max()
-    # The actual stays as recorded: every model is scored against the zero.
-    assert (table["actual"] == 0).any()
+    # The zero is scored for no model, and seasonal naive, a year after it, repeats
+    # the replacement rather than the zero.
+    zero_month = FIRST + len(wineind()) - 20
+    assert zero_month not in set(table["month"]) and (table["actual"] > 0).all()
+    assert table.loc[table["month"] == zero_month + 12, "seasonal-naive"].min() > 0
 
 
 def test_training_states_each_replaced_month_in_the_metadata_and_the_summary(

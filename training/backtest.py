@@ -9,6 +9,12 @@ moment, as it would in real life; nothing is ever shuffled.
 The result is one tidy table, a row per (series, origin, months ahead), with the
 actual value, the MASE scale of the series as known at that origin, and one column
 of forecasts per candidate (NaN where a candidate cannot be fitted on that series).
+
+Gross errors (training/cleaning.py) are kept out of both sides: every kind, the
+baselines included, is fitted at each origin on the series with its gross errors
+replaced, the MASE scale comes from that series too, and a month the whole history
+marks as a gross error is not scored (no forecast can be judged by a stock-out or a
+misplaced digit; scoring it would reward whichever model happened to copy it).
 """
 
 import numpy as np
@@ -17,8 +23,7 @@ import pandas as pd
 from training.evaluate import seasonal_scale
 from training.features import month_index
 from training.cleaning import for_fitting
-from training.models import (POOLED_KINDS, RECORDED_KINDS, bounded, ceiling_for,
-                             fits_on, make_model)
+from training.models import POOLED_KINDS, bounded, ceiling_for, fits_on, make_model
 
 DEFAULT_HORIZON = 12
 DEFAULT_ORIGINS = 8
@@ -54,6 +59,7 @@ def run_backtest(frame: pd.DataFrame, kinds, origins, horizon: int = DEFAULT_HOR
                  min_train: int = 2) -> pd.DataFrame:
     """Forecasts of every kind at every origin, beside the actuals; see module doc."""
     frame = with_months(frame)
+    unscored = gross_error_months(frame)
     parts = []
     for origin in origins:
         train = frame[frame["month"] <= origin]
@@ -64,10 +70,12 @@ def run_backtest(frame: pd.DataFrame, kinds, origins, horizon: int = DEFAULT_HOR
         if not names:
             continue
         test = test[test["series"].isin(names)]
+        if unscored:
+            test = test[[(s, m) not in unscored
+                         for s, m in zip(test["series"], test["month"])]]
         train = train[train["series"].isin(names)]
-        # What the forecasting kinds are fitted on: each series cut here, its gross
-        # errors replaced (training/cleaning.py); the baselines see the sales as
-        # recorded.
+        # What every kind is fitted on: each series cut here, its gross errors
+        # replaced as the months up to this cut-off show them.
         cleaned = train["sales"].to_numpy(dtype=np.float64, copy=True)
         train_months = train["month"].to_numpy()
         for rows in train.groupby("series", sort=True).indices.values():
@@ -83,7 +91,7 @@ def run_backtest(frame: pd.DataFrame, kinds, origins, horizon: int = DEFAULT_HOR
             "horizon": test["month"].to_numpy() - origin,
             "month": test["month"].to_numpy(), "actual": test["sales"].to_numpy(),
         })
-        scales = {s: seasonal_scale(r["sales"].to_numpy())
+        scales = {s: seasonal_scale(r["cleaned"].to_numpy())
                   for s, r in train_parts.items()}
         part["scale"] = [scales[s] if scales[s] else np.nan for s in part["series"]]
         for kind in kinds:
@@ -100,29 +108,37 @@ def run_backtest(frame: pd.DataFrame, kinds, origins, horizon: int = DEFAULT_HOR
     return pd.concat(parts, ignore_index=True)
 
 
+def gross_error_months(frame: pd.DataFrame) -> set[tuple[str, int]]:
+    """(series, month) of every month the whole history marks as a gross error."""
+    months = frame["month"].to_numpy()
+    sales = frame["sales"].to_numpy(dtype=np.float64)
+    return {(name, month)
+            for name, rows in frame.groupby("series", sort=False).indices.items()
+            for month, _, _ in for_fitting(months[rows], sales[rows])[1]}
+
+
 def _forecast(kind: str, train, train_parts: dict, test_parts: dict, test_rows: dict,
               count: int) -> np.ndarray:
     """One kind's forecasts of the test rows, NaN where it cannot be fitted. The
     same estimators SalesForecaster would fit, without re-splitting the frame."""
     out = np.full(count, np.nan)
     eligible = [s for s, r in train_parts.items()
-                if fits_on(kind, r["sales"].to_numpy())]
+                if fits_on(kind, r["cleaned"].to_numpy())]
     if not eligible:
         return out
     # The bounds SalesForecaster puts on what it serves, so the backtest scores
     # exactly what would be served.
     floor = 0.0 if train["sales"].min() >= 0 else None
-    target = "sales" if kind in RECORDED_KINDS else "cleaned"
     if kind in POOLED_KINDS:
         rows = train["series"].isin(eligible).to_numpy()
-        pooled = make_model(kind).fit(train[rows], train[target].to_numpy()[rows])
+        pooled = make_model(kind).fit(train[rows], train["cleaned"].to_numpy()[rows])
     for name in eligible:
         if kind in POOLED_KINDS:
             model = pooled
         else:
             piece = train_parts[name]
-            model = make_model(kind).fit(piece, piece[target].to_numpy())
-        sales = train_parts[name]["sales"].to_numpy()
+            model = make_model(kind).fit(piece, piece["cleaned"].to_numpy())
+        sales = train_parts[name]["cleaned"].to_numpy()
         out[test_rows[name]] = bounded(model.predict(test_parts[name]), floor,
                                        ceiling_for(sales))
     return out

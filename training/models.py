@@ -473,9 +473,6 @@ MODEL_KINDS = {
 }
 # Kinds fitted once on every series of a file rather than once per series.
 POOLED_KINDS = frozenset({"pooled-lag"})
-# Baselines, fitted on the sales as recorded; every other kind is fitted with the
-# series' gross errors replaced (training/cleaning.py).
-RECORDED_KINDS = frozenset({"seasonal-naive", "linear", "mean"})
 DEFAULT_MODEL = "seasonal"
 
 # What a kind needs from a series' history before it may be fitted on it.
@@ -531,9 +528,9 @@ class SalesForecaster(RegressorMixin, BaseEstimator):
     `CEILING_FACTOR` times the largest absolute sale of the series, so that an
     exponential trend extrapolated for years stays a finite number.
 
-    Kinds other than `RECORDED_KINDS` are fitted on sales whose gross errors (a
-    stock-out month recorded as 0, say) are replaced; `cleaned_` lists them per
-    series as (month number, recorded, used).
+    Every kind is fitted on sales whose gross errors (a stock-out month recorded as
+    0, say) are replaced, so seasonal naive too repeats the replacement rather than
+    the error; `cleaned_` lists them per series as (month number, recorded, used).
     """
 
     def __init__(self, models=None, default=DEFAULT_MODEL):
@@ -547,7 +544,6 @@ class SalesForecaster(RegressorMixin, BaseEstimator):
         self.blends_ = {name: as_weights(chosen.get(name, self.default))
                         for name in groups}
         self.floor_ = 0.0 if len(y) and y.min() >= 0 else None
-        self.ceiling_ = {name: ceiling_for(y[rows]) for name, rows in groups.items()}
 
         months = months_of(X)
         fitting, self.cleaned_ = y.copy(), {}
@@ -555,6 +551,9 @@ class SalesForecaster(RegressorMixin, BaseEstimator):
             fitting[rows], replaced = for_fitting(months[rows], y[rows])
             if replaced:
                 self.cleaned_[name] = replaced
+        # From the cleaned sales: a misplaced digit must not lift the cap with it.
+        self.ceiling_ = {name: ceiling_for(fitting[rows])
+                         for name, rows in groups.items()}
 
         self.pooled_ = {}
         needed = {k for blend in self.blends_.values() for k in blend}
@@ -565,9 +564,7 @@ class SalesForecaster(RegressorMixin, BaseEstimator):
         self.models_ = {}
         for name, rows in groups.items():
             self.models_[name] = {
-                self._key(spec): (self._fit_one(
-                    spec, X.iloc[rows],
-                    y[rows] if spec in RECORDED_KINDS else fitting[rows]), w)
+                self._key(spec): (self._fit_one(spec, X.iloc[rows], fitting[rows]), w)
                 for spec, w in self.blends_[name].items()
             }
         self.series_ = list(self.models_)

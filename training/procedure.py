@@ -15,6 +15,7 @@ import pandas as pd
 from training import intervals
 from training.backtest import (DEFAULT_HORIZON, DEFAULT_STEP, rolling_origins,
                                run_backtest, with_months)
+from training.cleaning import for_fitting
 from training.evaluate import point_metrics
 from training.models import MODEL_KINDS, SalesForecaster
 from training.selection import (AUTO, BACKTEST_MONTHS, BASELINES, BLEND, CANDIDATES,
@@ -70,7 +71,10 @@ def fit_and_check(frame: pd.DataFrame, requested: str = AUTO, scope: str = "grou
     model.fit(frame[["date", "series"]], frame["sales"].to_numpy())
     table = table.assign(served=served_forecasts(table, choices))
 
-    sales = {s: r.to_numpy() for s, r in frame.groupby("series", sort=True)["sales"]}
+    # The unit of each series' interval widths, from its sales as the models were
+    # fitted on them: one gross error must not widen every interval with it.
+    sales = {s: for_fitting(r["month"].to_numpy(), r["sales"].to_numpy())[0]
+             for s, r in frame.groupby("series", sort=True)}
     interval_meta = calibrate_intervals(table, sales, horizon, model.floor_)
     scored = set(table["origin"].tolist())
     protocol = {"origins": [month_label(o) for o in cutoffs], "horizon": horizon,
