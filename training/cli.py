@@ -10,12 +10,14 @@ unpublished; `--force` promotes anyway).
 
 import argparse
 import hashlib
+import http.client
 import json
 import os
 import re
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,9 +36,13 @@ from training.selection import (AUTO, BLEND, GATE_SCOPES, MIN_MONTHS, GateRefuse
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_NOT_PROMOTED = 0, 2, 3
 MODEL_CHOICES = (AUTO, BLEND, *sorted(MODEL_KINDS))
-# A sales history is kilobytes to a few megabytes; anything far larger is a wrong URL.
+# A sales history is kilobytes to a few megabytes; anything far larger is a wrong
+# address (or /dev/zero), for a download and a local file alike.
 MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
+# A download may wait this long for any one read, and take this long in all: a server
+# trickling a byte at a time must not hold a training Job for hours.
 DOWNLOAD_TIMEOUT_SECONDS = 60
+DOWNLOAD_DEADLINE_SECONDS = 300
 
 
 def encoding(name: str) -> str:
@@ -131,23 +137,65 @@ def check_model_dir(model_dir: Path) -> None:
                 "or change that directory's owner or mode.")
 
 
+class HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects to http:// and https:// only (urllib's default would also
+    follow one to ftp://)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if urllib.parse.urlsplit(newurl).scheme not in ("http", "https"):
+            raise DataError(f"{req.full_url} redirects to {newurl[:200]}; only http:// "
+                            "and https:// addresses are downloaded.")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def download(url: str) -> bytes:
+    """The whole body of `url`; DataError when it is too large, too slow, or shorter
+    than its Content-Length (a connection cut mid-file must not train on part of
+    the history)."""
+    opener = urllib.request.build_opener(HttpOnlyRedirects)
+    deadline = time.monotonic() + DOWNLOAD_DEADLINE_SECONDS
+    with opener.open(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
+        declared = response.headers.get("Content-Length")
+        chunks, size = [], 0
+        while chunk := response.read1(1 << 16):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_DOWNLOAD_BYTES:
+                raise DataError(f"{url} is larger than {MAX_DOWNLOAD_BYTES} bytes; "
+                                "that is not a monthly sales history.")
+            if time.monotonic() > deadline:
+                raise DataError(f"{url} was still downloading after "
+                                f"{DOWNLOAD_DEADLINE_SECONDS} s ({size} bytes so far); "
+                                "the server is too slow. Download the file and pass "
+                                "its path to --data.")
+    if declared is not None and declared.isdigit() and size != int(declared):
+        raise DataError(f"{url}: the download stopped after {size} of the "
+                        f"{int(declared)} bytes the server announced, so the file is "
+                        "incomplete. Try again; nothing was trained.")
+    return b"".join(chunks)
+
+
 def read_source(source: str) -> tuple[bytes, str]:
     """The raw bytes of a local file or URL, and the name to use for it in messages."""
     if source.startswith(("http://", "https://")):
         try:
-            with urllib.request.urlopen(source, timeout=DOWNLOAD_TIMEOUT_SECONDS) as r:
-                content = r.read(MAX_DOWNLOAD_BYTES + 1)
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            raise DataError(f"Cannot download {source}: {e}. Check the URL and that "
-                            "this machine can reach it.") from None
-        if len(content) > MAX_DOWNLOAD_BYTES:
-            raise DataError(f"{source} is larger than {MAX_DOWNLOAD_BYTES} bytes; "
-                            "that is not a monthly sales history.")
+            content = download(source)
+        except DataError:
+            raise
+        except (urllib.error.URLError, http.client.HTTPException, OSError,
+                ValueError) as e:
+            raise DataError(f"Cannot download {source}: {e!s:.300}. Check the URL and "
+                            "that this machine can reach it.") from None
         return content, source.rstrip("/").rsplit("/", 1)[-1] or source
 
     path = Path(source)
     try:
-        return path.read_bytes(), path.name
+        with path.open("rb") as file:
+            content = file.read(MAX_DOWNLOAD_BYTES + 1)
+        if len(content) > MAX_DOWNLOAD_BYTES:
+            raise DataError(f"{source} is larger than {MAX_DOWNLOAD_BYTES} bytes; that "
+                            "is not a monthly sales history.")
+        return content, path.name
     except FileNotFoundError:
         scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", source)
         if scheme:

@@ -1,0 +1,114 @@
+"""`--data https://...`: what a real HTTP server on 127.0.0.1 can do wrong, and that a
+download is trained on only when it arrived whole.
+
+The server is http.server in a thread; each path is one behaviour. Training reads
+URLs with the same code the chart's `url` source runs in its Job.
+"""
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.conftest import WINEIND, train
+from training import cli
+
+BODY = WINEIND.read_bytes()
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/whole.csv":
+            self.reply(BODY)
+        elif self.path == "/cut.csv":
+            # Announces the whole file, sends the first half, then hangs up.
+            self.reply(BODY[:len(BODY) // 2], length=len(BODY))
+            self.close_connection = True
+        elif self.path == "/to-ftp.csv":
+            self.send_response(302)
+            self.send_header("Location", "ftp://127.0.0.1/sales.csv")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif self.path == "/trickle.csv":
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(BODY)))
+            self.end_headers()
+            for line in BODY.splitlines(keepends=True)[:40]:
+                self.wfile.write(line)
+                self.wfile.flush()
+                time.sleep(0.1)
+        else:
+            self.send_error(404)
+
+    def reply(self, body: bytes, length: int | None = None):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/csv")
+        self.send_header("Content-Length", str(len(body) if length is None else length))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def refused(url: str, tmp_path, capsys) -> str:
+    model_dir = tmp_path / "models"
+    assert train(url, model_dir) == 2
+    assert not model_dir.exists(), "a refused download must not create the store"
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+def test_a_whole_download_trains(server, tmp_path):
+    assert cli.read_source(f"{server}/whole.csv") == (BODY, "whole.csv")
+
+
+def test_a_download_cut_short_of_its_content_length_is_refused(server, tmp_path, capsys):
+    err = refused(f"{server}/cut.csv", tmp_path, capsys)
+
+    assert (f"the download stopped after {len(BODY) // 2} of the {len(BODY)} bytes the "
+            "server announced, so the file is incomplete") in err
+
+
+def test_a_redirect_away_from_http_is_refused(server, tmp_path, capsys):
+    err = refused(f"{server}/to-ftp.csv", tmp_path, capsys)
+
+    assert ("redirects to ftp://127.0.0.1/sales.csv; only http:// and https:// "
+            "addresses are downloaded") in err
+
+
+def test_a_download_slower_than_the_deadline_is_refused(server, tmp_path, capsys,
+                                                        monkeypatch):
+    monkeypatch.setattr(cli, "DOWNLOAD_DEADLINE_SECONDS", 1)
+
+    err = refused(f"{server}/trickle.csv", tmp_path, capsys)
+
+    assert "was still downloading after 1 s" in err
+    assert "the server is too slow" in err
+
+
+def test_a_missing_page_says_so(server, tmp_path, capsys):
+    err = refused(f"{server}/nope.csv", tmp_path, capsys)
+
+    assert "Cannot download" in err and "404" in err
+
+
+def test_a_local_file_larger_than_the_limit_is_refused_without_reading_it_all(
+        tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "MAX_DOWNLOAD_BYTES", 1000)
+
+    err = refused("/dev/zero", tmp_path, capsys)
+
+    assert "/dev/zero is larger than 1000 bytes" in err
