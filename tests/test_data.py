@@ -646,6 +646,28 @@ def test_a_file_of_quarters_alone_says_so(tmp_path):
            "...): this looks like 2-monthly data")
 
 
+def test_a_line_too_long_for_a_sales_file_is_refused_by_number(tmp_path):
+    content = b"date,sales\n1980-01,1\n1980-02," + b"9" * 200_000 + b"\n"
+
+    refuse(write(tmp_path, content), "shop.csv: line 3 is 200008 characters long, "
+           "more than the 100000 a line of a sales history can need: '1980-02,999")
+
+
+def test_a_long_bad_value_is_quoted_cut_to_its_start(tmp_path):
+    content = f'date,sales\n1980-01,"{"7" * 5000}x"\n'.encode()
+
+    error = refuse(write(tmp_path, content),
+                   f"line 2: sales value '{'7' * 100}'... (5001 characters) is not a "
+                   "number")
+    assert len(str(error)) < 500
+
+
+def test_a_codec_that_fails_without_a_position_is_still_a_clear_refusal(tmp_path):
+    refuse(write(tmp_path, b"date,sales\n1980-01,1\n"),
+           "shop.csv is not valid punycode text (", "(--encoding)",
+           encoding="punycode")
+
+
 def test_many_series_and_rows_load_by_vectorised_paths(tmp_path):
     rng = np.random.default_rng(7)
     names = [f"s{i:03d}" for i in range(300)]

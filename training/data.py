@@ -211,6 +211,7 @@ def load_sales(
     notes: list[str] = []
 
     text = _decode(raw, label, encoding)
+    _refuse_long_lines(text, label)
     separator, header = _read_header(text, label)
     records, lines = _read_records(text, separator, header, label, notes)
     rows, has_series = _pick_columns(
@@ -309,6 +310,11 @@ def _decode(raw: bytes, label: str, encoding: str) -> str:
         text = raw.decode(encoding)
     except UnicodeDecodeError as error:
         raise _undecodable(raw, label, encoding, error) from None
+    except UnicodeError as error:
+        # Codecs such as punycode or idna fail without saying where.
+        raise DataError(f"{label} is not valid {encoding} text ({str(error)[:200]}). "
+                        "Re-save the file as UTF-8, or pass its real encoding "
+                        "(--encoding).") from None
     text = text.removeprefix("\ufeff")
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -358,6 +364,27 @@ def _undecodable(raw, label, encoding, error: UnicodeDecodeError) -> DataError:
     )
 
 
+# A line of a sales file is a date, a number and perhaps a name; the CSV reader
+# itself stops at 131,072 characters per value.
+MAX_LINE_CHARS = 100_000
+
+
+def _refuse_long_lines(text: str, label: str) -> None:
+    """About 0.2 s per million lines; a file shorter than the limit needs no look."""
+    if len(text) <= MAX_LINE_CHARS:
+        return
+    lines = text.split("\n")
+    if max(map(len, lines)) <= MAX_LINE_CHARS:
+        return
+    number, long = next((n, line) for n, line in enumerate(lines, 1)
+                        if len(line) > MAX_LINE_CHARS)
+    raise DataError(
+        f"{label}: line {number} is {len(long)} characters long, more than the "
+        f"{MAX_LINE_CHARS} a line of a sales history can need: {_clip(long, 60)!r}. "
+        "This is not a CSV export of monthly sales; check the file."
+    )
+
+
 def _line_of_byte(raw: bytes, offset: int) -> int:
     before = raw[:offset]
     return before.count(b"\n") + before.replace(b"\r\n", b"").count(b"\r") + 1
@@ -380,17 +407,17 @@ def _read_header(text: str, label: str) -> tuple[str, list[str]]:
 
     if first.lower().startswith("sep="):
         raise DataError(
-            f"{label}: line 1 {first!r} is a spreadsheet's separator hint, not the "
-            "header. Delete that line so the column names come first."
+            f"{label}: line 1 {_Clipped(first)!r} is a spreadsheet's separator hint, "
+            "not the header. Delete that line so the column names come first."
         )
 
     splits = {sep: next(csv.reader([first], delimiter=sep)) for sep in SEPARATORS}
     wide = {sep: fields for sep, fields in splits.items() if len(fields) > 1}
     if not wide:
         raise DataError(
-            f"{label}: the header (line 1) {first!r} has only one column, but a date "
-            f"and a sales column are needed, separated by {_separator_names()}. Export "
-            "the file with one of these separators."
+            f"{label}: the header (line 1) {_Clipped(first)!r} has only one column, but "
+            f"a date and a sales column are needed, separated by {_separator_names()}. "
+            "Export the file with one of these separators."
         )
     separator = _pick_separator(text, wide, label)
 
@@ -610,6 +637,15 @@ def _clip(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
+class _Clipped(str):
+    """A value quoted in a message ({value!r}), cut to its first 100 characters."""
+
+    def __repr__(self):
+        if len(self) <= 100:
+            return str.__repr__(self)
+        return f"{str.__repr__(self[:100])}... ({len(self)} characters)"
+
+
 def _note_unused(records, header, used: set, notes: list[str]) -> None:
     """Unused columns are ignored; an unnamed first column counting 0..n-1 is the row
     index pandas' to_csv() writes, and is said to be one."""
@@ -823,7 +859,7 @@ def _reject_bad_rows(rows: pd.DataFrame, rejected: dict, this_month) -> pd.DataF
         kind = PROBLEM_KINDS[row.problem - 1]
         value = row.sales_text if kind in SALES_PROBLEMS else row.date_text
         reason = ROW_PROBLEMS[kind].format(
-            line=row.line, value=value, today=_ym(this_month),
+            line=row.line, value=_Clipped(value), today=_ym(this_month),
             formats=", ".join(DATE_FORMATS.values()),
         )
         more = counts[row.series] - 1
