@@ -13,8 +13,8 @@ import os
 import time
 
 from service import logs, metrics
-from service.config import (ENV_PREFIX, PORTS, WORKERS, draining_marker, env_flag,
-                            env_int)
+from service.config import (ENV_PREFIX, PORTS, WORKERS, Settings, draining_marker,
+                            env_flag, env_int)
 
 bind = (f"{os.environ.get(ENV_PREFIX + 'HOST', '127.0.0.1')}:"
         f"{env_int('PORT', 8080, PORTS.start, PORTS[-1])}")
@@ -39,6 +39,9 @@ accesslog = None
 errorlog = "-"
 # Checked here so a typo stops the master with one message, not every worker.
 loglevel = logs.check_level(os.environ.get(ENV_PREFIX + "LOG_LEVEL", "info"))
+# The application's settings too: a worker that failed on a bad value would be
+# replaced, fail again, and so on for ever, with the port bound and never answering.
+Settings.from_env()
 # gunicorn's runtime control socket (resize, reload) is off: signals and the
 # orchestrator manage the process, and every instance on a host would otherwise share
 # one default socket path under $HOME.

@@ -50,8 +50,12 @@ def test_a_worker_count_out_of_range_stops_before_gunicorn(tmp_path, workers):
 @pytest.mark.parametrize("name, value, message", [
     ("WORKERS", "10000", "SALES_FORECAST_WORKERS must be at most 64, got 10000."),
     ("THREADS", "1000", "SALES_FORECAST_THREADS must be at most 64, got 1000."),
+    # Read by the application in each worker, and checked by the master first.
+    ("UPLOADS", "maybe", "SALES_FORECAST_UPLOADS must be true or false, got 'maybe'."),
+    ("RELOAD_INTERVAL", "-1",
+     "SALES_FORECAST_RELOAD_INTERVAL must be at least 0.0, got -1."),
 ])
-def test_a_worker_or_thread_variable_out_of_range_stops_gunicorn_before_it_forks(
+def test_a_bad_setting_stops_gunicorn_before_it_forks(
         tmp_path, name, value, message):
     result = launch("--model-dir", str(tmp_path),
                     PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
