@@ -16,6 +16,7 @@ private registry, so two apps in one process never see each other's numbers.
 Every name starts with `sales_forecast_` and uses base units (seconds, rows).
 """
 
+import fcntl
 import logging
 import os
 import re
@@ -113,8 +114,33 @@ def prepare_multiproc_dir(environ=os.environ) -> tuple[Path, int]:
             f"{e.strerror}. Make it writable for the user running the service (a "
             "tmpfs or emptyDir volume works).") from None
 
+    _hold(path, raw)
     removed = clean_multiproc_dir(path)
     return path, removed
+
+
+# Lock files this process holds open, by directory: the lock lasts as long as the
+# master or any worker it forked (they inherit the descriptor) is alive.
+_HELD: dict[Path, int] = {}
+
+
+def _hold(path: Path, raw: str) -> None:
+    """Claim the directory for this server. Another server still running on it
+    (a second start on a busy port, a copy-pasted environment) would otherwise have
+    its live files removed by the cleaning, and its metrics would vanish."""
+    key = path.resolve()
+    if key in _HELD:
+        return
+    descriptor = os.open(path / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise MultiprocDirError(
+            f"{MULTIPROC_ENV}={raw!r} is in use by another server that is still "
+            "running; give each server its own directory (its metrics files would "
+            "be removed).") from None
+    _HELD[key] = descriptor
 
 
 def clean_multiproc_dir(path: Path) -> int:

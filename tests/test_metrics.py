@@ -377,7 +377,8 @@ def test_start_up_removes_only_the_files_prometheus_client_writes(tmp_path):
     _, removed = prepare_multiproc_dir({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
 
     assert removed == len(stale)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
+    # .lock: the running server's claim on the directory.
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept + [".lock"])
 
 
 def test_gunicorn_hooks_prepare_the_directory_and_forget_dead_workers(
@@ -398,7 +399,7 @@ def test_gunicorn_hooks_prepare_the_directory_and_forget_dead_workers(
 
     assert metrics_dir.is_dir() and "metrics directory" in messages[0][0]
     assert sorted(p.name for p in metrics_dir.iterdir()) == [
-        "counter_41.db", "gauge_livemin_42.db"]
+        ".lock", "counter_41.db", "gauge_livemin_42.db"]
 
 
 def test_the_module_level_mark_uses_prometheus_client(monkeypatch, tmp_path):
@@ -452,3 +453,23 @@ def test_a_killed_worker_keeps_its_counts_and_loses_its_gauges(live_server,
     assert (metrics_dir / f"counter_{workers[0]}.db").exists()
     assert sample_values(text, "sales_forecast_http_requests_total") == [20]
     assert sample_values(text, "sales_forecast_model_loaded") == [1]
+
+
+@pytest.mark.integration
+def test_a_second_server_on_the_same_directory_stops_and_leaves_its_files(
+        live_server, trained_store):
+    server = live_server(trained_store)
+    metrics_dir = Path(server.env["PROMETHEUS_MULTIPROC_DIR"])
+    for _ in range(5):
+        assert requests.get(server.url + "/model", timeout=5).ok
+    before = sorted(p.name for p in metrics_dir.iterdir())
+
+    # Same directory, same busy port: as a copy-pasted command line would start it.
+    result = subprocess.run(server.args, env=server.env, cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+
+    assert result.returncode == 1
+    assert "is in use by another server that is still running" in result.stderr
+    assert sorted(p.name for p in metrics_dir.iterdir()) == before
+    text = requests.get(server.url + "/metrics", timeout=5).text
+    assert sample_values(text, "sales_forecast_http_requests_total") == [5]
