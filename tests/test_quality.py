@@ -86,6 +86,30 @@ def test_seasonal_naive_is_the_stated_last_resort(tmp_path):
     assert "last resort" in served["reason"]
 
 
+def test_a_kind_asked_for_by_name_outside_the_candidates_is_backtested_and_judged(
+        tmp_path):
+    data = write_csv(tmp_path / "shop.csv", growing_seasonal())
+
+    assert train(data, tmp_path / "models", "--model", "recent-seasonal") == 0
+
+    meta = current_metadata(tmp_path / "models")
+    ratio = meta["evaluation"]["shop"]["relative_mase"]["recent-seasonal"]
+    assert ratio is not None and math.isfinite(ratio)
+    assert "could not be fitted" not in meta["series"][0]["reason"]
+
+
+def test_seasonal_naive_asked_for_by_name_is_served_as_the_bar(tmp_path):
+    data = write_csv(tmp_path / "shop.csv", growing_seasonal())
+
+    assert train(data, tmp_path / "models", "--model", "seasonal-naive",
+                 "--strict") == 0
+
+    meta = current_metadata(tmp_path / "models")
+    assert meta["series"][0]["model"] == "seasonal-naive"
+    assert meta["gate"]["replaced"] == []
+    assert "as asked" in meta["series"][0]["reason"]
+
+
 # Promotion -------------------------------------------------------------------------
 
 def test_a_worse_retrained_model_is_not_promoted_unless_forced(tmp_path, capsys):

@@ -453,7 +453,7 @@ def format_summary(version: str, metadata: dict) -> str:
     lines.append(f"  backtest: refit at {len(origins)} cut-offs ({', '.join(origins)})"
                  f"{tested}, 1 to {protocol['horizon']} months ahead; model refit on "
                  "all months afterwards")
-    header = (f"  {'series':<24} {'model':<20} {'RMSE':>10} {'MAE':>10} {'MAPE%':>7} "
+    header = (f"  {'series':<24} {'model':<28} {'RMSE':>10} {'MAE':>10} {'MAPE%':>7} "
               f"{'sMAPE%':>7} {'MASE':>6}")
     lines.append(header)
     for info in metadata["series"]:
@@ -463,12 +463,12 @@ def format_summary(version: str, metadata: dict) -> str:
                 continue
             m = scores[kind]
             label = f"{kind} (served)" if kind == info["model"] else kind
-            lines.append(f"  {info['name'][:24]:<24} {label[:20]:<20} "
+            lines.append(f"  {info['name'][:24]:<24} {label[:28]:<28} "
                          f"{m['rmse']:>10.1f} "
                          f"{m['mae']:>10.1f} {_maybe(m['mape'], 7, 1)} "
                          f"{m['smape']:>7.1f} {_maybe(m['mase'], 6, 2)}")
         if not scores:
-            lines.append(f"  {info['name'][:24]:<24} {info['model']:<20} no backtest")
+            lines.append(f"  {info['name'][:24]:<24} {info['model']:<28} no backtest")
     gate = metadata["gate"]
     if gate["replaced"]:
         first = next(s for s in metadata["series"] if s["name"] in gate["replaced"])
