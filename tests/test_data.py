@@ -637,6 +637,17 @@ def test_quarterly_and_yearly_series_are_refused_not_filled(tmp_path, fill_gaps)
     assert loaded.notes == []
 
 
+def test_years_of_quarters_before_monthly_lines_are_refused_not_filled(tmp_path):
+    quarters = [f"{m:%Y-%m},{900 + i}" for i, m in enumerate(MONTHS[:24]) if i % 3 == 0]
+    months = [f"{m:%Y-%m},{300 + i}" for i, m in enumerate(MONTHS) if i > 24]
+    path = write(tmp_path, ("\n".join(["date,sales", *quarters, *months]) + "\n")
+                 .encode())
+
+    refuse(path, "shop.csv: from 1980-01 to 1981-10 its 8 lines are 3 months apart "
+           "(1980-01, 1980-04, 1980-07, ...): this looks like quarterly data",
+           fill_gaps="interpolate")
+
+
 def test_a_file_of_quarters_alone_says_so(tmp_path):
     lines = ["date,sales"] + [f"{m:%Y-%m},{300 + i}" for i, m in enumerate(MONTHS)
                               if i % 2 == 0]

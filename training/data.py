@@ -988,32 +988,56 @@ def _close_gaps(rows, rejected, notes, fill_gaps) -> pd.DataFrame:
 CADENCES = {3: "quarterly", 6: "half-yearly", 12: "yearly"}
 
 
+# Lines the same number of months apart, three or more in a row, are a stretch of
+# totals of a coarser period (four quarters), not a few lost months.
+COARSE_RUN = 3
+
+
 def _coarse_series(rows: pd.DataFrame, step: np.ndarray) -> dict:
-    """{name: why} for each series whose lines all lie the same number of months
-    apart (three or more lines, two or more months apart). Such a series holds the
-    totals of a coarser period, not months with holes: filling between them would
-    invent most of the history and read each quarter's total as one month's sales,
-    so it is refused even when gaps may be filled. `step`: months since the row
-    before, as `_close_gaps` computes it."""
+    """{name: why} for each series with a stretch of lines that lie the same number
+    of months apart (two or more; `COARSE_RUN` such steps in a row), or whose lines
+    all do. Such lines hold the totals of a coarser period, not months with holes:
+    filling between them would invent most of those months and read each quarter's
+    total as one month's sales, so they are refused even when gaps may be filled.
+    `step`: months since the row before, as `_close_gaps` computes it."""
     paired = _pairs(rows, [])
-    steps = pd.DataFrame({"code": rows["code"].to_numpy()[paired],
-                          "step": step[paired]})
-    spacing = steps.groupby("code", sort=False)["step"].agg(["min", "max", "size"])
-    coarse = spacing[(spacing["min"] == spacing["max"]) & (spacing["min"] > 1)
-                     & (spacing["size"] >= 2)]
     reasons = {}
-    for code, months in coarse["min"].items():
-        series = rows[rows["code"].to_numpy() == code]
-        shown = ", ".join(_ym(m) for m in series["month"].iloc[:3])
-        kind = CADENCES.get(int(months), f"{months}-monthly")
-        reasons[series["series"].iloc[0]] = (
-            f"its {len(series)} lines are all {months} months apart ({shown}, "
-            f"...): this looks like {kind} data, but the model learns from monthly "
-            "sales, one line per month. Export the sales per month; filling the months "
-            "in between would invent them and read each period's total as one "
-            "month's sales."
+    for rows_of_series in rows.groupby("code", sort=False).indices.values():
+        steps = np.where(paired[rows_of_series], step[rows_of_series], 0)[1:]
+        if not (steps > 1).any():
+            continue
+        months = rows["month"].to_numpy()[rows_of_series]
+        name = rows["series"].iloc[rows_of_series[0]]
+        if len(steps) >= 2 and (steps == steps[0]).all():
+            start, length = 0, len(steps)
+        else:
+            start, length = _longest_equal_run(steps)
+            if length < COARSE_RUN:
+                continue
+        apart = int(steps[start])
+        kind = CADENCES.get(apart, f"{apart}-monthly")
+        shown = ", ".join(_ym(m) for m in months[start:start + 3])
+        where = (f"its {len(months)} lines are all" if length == len(steps) else
+                 f"from {_ym(months[start])} to {_ym(months[start + length])} its "
+                 f"{length + 1} lines are")
+        reasons[name] = (
+            f"{where} {apart} months apart ({shown}, ...): this looks like {kind} "
+            "data, but the model learns from monthly sales, one line per month. "
+            "Export the sales per month; filling the months in between would invent "
+            "them and read each period's total as one month's sales."
         )
     return reasons
+
+
+def _longest_equal_run(steps: np.ndarray) -> tuple[int, int]:
+    """(start, length) of the longest run of equal steps above 1."""
+    best, start = (0, 0), 0
+    for i in range(1, len(steps) + 1):
+        if i == len(steps) or steps[i] != steps[start]:
+            if steps[start] > 1 and i - start > best[1]:
+                best = (start, i - start)
+            start = i
+    return best
 
 
 def _gap_reason(holes: pd.DataFrame, span: pd.Series) -> str:
