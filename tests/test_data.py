@@ -679,6 +679,21 @@ def test_a_codec_that_fails_without_a_position_is_still_a_clear_refusal(tmp_path
            encoding="punycode")
 
 
+@pytest.mark.parametrize("name", ["", "   ", " wine ", "wine\nred"])
+def test_a_series_name_a_file_could_not_hold_is_refused(tmp_path, name):
+    path = write(tmp_path, csv_bytes([1.0] * 40))
+
+    refuse(path, "series_name (--series-name) must be a non-empty name without "
+           f"leading or trailing spaces or control characters", series_name=name)
+
+
+def test_a_series_name_for_a_file_with_a_series_column_is_refused(tmp_path):
+    path = several(tmp_path, {})
+
+    refuse(path, "shop.csv has the series column 'series', so its series are named "
+           "there; series_name='x' (--series-name)", series_name="x")
+
+
 def test_many_series_and_rows_load_by_vectorised_paths(tmp_path):
     rng = np.random.default_rng(7)
     names = [f"s{i:03d}" for i in range(300)]

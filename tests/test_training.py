@@ -136,6 +136,15 @@ def test_a_refused_file_writes_nothing(tmp_path, capsys):
     assert not model_dir.exists() or not any(model_dir.rglob("*"))
 
 
+def test_an_empty_model_dir_is_a_usage_error_not_the_current_directory(tmp_path,
+                                                                       capsys):
+    with pytest.raises(SystemExit) as stopped:
+        train(WINEIND, "")
+
+    assert stopped.value.code == 2
+    assert "--model-dir: is empty" in capsys.readouterr().err
+
+
 def test_a_missing_file_is_a_clear_error(tmp_path, capsys):
     assert train(tmp_path / "nope.csv", tmp_path / "models") == 2
 

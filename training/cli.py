@@ -52,6 +52,14 @@ def encoding(name: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def model_dir_argument(text: str) -> Path:
+    # Path("") is the current directory: an unset variable in a script would
+    # otherwise publish a model store into wherever the command runs.
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; pass the model store's directory")
+    return Path(text)
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="python -m training",
@@ -60,7 +68,7 @@ def parse_args(argv):
     )
     parser.add_argument("--data", required=True,
                         help="CSV file, or an http(s) URL to download it from")
-    parser.add_argument("--model-dir", required=True, type=Path,
+    parser.add_argument("--model-dir", required=True, type=model_dir_argument,
                         help="model store to publish the new version into")
     parser.add_argument("--date-col", default="date",
                         help="date column (default: date)")
@@ -234,7 +242,7 @@ def load(content: bytes, name: str, args) -> LoadedSales:
     columns = Columns(date=args.date_col, sales=args.sales_col, series=args.series_col)
     return load_sales(content, columns=columns, strict=args.strict,
                       fill_gaps=args.fill_gaps, encoding=args.encoding,
-                      series_name=args.series_name or Path(name).stem,
+                      series_name=args.series_name,
                       source_name=name, min_months=MIN_MONTHS)
 
 

@@ -206,7 +206,7 @@ def load_sales(
     is left: then DataError is raised. `today` (default: now) sets the last month a
     history may contain.
     """
-    _check_options(min_months, fill_gaps)
+    _check_options(min_months, fill_gaps, series_name)
     label, raw = _read_source(source, source_name)
     notes: list[str] = []
 
@@ -216,7 +216,7 @@ def load_sales(
     records, lines = _read_records(text, separator, header, label, notes)
     rows, has_series = _pick_columns(
         records, lines, header, columns, label, notes,
-        default_series=series_name or _stem(label),
+        default_series=series_name or _stem(label), explicit_name=series_name,
     )
     this_month = _month_of(today)
     rows = _parse_values(rows, separator, label, notes, this_month)
@@ -235,7 +235,16 @@ def load_sales(
     return LoadedSales(_frame(rows), label, notes, rejected)
 
 
-def _check_options(min_months, fill_gaps) -> None:
+def _check_options(min_months, fill_gaps, series_name=None) -> None:
+    if series_name is not None and (
+            series_name != series_name.strip() or not series_name
+            or not series_name.isprintable()):
+        # DataError: the name comes from the person loading the file.
+        raise DataError(
+            "series_name (--series-name) must be a non-empty name without leading or "
+            "trailing spaces or control characters (names in a file are read that "
+            f"way), got {series_name[:100]!r}."
+        )
     if fill_gaps is not None and fill_gaps not in FILL_GAPS:
         raise ValueError(
             f"fill_gaps must be None or one of {FILL_GAPS}, got {fill_gaps!r}."
@@ -578,7 +587,7 @@ def _malformed(text, separator, header, label, error) -> DataError:
 # Records to rows --------------------------------------------------------------------
 
 def _pick_columns(
-    records, lines, header, columns, label, notes, default_series
+    records, lines, header, columns, label, notes, default_series, explicit_name
 ) -> tuple[pd.DataFrame, bool]:
     """Rows with the columns line, series, date_text and sales_text."""
     date_at = _column_index(header, columns.date, label)
@@ -592,6 +601,13 @@ def _pick_columns(
 
     if series_at is None:
         series = pd.Series(default_series, index=records.index, dtype=str)
+    elif explicit_name is not None:
+        raise DataError(
+            f"{label} has the series column {columns.series!r}, so its series are "
+            f"named there; series_name={explicit_name!r} (--series-name) names the one "
+            "series of a file without a series column. Leave it out, or rename the "
+            "series in the file."
+        )
     else:
         series = records[series_at]
         _refuse_unnamed_series(series, lines, columns.series, label)
