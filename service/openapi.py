@@ -75,6 +75,9 @@ ERROR_DESCRIPTIONS = {
                 "one was refused), or the server is shutting down.",
 }
 
+FLAG = ("true or false, in any case; 1/0, on/off and yes/no also do, empty is false; "
+        "anything else is refused")
+
 SCHEMAS = {
     "Error": {
         "type": "object",
@@ -258,8 +261,8 @@ SCHEMAS = {
             "fill_gaps": {"enum": ["", "interpolate"]},
             "encoding": {"type": "string", "maxLength": 100,
                          "description": "the file's text encoding (default utf-8)"},
-            "strict": {"type": "string", "description": "true, 1, yes or on"},
-            "force": {"type": "string", "description": "true, 1, yes or on"},
+            "strict": {"type": "string", "description": FLAG},
+            "force": {"type": "string", "description": FLAG},
         },
     },
 }

@@ -38,6 +38,8 @@ blueprint = Blueprint("page", __name__)
 UPLOAD_OPTIONS = ("date_col", "sales_col", "series_col", "series_name", "fill_gaps",
                   "encoding", "strict", "force")
 FLAGS = {"strict", "force"}
+# What a checkbox or a script may send for a flag; empty is an unticked box.
+TRUE, FALSE = {"1", "true", "on", "yes"}, {"", "0", "false", "off", "no"}
 UPLOAD_FIELDS = {"file", *UPLOAD_OPTIONS}
 MAX_OPTION_CHARS = 100
 # Training time grows with the number of series (backtest, model choice, intervals
@@ -149,6 +151,10 @@ def upload_options(model_dir: Path):
     if unknown:
         raise BadRequest(f"Unknown form field {unknown[0][:50]!r}; allowed: "
                          f"{', '.join(sorted(UPLOAD_FIELDS))}.")
+    for field in UPLOAD_FIELDS:
+        if len(request.files.getlist(field)) + len(request.form.getlist(field)) > 1:
+            raise BadRequest(f"The form field {field!r} was sent more than once; send "
+                             "each field once.")
     upload = request.files.get("file")
     if upload is None:
         raise BadRequest("No file in the request: send the CSV as the multipart form "
@@ -163,7 +169,11 @@ def upload_options(model_dir: Path):
             raise BadRequest(f"{field} is {len(value)} characters long; at most "
                              f"{MAX_OPTION_CHARS} are allowed.")
         if field in FLAGS:
-            setattr(args, field, value.lower() in ("1", "true", "on", "yes"))
+            flag = value.lower()
+            if flag not in TRUE | FALSE:
+                raise BadRequest(f"{field} must be true or false (1/0, on/off, yes/no "
+                                 f"also do), got {value[:40]!r}.")
+            setattr(args, field, flag in TRUE)
         elif field == "fill_gaps":
             if value not in ("", "interpolate"):
                 raise BadRequest(f"fill_gaps must be empty or 'interpolate', got "

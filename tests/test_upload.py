@@ -147,7 +147,11 @@ def test_an_upload_posted_by_another_site_is_refused(uploads_client, store_copy)
     ({"fill_gaps": "guess"}, "fill_gaps must be empty or 'interpolate', got 'guess'"),
     ({"date_col": "d" * 101}, "date_col is 101 characters long; at most 100"),
     ({"encoding": "rot13"}, "encoding: unknown text encoding 'rot13'"),
-], ids=["unknown-field", "bad-fill-gaps", "long-option", "bad-encoding"])
+    ({"strict": "maybe"}, "strict must be true or false (1/0, on/off, yes/no also do), "
+                          "got 'maybe'"),
+    ({"force": ["on", "off"]}, "The form field 'force' was sent more than once"),
+], ids=["unknown-field", "bad-fill-gaps", "long-option", "bad-encoding", "bad-flag",
+        "repeated-field"])
 def test_bad_upload_options_are_400_with_the_reason(uploads_client, fields, message):
     response = upload(uploads_client, "/upload/check", WINEIND, **fields)
 
