@@ -270,8 +270,8 @@ def test_the_encoding_argument_reads_other_encodings(tmp_path):
 def test_utf16_reads_with_its_encoding_and_is_refused_without(tmp_path):
     path = write(tmp_path, csv_bytes(CENTS).decode().encode("utf-16"))
 
-    refuse(path, "shop.csv is not a CSV text file: it starts like UTF-16 text",
-           "CSV text (comma-separated values, UTF-8)")
+    refuse(path, "shop.csv is not a CSV text file: it starts like UTF-16 text. Load "
+           "it with encoding='utf-16' (--encoding utf-16)")
     pd.testing.assert_frame_equal(load_sales(path, encoding="utf-16").frame,
                                   expected(CENTS))
 

@@ -579,3 +579,21 @@ def test_the_report_is_unavailable_without_a_model(tmp_path):
 
     assert response.status_code == 503
     assert response.get_json()["code"] == "not_ready"
+
+
+def test_a_series_name_the_font_cannot_draw_trains_without_warnings(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    data = write_csv(tmp_path / "shop.csv", growing_seasonal().assign(series="咖啡 ☕"))
+
+    # A process of its own: pytest resets warning filters around every test.
+    result = subprocess.run(
+        [sys.executable, "-m", "training", "--data", str(data), "--model-dir",
+         str(tmp_path / "models")], cwd=ROOT, capture_output=True, text=True,
+        timeout=120)
+
+    assert result.returncode == 0, result.stderr
+    assert "missing from font" not in result.stderr

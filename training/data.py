@@ -356,7 +356,12 @@ def _refuse_binary(raw: bytes, label: str) -> None:
 
     where = f"a NUL byte at line {_line_of_byte(raw, nul)} (byte offset {nul})"
     found = f"it starts like {kind}" if kind else f"it contains {where}"
-    raise DataError(f"{label} is not a CSV text file: {found}. {EXPORT_AS_TEXT}")
+    fix = EXPORT_AS_TEXT
+    if kind == "UTF-16 text":
+        # Spreadsheets' "Unicode text" export: readable as it is.
+        fix = ("Load it with encoding='utf-16' (--encoding utf-16), or export it as "
+               "CSV text in UTF-8.")
+    raise DataError(f"{label} is not a CSV text file: {found}. {fix}")
 
 
 def _undecodable(raw, label, encoding, error: UnicodeDecodeError) -> DataError:

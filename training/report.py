@@ -15,6 +15,7 @@ version stores (metadata, history.json and the served forecasts), through
 import base64
 import html
 import io
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,6 +66,14 @@ def _draw(ax, view: SeriesView) -> None:
     ax.set_title(view.name, fontsize=10)
     ax.tick_params(labelsize=8)
     ax.grid(alpha=0.3)
+
+
+# The bundled font has no CJK or emoji glyphs: such series names show as boxes in the
+# PNG titles (the HTML around them has the names as text), and matplotlib would warn
+# once per missing character on stderr. Set once here, not per figure: the filter
+# list is global, and reports render on several threads.
+warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font",
+                        category=UserWarning)
 
 
 def _figure(**options):
