@@ -470,6 +470,7 @@ def test_a_second_server_on_the_same_directory_stops_and_leaves_its_files(
 
     assert result.returncode == 1
     assert "is in use by another server that is still running" in result.stderr
-    assert sorted(p.name for p in metrics_dir.iterdir()) == before
+    # The running server's other worker may add its files meanwhile; none may go.
+    assert set(before) <= {p.name for p in metrics_dir.iterdir()}
     text = requests.get(server.url + "/metrics", timeout=5).text
     assert sample_values(text, "sales_forecast_http_requests_total") == [5]
