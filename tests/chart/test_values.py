@@ -131,6 +131,8 @@ def test_default_values_pass_the_schema():
             "/metrics/serviceMonitor/interval",
         ),
         ({"retraining": {"schedule": "weekly"}}, "/retraining/schedule"),
+        ({"training": {"seriesName": " wineind"}}, "/training/seriesName"),
+        ({"config": {"threads": 65}}, "/config/threads"),
         ({"image": {"digest": "sha256:short"}}, "/image/digest"),
         ({"ingress": {"hosts": []}}, "/ingress/hosts"),
     ],
