@@ -107,3 +107,16 @@ def test_the_summary_says_how_many_cut_offs_could_test_a_short_history(
     assert "1 of which left enough history to test (2017-01)" in out
     meta = current_metadata(tmp_path / "models")
     assert meta["backtest"]["scored_origins"] == ["2017-01"]
+
+
+def test_the_summary_of_a_history_too_short_for_any_cut_off_lists_none(tmp_path,
+                                                                      capsys):
+    data = write_csv(tmp_path / "new.csv", growing_seasonal(20, "new"))
+
+    assert train(data, tmp_path / "models") == 0
+
+    out = capsys.readouterr().out
+    assert ("backtest: none; a series needs 36 months of history for its cut-offs to "
+            "leave months to test") in out
+    assert "cut-offs (" not in out
+    assert current_metadata(tmp_path / "models")["backtest"]["scored_origins"] == []

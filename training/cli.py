@@ -31,8 +31,8 @@ from training.data import (Columns, DataError, LoadedSales, check_encoding,
 from training.models import MODEL_KINDS
 from training.procedure import (backtest_rows_for_page, compare_with_served,
                                 fit_and_check, month_label)
-from training.selection import (AUTO, BLEND, GATE_SCOPES, MIN_MONTHS, GateRefused,
-                                refusals)
+from training.selection import (AUTO, BACKTEST_MONTHS, BLEND, GATE_SCOPES, MIN_MONTHS,
+                                GateRefused, refusals)
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_NOT_PROMOTED = 0, 2, 3
 MODEL_CHOICES = (AUTO, BLEND, *sorted(MODEL_KINDS))
@@ -458,9 +458,15 @@ def format_summary(version: str, metadata: dict) -> str:
     if scored is not None and len(scored) < len(origins):
         tested = (f", {len(scored)} of which left enough history to test"
                   + (f" ({', '.join(scored)})" if scored else ""))
-    lines.append(f"  backtest: refit at {len(origins)} cut-offs ({', '.join(origins)})"
-                 f"{tested}, 1 to {protocol['horizon']} months ahead; model refit on "
-                 "all months afterwards")
+    if scored == []:
+        # Every cut-off lies too early (or before the data): listing them would only
+        # puzzle; say what a backtest needs instead.
+        lines.append(f"  backtest: none; a series needs {BACKTEST_MONTHS} months of "
+                     "history for its cut-offs to leave months to test")
+    else:
+        lines.append(f"  backtest: refit at {len(origins)} cut-offs "
+                     f"({', '.join(origins)}){tested}, 1 to {protocol['horizon']} "
+                     "months ahead; model refit on all months afterwards")
     header = (f"  {'series':<24} {'model':<28} {'RMSE':>10} {'MAE':>10} {'MAPE%':>7} "
               f"{'sMAPE%':>7} {'MASE':>6}")
     lines.append(header)
