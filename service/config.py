@@ -41,7 +41,11 @@ def env_int(name: str, default: int, minimum: int = 0,
     return value
 
 
-def env_float(name: str, default: float, minimum: float = 0.0) -> float:
+def env_float(name: str, default: float, minimum: float = 0.0,
+              maximum: float = 86_400.0) -> float:
+    """A number of seconds (or a rate) from the environment. The default maximum, a
+    day, keeps sleeps and timers within what the clock calls accept: `inf` or 1e10
+    seconds would end the thread that waits on them."""
     raw = _env(name, str(default))
     try:
         value = float(raw)
@@ -49,6 +53,8 @@ def env_float(name: str, default: float, minimum: float = 0.0) -> float:
         raise SystemExit(f"{ENV_PREFIX}{name} must be a number, got {raw!r}.") from None
     if not value >= minimum:
         raise SystemExit(f"{ENV_PREFIX}{name} must be at least {minimum}, got {raw}.")
+    if not value <= maximum:
+        raise SystemExit(f"{ENV_PREFIX}{name} must be at most {maximum:g}, got {raw}.")
     return value
 
 

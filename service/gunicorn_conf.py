@@ -16,8 +16,11 @@ from service import logs, metrics
 from service.config import (ENV_PREFIX, PORTS, WORKERS, Settings, draining_marker,
                             env_flag, env_int)
 
-bind = (f"{os.environ.get(ENV_PREFIX + 'HOST', '127.0.0.1')}:"
-        f"{env_int('PORT', 8080, PORTS.start, PORTS[-1])}")
+_host = os.environ.get(ENV_PREFIX + "HOST", "127.0.0.1")
+# An IPv6 address (::, ::1) is bracketed, or gunicorn reads its last part as the port.
+if ":" in _host and not _host.startswith("["):
+    _host = f"[{_host}]"
+bind = f"{_host}:{env_int('PORT', 8080, PORTS.start, PORTS[-1])}"
 wsgi_app = "service.app:create_app()"
 # gthread, plus a receive deadline per request so a stalled or trickling client
 # cannot hold a thread for ever (service/worker.py explains the numbers).
@@ -26,9 +29,9 @@ workers = env_int("WORKERS", 2, WORKERS.start, WORKERS[-1])
 # Threads per worker; more than 64 only wait on the one GIL (a typo bound).
 threads = env_int("THREADS", 3, 1, 64)
 # A worker silent for this long is killed and replaced.
-timeout = env_int("TIMEOUT", 30, 1)
+timeout = env_int("TIMEOUT", 30, 1, 86_400)
 # After SIGTERM, in-flight requests get this long to finish before workers are killed.
-graceful_timeout = env_int("GRACEFUL_TIMEOUT", 20, 0)
+graceful_timeout = env_int("GRACEFUL_TIMEOUT", 20, 0, 86_400)
 keepalive = 5
 # Headers are small here; tight limits stop oversized request lines early.
 limit_request_line = 4094
@@ -56,7 +59,7 @@ PRELOADED = ("numpy", "pandas", "joblib", "flask", "orjson", "prometheus_client"
 
 # Seconds between SIGTERM and the start of the graceful stop, during which /readyz
 # already answers 503, so a load balancer stops sending before connections close.
-SHUTDOWN_DELAY = env_int("SHUTDOWN_DELAY", 0, 0)
+SHUTDOWN_DELAY = env_int("SHUTDOWN_DELAY", 0, 0, 3_600)
 
 
 def on_starting(server):

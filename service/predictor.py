@@ -36,9 +36,17 @@ def parse_month(text) -> int:
     year, month = int(text[:4]), int(text[5:7])
     if not (text[:4].isdigit() and text[5:7].isdigit() and 1 <= month <= 12):
         raise ValueError
-    if len(text) == 10 and not (text[8:].isdigit() and 1 <= int(text[8:]) <= 31):
+    if len(text) == 10 and not (text[8:].isdigit()
+                                and 1 <= int(text[8:]) <= _days_in(year, month)):
         raise ValueError
     return year * 12 + month - 1
+
+
+def _days_in(year: int, month: int) -> int:
+    """Days in a month of the proleptic Gregorian calendar (2019-02-30 is no date)."""
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
 
 
 def month_label(index: int) -> str:

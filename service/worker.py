@@ -50,7 +50,7 @@ from gunicorn.workers import gthread
 from service.config import env_float
 
 RECEIVE_GRACE = env_float("RECEIVE_GRACE", 5.0, 0.1)
-MIN_RECEIVE_RATE = env_float("MIN_RECEIVE_RATE", 16 * 1024, 1.0)
+MIN_RECEIVE_RATE = env_float("MIN_RECEIVE_RATE", 16 * 1024, 1.0, 1e12)
 RECEIVE_LIMIT = env_float("RECEIVE_LIMIT", 60.0, 0.1)
 
 

@@ -54,6 +54,11 @@ def test_a_worker_count_out_of_range_stops_before_gunicorn(tmp_path, workers):
     ("UPLOADS", "maybe", "SALES_FORECAST_UPLOADS must be true or false, got 'maybe'."),
     ("RELOAD_INTERVAL", "-1",
      "SALES_FORECAST_RELOAD_INTERVAL must be at least 0.0, got -1."),
+    # A sleep that long ends the thread that checks for new versions.
+    ("RELOAD_INTERVAL", "inf",
+     "SALES_FORECAST_RELOAD_INTERVAL must be at most 86400, got inf."),
+    ("SHUTDOWN_DELAY", "100000",
+     "SALES_FORECAST_SHUTDOWN_DELAY must be at most 3600, got 100000."),
 ])
 def test_a_bad_setting_stops_gunicorn_before_it_forks(
         tmp_path, name, value, message):
@@ -63,3 +68,21 @@ def test_a_bad_setting_stops_gunicorn_before_it_forks(
 
     assert result.returncode == 1
     assert result.stderr.strip() == message
+
+
+@pytest.mark.parametrize("host, bind", [
+    ("::1", "[::1]:8080"), ("::", "[::]:8080"), ("[::1]", "[::1]:8080"),
+    ("0.0.0.0", "0.0.0.0:8080"),
+])
+def test_an_ipv6_address_is_bracketed_for_gunicorn(monkeypatch, host, bind):
+    import importlib
+
+    from service import gunicorn_conf
+
+    monkeypatch.setenv("SALES_FORECAST_HOST", host)
+    monkeypatch.delenv("SALES_FORECAST_PORT", raising=False)
+    try:
+        assert importlib.reload(gunicorn_conf).bind == bind
+    finally:
+        monkeypatch.undo()
+        importlib.reload(gunicorn_conf)

@@ -114,6 +114,8 @@ BAD_REQUESTS = [
      "instances[0] must be an object"),
     ("bad date", "/predict", b'{"instances": [{"date": "1995-13"}]}', 400,
      "instances[0].date must be a month as 'YYYY-MM' or 'YYYY-MM-DD', got '1995-13'"),
+    ("no such day", "/predict", b'{"instances": [{"date": "1995-02-29"}]}', 400,
+     "must be a month as 'YYYY-MM' or 'YYYY-MM-DD', got '1995-02-29'"),
     ("date missing", "/predict", b'{"instances": [{"series": "wineind"}]}', 400,
      "got nothing"),
     ("date too far", "/predict", b'{"instances": [{"date": "2090-01"}]}', 400,
