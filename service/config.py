@@ -76,6 +76,8 @@ class Settings:
     log_level: str = "info"
     # The browser page may upload a CSV and train into the model store.
     uploads: bool = False
+    # Host names (besides localhost and IP addresses) an upload may be addressed to.
+    upload_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -85,6 +87,9 @@ class Settings:
             reload_interval=env_float("RELOAD_INTERVAL", 5.0),
             log_level=_env("LOG_LEVEL", "info").lower(),
             uploads=env_flag("UPLOADS", False),
+            upload_hosts=tuple(h.strip().lower().rstrip(".")
+                               for h in _env("UPLOAD_HOSTS", "").split(",")
+                               if h.strip()),
         )
 
     def as_dict(self) -> dict:

@@ -13,6 +13,7 @@ within `SALES_FORECAST_RELOAD_INTERVAL` seconds).
 """
 
 import fcntl
+import ipaddress
 import json
 import logging
 import threading
@@ -137,6 +138,23 @@ def check_upload_allowed() -> None:
     if origin is not None and urlsplit(origin).netloc != request.host:
         raise CrossOrigin(f"Uploads are accepted only from this server's own page; the "
                           f"request came from {origin[:100]!r}.")
+    # DNS rebinding: a page of some name the attacker controls, re-pointed at this
+    # server, is then "this server's own page" by Origin alone. A name must be one
+    # the operator listed; addresses and localhost cannot be re-pointed.
+    host = (urlsplit(f"//{request.host}").hostname or "").rstrip(".")
+    if not (host == "localhost" or _is_address(host)
+            or host in current_app.extensions["settings"].upload_hosts):
+        raise CrossOrigin(f"Uploads addressed to {host[:100]!r} are refused: list the "
+                          "name in SALES_FORECAST_UPLOAD_HOSTS to allow them (addresses "
+                          "and localhost are always allowed).")
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def upload_options(model_dir: Path):

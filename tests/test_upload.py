@@ -142,6 +142,28 @@ def test_an_upload_posted_by_another_site_is_refused(uploads_client, store_copy)
     assert store_state(store_copy) == before
 
 
+@pytest.mark.parametrize("host, allowed", [
+    ("localhost:8080", True), ("127.0.0.1:8080", True), ("[::1]:8080", True),
+    ("10.1.2.3", True), ("forecast.example", True), ("FORECAST.example.:443", True),
+    ("rebind.example:8080", False), ("localhost.rebind.example", False),
+])
+def test_uploads_addressed_to_an_unlisted_name_are_refused(store_copy, host, allowed):
+    app = create_app(Settings(model_dir=store_copy, uploads=True,
+                              upload_hosts=("forecast.example",)), watch=False)
+    scheme = "https" if host.endswith(":443") else "http"
+    # The page's own Origin, as a browser sends it after a DNS rebinding.
+    response = upload(app.test_client(), "/upload/check", WINEIND,
+                      headers={"Host": host, "Origin": f"{scheme}://{host}"})
+
+    if allowed:
+        assert response.status_code == 200, response.get_json()
+    else:
+        assert response.status_code == 403
+        assert response.get_json()["code"] == "cross_origin"
+        assert "list the name in SALES_FORECAST_UPLOAD_HOSTS" in \
+            response.get_json()["error"]
+
+
 @pytest.mark.parametrize("fields, message", [
     ({"colour": "red"}, "Unknown form field 'colour'"),
     ({"fill_gaps": "guess"}, "fill_gaps must be empty or 'interpolate', got 'guess'"),

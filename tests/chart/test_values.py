@@ -133,6 +133,7 @@ def test_default_values_pass_the_schema():
         ({"retraining": {"schedule": "weekly"}}, "/retraining/schedule"),
         ({"training": {"seriesName": " wineind"}}, "/training/seriesName"),
         ({"config": {"threads": 65}}, "/config/threads"),
+        ({"config": {"uploadHosts": ["http://x.example"]}}, "/config/uploadHosts/0"),
         ({"image": {"digest": "sha256:short"}}, "/image/digest"),
         ({"ingress": {"hosts": []}}, "/ingress/hosts"),
     ],

@@ -26,6 +26,7 @@ CONTRACT_SETTINGS = {
     "SALES_FORECAST_MODEL_NAME",
     "SALES_FORECAST_RELOAD_INTERVAL",
     "SALES_FORECAST_UPLOADS",
+    "SALES_FORECAST_UPLOAD_HOSTS",
     "PROMETHEUS_MULTIPROC_DIR",
 }
 
@@ -200,13 +201,15 @@ def test_only_training_writes_the_model_store_by_default(default_render):
 
 
 def test_uploads_make_the_server_mount_writable_and_set_the_env():
-    rendered = render({"config": {"uploads": True}})
+    rendered = render({"config": {"uploads": True,
+                                  "uploadHosts": ["Forecast.example.com", "intra"]}})
 
     server_mount = mounts_by_name(server_container(rendered))["models"]
     settings = rendered.one("ConfigMap")["data"]
 
     assert server_mount["readOnly"] is False
     assert settings["SALES_FORECAST_UPLOADS"] == "1"
+    assert settings["SALES_FORECAST_UPLOAD_HOSTS"] == "forecast.example.com,intra"
 
 
 def test_settings_reach_the_pods_through_envfrom(default_render):
