@@ -357,7 +357,22 @@ def test_months_after_the_current_one_are_refused(tmp_path):
            "cannot contain the future", "(3 more bad line(s) in this series.)",
            today="2026-12-15")
     assert len(load_sales(write(tmp_path, csv_bytes(CENTS, dates=dates)),
-                          today="2027-04-01").frame) == 40
+                          today="2027-05-01").frame) == 40
+
+
+def test_the_current_month_is_left_out_and_said_so(tmp_path):
+    months = pd.date_range("2024-01-01", periods=40, freq="MS")  # to 2027-04
+    dates = [f"{m:%Y-%m}" for m in months]
+
+    loaded = load_sales(write(tmp_path, csv_bytes(CENTS, dates=dates)),
+                        today="2027-04-30")
+
+    assert len(loaded.frame) == 39
+    assert loaded.frame["date"].max() == pd.Timestamp("2027-03-01")
+    assert loaded.notes == [
+        "left out 1 line(s) of 2027-04, the current month, which is not over "
+        "(line(s) 41): a part of a month would read as a fall in sales. Load the file "
+        "again once the month has ended."]
 
 
 def test_a_year_before_1800_is_refused_as_a_typo(tmp_path):

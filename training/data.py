@@ -224,6 +224,7 @@ def load_sales(
 
     rejected: dict[str, str] = {}
     rows = _reject_bad_rows(rows, rejected, this_month)
+    rows = _drop_current_month(rows, notes, this_month)
     rows = _sort(rows)
     rows = _reject_sub_monthly(rows, rejected)
     rows = _drop_duplicates(rows, rejected, notes)
@@ -888,6 +889,22 @@ def _reject_bad_rows(rows: pd.DataFrame, rejected: dict, this_month) -> pd.DataF
                                          if more else "")
 
     return rows[~rows["series"].isin(rejected)]
+
+
+def _drop_current_month(rows: pd.DataFrame, notes: list, this_month) -> pd.DataFrame:
+    """Lines of the month that is not over yet are left out, and said so: its sales
+    so far would read as a sudden fall in every series that has it."""
+    current = (rows["month"] == this_month).to_numpy()
+    if not current.any():
+        return rows
+    lines = rows["line"].to_numpy()[current]
+    listed = _some([str(n) for n in lines[:LISTED]], total=len(lines))
+    notes.append(
+        f"left out {len(lines)} line(s) of {_ym(this_month)}, the current month, "
+        f"which is not over (line(s) {listed}): a part of a month would read as a "
+        "fall in sales. Load the file again once the month has ended."
+    )
+    return rows[~current]
 
 
 def _sort(rows: pd.DataFrame) -> pd.DataFrame:
