@@ -30,6 +30,14 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Location", "ftp://127.0.0.1/sales.csv")
             self.send_header("Content-Length", "0")
             self.end_headers()
+        elif self.path == "/slow-headers.csv":
+            # The status line, then one header byte at a time.
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            for byte in b"Content-Type: text/csv\r\n":
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.1)
+            self.close_connection = True
         elif self.path == "/trickle.csv":
             self.send_response(200)
             self.send_header("Content-Length", str(len(BODY)))
@@ -52,9 +60,16 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+class Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        # A client that gave up mid-reply is what several tests are about; the
+        # broken pipe it leaves here is expected, not worth a traceback.
+        pass
+
+
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd = Server(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -75,7 +90,8 @@ def test_a_whole_download_trains(server, tmp_path):
     assert cli.read_source(f"{server}/whole.csv") == (BODY, "whole.csv")
 
 
-def test_a_download_cut_short_of_its_content_length_is_refused(server, tmp_path, capsys):
+def test_a_download_cut_short_of_its_content_length_is_refused(server, tmp_path,
+                                                                capsys):
     err = refused(f"{server}/cut.csv", tmp_path, capsys)
 
     assert (f"the download stopped after {len(BODY) // 2} of the {len(BODY)} bytes the "
@@ -112,3 +128,14 @@ def test_a_local_file_larger_than_the_limit_is_refused_without_reading_it_all(
     err = refused("/dev/zero", tmp_path, capsys)
 
     assert "/dev/zero is larger than 1000 bytes" in err
+
+
+def test_headers_slower_than_the_deadline_are_refused_at_the_deadline(
+        server, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "DOWNLOAD_DEADLINE_SECONDS", 0.5)
+    started = time.monotonic()
+
+    err = refused(f"{server}/slow-headers.csv", tmp_path, capsys)
+
+    assert "was still downloading after 0.5 s" in err
+    assert time.monotonic() - started < 2.0

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -183,11 +184,35 @@ def download(url: str) -> bytes:
     return b"".join(chunks)
 
 
+def download_within_deadline(url: str) -> bytes:
+    """`download` on a thread of its own, given up after the deadline: the socket
+    timeout bounds each read, and the body loop checks the clock, but a server may
+    trickle its status line and headers slower than either notices."""
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["content"] = download(url)
+        except BaseException as e:  # handed over to the caller's thread
+            outcome["error"] = e
+
+    worker = threading.Thread(target=run, name="download", daemon=True)
+    worker.start()
+    worker.join(DOWNLOAD_DEADLINE_SECONDS + 1)
+    if worker.is_alive():
+        raise DataError(f"{url} was still downloading after "
+                        f"{DOWNLOAD_DEADLINE_SECONDS} s; the server is too slow. "
+                        "Download the file and pass its path to --data.")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["content"]
+
+
 def read_source(source: str) -> tuple[bytes, str]:
     """The raw bytes of a local file or URL, and the name to use for it in messages."""
     if source.startswith(("http://", "https://")):
         try:
-            content = download(source)
+            content = download_within_deadline(source)
         except DataError:
             raise
         except (urllib.error.URLError, http.client.HTTPException, OSError,
