@@ -520,8 +520,8 @@ def format_summary(version: str, metadata: dict) -> str:
             shown = "; ".join(f"{c['month']} recorded {c['recorded']:.6g}, fitted as "
                               f"{c['used']:.6g}" for c in info["cleaned"][:3])
             more = len(info["cleaned"]) - 3
-            lines.append(f"  {info['name']}: gross errors kept out of the models' fits: "
-                         f"{shown}{f'; {more} more' if more > 0 else ''}")
+            lines.append(f"  {info['name']}: gross errors kept out of the models' "
+                         f"fits: {shown}{f'; {more} more' if more > 0 else ''}")
     m = metadata["metrics"]
     if m.get("served"):
         lines.append(f"  overall: MASE {_maybe(m['served']['mase'], 0, 3)} vs seasonal "
