@@ -430,9 +430,9 @@ def _read_header(text: str, label: str) -> tuple[str, list[str]]:
     wide = {sep: fields for sep, fields in splits.items() if len(fields) > 1}
     if not wide:
         raise DataError(
-            f"{label}: the header (line 1) {_Clipped(first)!r} has only one column, but "
-            f"a date and a sales column are needed, separated by {_separator_names()}. "
-            "Export the file with one of these separators."
+            f"{label}: the header (line 1) {_Clipped(first)!r} has only one column, "
+            "but a date and a sales column are needed, separated by "
+            f"{_separator_names()}. Export the file with one of these separators."
         )
     separator = _pick_separator(text, wide, label)
 
