@@ -22,9 +22,10 @@ error when all of these hold:
   changing (a product discontinued), not an error, and is left as it is.
 
 Only series of at least `MIN_MONTHS` months with fewer than `MAX_ZERO_SHARE` zero months
-are examined; intermittent series are zeros by nature. The baselines (seasonal naive,
-the plain regression, the mean) are always fitted on the sales as recorded, and every
-backtest still scores against them; the metadata lists each replaced month.
+are examined; intermittent series are zeros by nature. Every kind is fitted on the
+cleaned series, the baselines too (a seasonal naive that repeats a stock-out is a bar
+anything clears), and the backtest does not score the replaced months
+(training/backtest.py); the metadata lists each replaced month.
 """
 
 import numpy as np
