@@ -371,8 +371,12 @@ def _operations(model_name: str) -> dict:
         "/upload/train": _post(
             "Train on a CSV and publish the new version", "Browser", upload,
             {"201": _ok("The new version, its summary and evaluation.", {
-                "type": "object", "required": ["version"],
-                "properties": {"version": {"type": "string"}}}),
+                "type": "object", "required": ["version", "dropped_series"],
+                "properties": {"version": {"type": "string"},
+                               "dropped_series": {
+                                   "type": "array", "items": {"type": "string"},
+                                   "description": "series the version served before "
+                                                  "answered and this one does not"}}}),
              **_errors(400, 403, 409, 413, 422)}),
         "/v2": _get("Server metadata (V2)", "Open Inference Protocol V2",
                     {"200": _ok("Name, protocol version, extensions.", {

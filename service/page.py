@@ -288,7 +288,11 @@ def upload_train():
     # This worker serves the new version now; the others find it on their next check.
     store.refresh()
 
+    # What the served version answered and this one does not: requests for these
+    # series are now refused (the command line would have asked for --force).
+    compared = trained["metadata"]["promotion"].get("compared_with") or {}
     return json_response({"version": trained["version"], "seconds": round(seconds, 3),
+                          "dropped_series": compared.get("missing_series", []),
                           "reload_interval": settings.reload_interval,
                           "summary": describe(loaded, args),
                           "evaluation": trained["metadata"]["evaluation"]}, 201)

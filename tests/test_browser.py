@@ -280,6 +280,9 @@ def test_an_upload_is_checked_trained_and_then_shown(live_server, trained_store,
         "() => document.getElementById('upload-result').textContent"
         ".includes('Now serving model version')", timeout=TRAIN_WAIT_MS)
     page.wait_for_caption("cellar")
+    # The upload replaced the served wineind series, and the page says so.
+    assert ("does not have 1 series the previous version answered (wineind); "
+            "requests for them are now refused") in page.tab.inner_text("#upload-result")
 
     version, _ = store_state(model_dir)
     assert version != before

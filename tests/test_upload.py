@@ -295,6 +295,8 @@ def test_train_publishes_a_version_this_worker_serves_at_once(uploads_client, up
     assert body["version"] != before
     assert store_state(store_copy) == (body["version"], sorted([*versions, body["version"]]))
     assert body["summary"]["series"][0]["name"] == "cellar"
+    # The page publishes in place of what was served, and says what that dropped.
+    assert body["dropped_series"] == ["wineind"]
     assert set(body["evaluation"]["cellar"]["scores"]) >= {"seasonal", "seasonal-naive"}
     client = uploads_app.test_client()
     assert client.get("/model").get_json()["version"] == body["version"]

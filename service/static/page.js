@@ -624,7 +624,12 @@
           + "another version; reload the page in a few seconds.";
         return;
       }
-      note.textContent = `Now serving model version ${result.version}.`;
+      const dropped = result.dropped_series || [];
+      note.textContent = `Now serving model version ${result.version}.`
+        + (dropped.length ? ` It does not have ${dropped.length} series the previous `
+          + `version answered (${dropped.slice(0, 5).join(", ")}`
+          + `${dropped.length > 5 ? ", …" : ""}); requests for them are now refused.`
+          : "");
       state.meta = meta;
       state.series = result.summary.series[0].name;
       location.hash = "";
