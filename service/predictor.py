@@ -10,6 +10,7 @@ exactly what the estimator's own `predict` returns, and a model that cannot answ
 """
 
 import math
+import unicodedata
 from operator import getitem, itemgetter
 
 import numpy as np
@@ -174,7 +175,19 @@ class Predictor:
             return self.tables[series]
         except KeyError:
             raise UnknownSeries(f"{position}: unknown series {series[:100]!r}; this model "
-                                f"has {self._some_names()}.") from None
+                                f"has {self._some_names()}.{self._spelling(series)}") \
+                from None
+
+    def _spelling(self, series: str) -> str:
+        """A hint when a known name differs only in Unicode normalisation (é as one
+        character or as e plus an accent): the two look the same when printed."""
+        wanted = unicodedata.normalize("NFC", series[:1000])
+        same = [n for n in self.tables if unicodedata.normalize("NFC", n) == wanted]
+        if not same:
+            return ""
+        return (f" {same[0]!r} looks the same but is spelled with other Unicode "
+                f"characters; ask for it as it is spelled in the model "
+                f"({same[0].encode('unicode_escape').decode()[:200]}).")
 
     def _some_names(self) -> str:
         names = list(self.tables)

@@ -196,3 +196,28 @@ def test_model_endpoint_shows_metadata_and_metrics(client):
     scores = meta["evaluation"]["wineind"]["scores"]
     assert {"seasonal", "seasonal-naive", "linear"} <= set(scores)
     assert json.dumps(meta)  # plain JSON, no NaN
+
+
+def test_a_series_spelled_with_other_unicode_characters_is_told_why_it_is_unknown(
+        tmp_path):
+    import unicodedata
+
+    from tests.conftest import WINEIND, train
+
+    composed = unicodedata.normalize("NFC", "Café")
+    lines = WINEIND.read_text().splitlines()
+    data = tmp_path / "cafe.csv"
+    data.write_text("date,sales,series\n"
+                    + "\n".join(f"{line},{composed}" for line in lines[1:]) + "\n")
+    assert train(data, tmp_path / "models") == 0
+    client = create_app(Settings(model_dir=tmp_path / "models"),
+                        watch=False).test_client()
+
+    decomposed = unicodedata.normalize("NFD", "Café")
+    response = client.post("/forecast", json={"series": decomposed})
+
+    assert response.status_code == 404
+    error = response.get_json()["error"]
+    assert ("'Café' looks the same but is spelled with other Unicode characters; ask "
+            "for it as it is spelled in the model (Caf\\xe9)") in error
+    assert client.post("/forecast", json={"series": composed}).status_code == 200
