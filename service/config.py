@@ -58,13 +58,24 @@ def env_float(name: str, default: float, minimum: float = 0.0,
     return value
 
 
-def env_flag(name: str, default: bool) -> bool:
-    raw = _env(name, "1" if default else "0").strip().lower()
-    if raw in ("1", "true", "yes", "on"):
+def parse_flag(raw: str) -> bool | None:
+    """True or False for the usual spellings of a switch (any case; empty is off,
+    as an unticked checkbox sends), None for anything else."""
+    word = raw.strip().lower()
+    if word in ("1", "true", "yes", "on"):
         return True
-    if raw in ("0", "false", "no", "off", ""):
+    if word in ("0", "false", "no", "off", ""):
         return False
-    raise SystemExit(f"{ENV_PREFIX}{name} must be true or false, got {raw!r}.")
+    return None
+
+
+def env_flag(name: str, default: bool) -> bool:
+    raw = _env(name, "1" if default else "0")
+    value = parse_flag(raw)
+    if value is None:
+        raise SystemExit(f"{ENV_PREFIX}{name} must be true or false, got "
+                         f"{raw.strip().lower()!r}.")
+    return value
 
 
 @dataclass(frozen=True)

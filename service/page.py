@@ -26,6 +26,7 @@ from flask import Blueprint, current_app, render_template, request
 
 from service.errors import (BadRequest, CrossOrigin, HistoryMissing, InvalidData,
                             NotPromoted, NotReady, TrainingBusy, UploadsDisabled)
+from service.config import parse_flag
 from service.http import json_response
 from service.predictor import month_label, parse_month
 from training import artifact
@@ -39,8 +40,6 @@ blueprint = Blueprint("page", __name__)
 UPLOAD_OPTIONS = ("date_col", "sales_col", "series_col", "series_name", "fill_gaps",
                   "encoding", "strict", "force")
 FLAGS = {"strict", "force"}
-# What a checkbox or a script may send for a flag; empty is an unticked box.
-TRUE, FALSE = {"1", "true", "on", "yes"}, {"", "0", "false", "off", "no"}
 UPLOAD_FIELDS = {"file", *UPLOAD_OPTIONS}
 MAX_OPTION_CHARS = 100
 # Training time grows with the number of series (backtest, model choice, intervals
@@ -187,11 +186,11 @@ def upload_options(model_dir: Path):
             raise BadRequest(f"{field} is {len(value)} characters long; at most "
                              f"{MAX_OPTION_CHARS} are allowed.")
         if field in FLAGS:
-            flag = value.lower()
-            if flag not in TRUE | FALSE:
+            flag = parse_flag(value)
+            if flag is None:
                 raise BadRequest(f"{field} must be true or false (1/0, on/off, yes/no "
                                  f"also do), got {value[:40]!r}.")
-            setattr(args, field, flag in TRUE)
+            setattr(args, field, flag)
         elif field == "fill_gaps":
             if value not in ("", "interpolate"):
                 raise BadRequest(f"fill_gaps must be empty or 'interpolate', got "

@@ -310,8 +310,8 @@ def train(args, loaded: LoadedSales | None = None) -> dict:
         {"name": s, "first": r["date"].iloc[0].strftime("%Y-%m"),
          "last": r["date"].iloc[-1].strftime("%Y-%m"), "months": len(r),
          **outcome.choices[s].as_dict(),
-         # Gross errors the forecasting models were fitted without
-         # (training/cleaning.py); the baselines and the backtest keep them.
+         # Gross errors every model was fitted without (training/cleaning.py);
+         # the backtest does not score them either.
          "cleaned": [{"month": month_label(m), "recorded": recorded, "used": used}
                      for m, recorded, used in cleaned.get(s, [])]}
         for s, r in frame.groupby("series", sort=True)
