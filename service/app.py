@@ -69,12 +69,6 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
     metrics.init_app(app)
     metrics.model_served(store.predictor)
 
-    def predictor():
-        current = store.predictor
-        if current is None:
-            raise NotReady(f"The service has no model to answer with: {store.problem}.")
-        return current
-
     register_request_log(app, store, metrics)
     register_errors(app)
 
@@ -86,12 +80,12 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
     def readyz():
         if os.path.exists(draining_marker(os.getppid())):
             raise NotReady("The service is shutting down.")
-        current = predictor()
+        current = store.serving()
         return json_response({"status": "ready", "model_version": current.version})
 
     @app.get("/model")
     def model():
-        return json_response(predictor().metadata)
+        return json_response(store.serving().metadata)
 
     @app.get("/openapi.json")
     def openapi():
@@ -102,7 +96,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         body = read_json()
         check_fields(body, FORECAST_FIELDS)
         horizon = parse_horizon(body.get("horizon"))
-        current = predictor()
+        current = store.serving()
         started = time.perf_counter()
         table, rows = current.forecast(body.get("series"), horizon)
         metrics.observe_prediction("forecast", started, len(rows))
@@ -121,15 +115,15 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         if len(instances) > MAX_ROWS:
             raise BadRequest(f"At most {MAX_ROWS} instances per request, got "
                              f"{len(instances)}; split the batch.")
-        current = predictor()
+        current = store.serving()
         started = time.perf_counter()
         predictions = current.predict(instances)
         metrics.observe_prediction("predict", started, len(predictions))
         return json_response({"predictions": predictions,
                               "model_version": current.version})
 
-    v2.register(app, settings.model_name, predictor)
-    report.register(app, predictor, store.model_dir)
+    v2.register(app, settings.model_name, store.serving)
+    report.register(app, store.serving, store.model_dir)
     app.register_blueprint(page.blueprint)
     retry_on_newer_model(app, store, RETRY_ON_NEWER_MODEL, NOT_SERVED_HERE)
     return app

@@ -15,6 +15,7 @@ import logging
 import threading
 from pathlib import Path
 
+from service.errors import NotReady
 from service.predictor import Predictor
 from training import artifact
 
@@ -94,6 +95,14 @@ class ModelStore:
         self._on_load("success", version, None)
         log.info("serving model version %s (previous: %s)", version, previous,
                  extra={"model_version": version})
+
+    def serving(self) -> Predictor:
+        """The model to answer with, or NotReady saying why there is none."""
+        current = self.predictor
+        if current is None:
+            problem = self.problem.rstrip(".")
+            raise NotReady(f"The service has no model to answer with: {problem}.")
+        return current
 
     def _bad_pointer(self, reason: str) -> None:
         if self._reported != reason:

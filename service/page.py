@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, render_template, request
 
 from service.errors import (BadRequest, CrossOrigin, HistoryMissing, InvalidData,
-                            NotPromoted, NotReady, TrainingBusy, UploadsDisabled)
+                            NotPromoted, TrainingBusy, UploadsDisabled)
 from service.config import parse_flag
 from service.http import json_response
 from service.predictor import month_label, parse_month
@@ -108,9 +108,7 @@ _histories = HistoryCache()
 @blueprint.get("/history")
 def history():
     store = current_app.extensions["model_store"]
-    current = store.predictor
-    if current is None:
-        raise NotReady(f"The service has no model to answer with: {store.problem}.")
+    current = store.serving()
     table = current.table(request.args.get("series"))
 
     first, values = _histories.get(store.model_dir, current.version).get(

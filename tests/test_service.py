@@ -177,6 +177,17 @@ def test_without_a_model_the_service_is_alive_but_not_ready(tmp_path):
     assert forecast.get_json()["code"] == "not_ready"
 
 
+def test_a_model_dir_that_is_a_file_is_named_as_the_mistake(tmp_path):
+    model_file = tmp_path / "model.joblib"
+    model_file.write_bytes(b"not a folder")
+    client = create_app(Settings(model_dir=model_file), watch=False).test_client()
+
+    error = client.post("/forecast", json={"horizon": 3}).get_json()["error"]
+
+    assert f"{model_file} is a file, not a model store folder" in error
+    assert ".." not in error
+
+
 def test_a_tampered_artifact_is_refused_at_start(store_copy):
     version = artifact.read_current(store_copy)
     model_file = store_copy / "versions" / version / "model.joblib"

@@ -157,6 +157,10 @@ def read_current(model_dir: Path) -> str | None:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
         return None
+    except NotADirectoryError as e:
+        raise ArtifactError(f"{model_dir} is a file, not a model store folder; name "
+                            "the folder the training job writes its versions "
+                            "to.") from e
     except OSError as e:
         kind = "a symbolic link" if path.is_symlink() else "unreadable"
         raise ArtifactError(f"{CURRENT} in {model_dir} is {kind} ({e.strerror}); "
