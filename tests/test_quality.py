@@ -16,6 +16,7 @@ from training.cli import some_names
 from training.evaluate import point_metrics
 from training.models import (AirlineForecaster, LagForecaster, SalesForecaster,
                              SmoothingForecaster, seasonal_adjustment)
+from training.procedure import calibrate_intervals
 from training.selection import (BACKTEST_MONTHS, BLEND, BLEND_MEMBERS,
                                 SEASONAL_MONTHS, members_of)
 from training.unpickle import load_model
@@ -249,6 +250,40 @@ def test_conformal_quantile_uses_the_finite_sample_rank():
 
     assert intervals.conformal_quantile(values, 80) == 8
     assert intervals.conformal_quantile(values, 95) == 9  # rank 10 > 9: the largest
+
+
+def test_levels_resting_on_too_few_errors_are_named_with_their_months_ahead():
+    # Six origins of one series: 12 errors at 1 and 12 months ahead (one neighbour),
+    # 18 between; enough for 80% everywhere (4), never for 95% (19).
+    rows = pd.DataFrame({
+        "series": "a", "origin": np.repeat(np.arange(100, 106), 12),
+        "horizon": np.tile(np.arange(1, 13), 6), "actual": 10.0, "scale": 1.0,
+        "served": 10.0 + np.arange(72) % 5})
+
+    result = calibrate_intervals(rows, {"a": np.arange(1.0, 50.0)}, 12, floor=None)
+
+    assert result["errors_per_months_ahead"] == [12] + [18] * 10 + [12]
+    assert result["widest_seen"] == {"95": list(range(1, 13))}
+    assert intervals.thin_levels(result) == [
+        "the 95% half-width is the widest of 12 to 18 backtest errors at every month "
+        "ahead (a 95% promise needs 19; a longer history or more series give more)"]
+    assert [intervals.fewest_errors(level) for level in (80, 90, 95, 99)] == \
+        [4, 9, 19, 99]
+
+
+def test_enough_errors_leave_no_level_at_the_widest_seen():
+    rows = pd.DataFrame({
+        "series": np.repeat(["a", "b", "c", "d"], 72),
+        "origin": np.tile(np.repeat(np.arange(100, 106), 12), 4),
+        "horizon": np.tile(np.arange(1, 13), 24), "actual": 10.0, "scale": 1.0,
+        "served": 10.0 + np.arange(288) % 7})
+    sales = {name: np.arange(1.0, 50.0) for name in "abcd"}
+
+    result = calibrate_intervals(rows, sales, 12, floor=None)
+
+    assert min(result["errors_per_months_ahead"]) == 48
+    assert result["widest_seen"] == {} and intervals.thin_levels(result) == []
+    assert intervals.thin_levels({"levels": [80, 95]}) == []  # older metadata
 
 
 def test_coverage_is_measured_on_later_origins_with_earlier_quantiles():

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from training import artifact, report
+from training import artifact, intervals, report
 from training.backtest import DEFAULT_HORIZON
 from training.data import (Columns, DataError, LoadedSales, check_encoding,
                            load_sales)
@@ -532,6 +532,8 @@ def format_summary(version: str, metadata: dict) -> str:
         lines.append(f"  intervals: 80% covered {coverage['80']:.0%}, 95% covered "
                      f"{coverage['95']:.0%} of {coverage['months']} later backtest "
                      "months (calibrated on the earlier cut-offs)")
+    thin = intervals.thin_levels(metadata["intervals"])
+    lines += [f"  intervals: {sentence}" for sentence in thin]
     lines.append(f"  trained in {m['training_seconds']:.1f} s "
                  f"({m['seconds_with_report']:.1f} s with the report)")
     return "\n".join(lines)

@@ -59,10 +59,40 @@ def scaled_errors(rows: pd.DataFrame, column: str, scales: dict) -> pd.DataFrame
 
 def conformal_quantile(values: np.ndarray, level: int) -> float:
     """The ceil((n+1) * level)-th smallest of n values (the largest when that rank
-    is past n: too few values to promise the level, so the widest seen is used)."""
+    is past n, fewer than fewest_errors(level): too few values to promise the level,
+    so the widest seen is used, and the metadata says where)."""
     values = np.sort(values)
     rank = math.ceil((len(values) + 1) * level / 100)
     return float(values[min(rank, len(values)) - 1])
+
+
+def fewest_errors(level: int) -> int:
+    """The fewest errors whose conformal quantile at `level` is not simply the widest
+    one seen: 4 for 80%, 19 for 95%."""
+    return math.ceil(level / (100 - level))
+
+
+def errors_per_months_ahead(errors: pd.DataFrame, horizon: int) -> list[int]:
+    """How many scaled errors each months-ahead quantile of `calibrate` rests on."""
+    ahead = errors["horizon"].to_numpy()
+    return [int(np.sum(np.abs(ahead - h) <= NEIGHBOURS)) for h in range(1, horizon + 1)]
+
+
+def thin_levels(metadata: dict) -> list[str]:
+    """A sentence per level whose half-width is the widest error seen somewhere, from
+    the `intervals` metadata (older versions lack the keys: nothing to say)."""
+    counts = metadata.get("errors_per_months_ahead") or []
+    sentences = []
+    for level, ahead in metadata.get("widest_seen", {}).items():
+        seen = sorted({counts[h - 1] for h in ahead})
+        errors = (f"{seen[0]}" if len(seen) == 1 else f"{seen[0]} to {seen[-1]}")
+        months = ("every month ahead" if len(ahead) == len(counts)
+                  else f"{len(ahead)} of {len(counts)} months ahead")
+        sentences.append(
+            f"the {level}% half-width is the widest of {errors} backtest errors at "
+            f"{months} (a {level}% promise needs {fewest_errors(int(level))}; a "
+            "longer history or more series give more)")
+    return sentences
 
 
 def calibrate(errors: pd.DataFrame, horizon: int) -> dict[int, np.ndarray] | None:

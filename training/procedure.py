@@ -118,6 +118,10 @@ def calibrate_intervals(table: pd.DataFrame, sales: dict, horizon: int,
     coverage = (intervals.coverage(errors, rows, "served", scales, horizon, floor)
                 if quantiles else {"measured": False, "reason": "no backtest errors"})
 
+    counts = intervals.errors_per_months_ahead(errors, horizon) if quantiles else []
+    widest = {str(level): [h for h, n in enumerate(counts, 1)
+                           if n < intervals.fewest_errors(level)]
+              for level in intervals.LEVELS}
     per_series = {}
     for name, values in sales.items():
         calibrated = quantiles is not None and name in set(rows["series"])
@@ -133,6 +137,10 @@ def calibrate_intervals(table: pd.DataFrame, sales: dict, horizon: int,
                   "the width grows with the square root of the months ahead "
                   "(assumed, not measured)",
         "clipped_at_zero": floor is not None,
+        # The quantiles rest on this many errors per months ahead; where a level
+        # needs more, its half-width is the widest error seen (months ahead listed).
+        "errors_per_months_ahead": counts,
+        "widest_seen": {level: h for level, h in widest.items() if h},
         "coverage": coverage,
         "series": per_series,
     }

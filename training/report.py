@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from training import intervals
+
 HTML_FILE = "report.html"
 PNG_FILE = "report.png"
 MAX_PLOTS = 12
@@ -198,7 +200,10 @@ def page(metadata: dict, views: list[SeriesView], images: dict[str, bytes],
             f"{coverage['months']} months forecast from the later ones. Method: "
             f"{html.escape(metadata['intervals']['method'])}."
             + (" Lower bounds are clipped at zero." if
-               metadata["intervals"]["clipped_at_zero"] else "") + "</p>")
+               metadata["intervals"]["clipped_at_zero"] else "")
+            + "".join(f" Note: {html.escape(s)}."
+                      for s in intervals.thin_levels(metadata["intervals"]))
+            + "</p>")
     else:
         parts.append(f"<p>Interval coverage not measured: "
                      f"{html.escape(coverage.get('reason', ''))}.</p>")
