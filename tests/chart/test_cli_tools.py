@@ -338,3 +338,55 @@ def test_skaffold_dev_render_turns_on_code_reload(skaffold_cli, tmp_path):
 
     assert settings["data"]["SALES_FORECAST_RELOAD_CODE"] == "1"
     assert container["securityContext"]["readOnlyRootFilesystem"] is False
+
+
+def test_names_with_yaml_syntax_arrive_whole_even_past_the_schema(helm_cli):
+    # The schema refuses these; the templates quote them anyway, so a value
+    # that slips past it (--skip-schema-validation, a parent chart's schema)
+    # can never turn into a YAML comment or a mapping.
+    odd = {
+        "nameOverride": "n #1",
+        "fullnameOverride": "f #2",
+        "serviceAccount.name": "sa #3",
+        "modelStore.storageClass": "sc #4",
+        "ingress.enabled": None,
+        "ingress.className": "ic #5",
+        "priorityClassName": "pc #6",
+        "topologySpread.topologyKey": "tk #7",
+        "imagePullSecrets[0]": "ps #8",
+        "training.data.source": "pvc",
+        "training.data.pvc.claimName": "claim: 9",
+        "training.data.pvc.path": "sales.csv",
+        "retraining.enabled": None,
+    }
+    sets = []
+    for key, value in odd.items():
+        sets += ["--set", f"{key}=true"] if value is None else [
+            "--set-string", f"{key}={value}"]
+
+    result = run(
+        [helm_cli, "template", RELEASE, CHART, "--skip-schema-validation", *sets]
+    )
+    assert result.returncode == 0, result.stderr
+    objects = [d for d in yaml.safe_load_all(result.stdout) if d]
+    by_kind = {}
+    for obj in objects:
+        by_kind.setdefault(obj["kind"], []).append(obj)
+
+    deployment = by_kind["Deployment"][0]
+    pod = deployment["spec"]["template"]["spec"]
+    job_pod = by_kind["Job"][0]["spec"]["template"]["spec"]
+    assert deployment["metadata"]["name"] == "f #2"
+    assert deployment["metadata"]["labels"]["app.kubernetes.io/name"] == "n #1"
+    assert pod["serviceAccountName"] == "sa #3"
+    assert by_kind["PersistentVolumeClaim"][0]["spec"]["storageClassName"] == "sc #4"
+    assert by_kind["Ingress"][0]["spec"]["ingressClassName"] == "ic #5"
+    assert pod["priorityClassName"] == "pc #6"
+    assert pod["topologySpreadConstraints"][0]["topologyKey"] == "tk #7"
+    assert pod["imagePullSecrets"] == [{"name": "ps #8"}]
+    assert job_pod["imagePullSecrets"] == [{"name": "ps #8"}]
+    data = next(v for v in job_pod["volumes"] if v["name"] == "data")
+    assert data["persistentVolumeClaim"]["claimName"] == "claim: 9"
+    names = {o["kind"]: o["metadata"]["name"] for o in objects}
+    assert names.pop("ServiceAccount") == "sa #3"
+    assert all(name.startswith("f #2") for name in names.values()), names

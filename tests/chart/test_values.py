@@ -93,6 +93,57 @@ def test_schema_has_no_keys_values_yaml_lacks():
     assert sorted(set(declared(SCHEMA)) - present) == []
 
 
+def schema_patterns(node=SCHEMA, path="") -> list[tuple[str, str]]:
+    """(where, pattern) of every "pattern" in the schema."""
+    found = []
+    if isinstance(node, dict):
+        if isinstance(node.get("pattern"), str):
+            found.append((path or "/", node["pattern"]))
+        for key, sub in node.items():
+            found += schema_patterns(sub, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, sub in enumerate(node):
+            found += schema_patterns(sub, f"{path}/{index}")
+    return found
+
+
+def top_level_alternatives(pattern: str) -> list[str]:
+    """The pattern split at each '|' outside groups and classes."""
+    parts, depth, in_class, escaped, start = [], 0, False, False, 0
+    for index, char in enumerate(pattern):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            parts.append(pattern[start:index])
+            start = index + 1
+    return parts + [pattern[start:]]
+
+
+def test_every_schema_pattern_is_anchored_at_both_ends():
+    # JSON Schema patterns search anywhere in the string: "^$|[a-z]+$" lets
+    # "My_App x" through, because only its first alternative is anchored.
+    loose = [
+        f"{where}: {pattern}"
+        for where, pattern in schema_patterns()
+        for part in top_level_alternatives(pattern)
+        if not (part.startswith("^") and part.endswith("$")
+                and not part.endswith("\\$"))
+    ]
+
+    assert len(schema_patterns()) > 20
+    assert not loose, "patterns not anchored at both ends:\n" + "\n".join(loose)
+
+
 def test_default_values_pass_the_schema():
     with helm.Chart.load(CHART) as chart:
         chart.validate_schema(chart.values)
@@ -136,6 +187,33 @@ def test_default_values_pass_the_schema():
         ({"config": {"uploadHosts": ["http://x.example"]}}, "/config/uploadHosts/0"),
         ({"image": {"digest": "sha256:short"}}, "/image/digest"),
         ({"ingress": {"hosts": []}}, "/ingress/hosts"),
+        ({"fullnameOverride": "My_App"}, "/fullnameOverride"),
+        ({"fullnameOverride": "prod #a"}, "/fullnameOverride"),
+        ({"nameOverride": "Forecast x"}, "/nameOverride"),
+        ({"serviceAccount": {"name": "runner #b"}}, "/serviceAccount/name"),
+        (
+            {"modelStore": {"existingClaim": "other-team-models #a"}},
+            "/modelStore/existingClaim",
+        ),
+        ({"modelStore": {"storageClass": "Fast_ssd"}}, "/modelStore/storageClass"),
+        ({"ingress": {"className": "nginx #internal"}}, "/ingress/className"),
+        (
+            {"training": {"data": {"configMap": {"name": "Sales data"}}}},
+            "/training/data/configMap/name",
+        ),
+        (
+            {"training": {"data": {"pvc": {"claimName": "history #x"}}}},
+            "/training/data/pvc/claimName",
+        ),
+        ({"priorityClassName": "High priority"}, "/priorityClassName"),
+        (
+            {"topologySpread": {"topologyKey": "zone #a"}},
+            "/topologySpread/topologyKey",
+        ),
+        (
+            {"metrics": {"serviceMonitor": {"scrapeTimeout": ""}}},
+            "/metrics/serviceMonitor/scrapeTimeout",
+        ),
     ],
     ids=lambda v: json.dumps(v) if isinstance(v, dict) else None,
 )

@@ -36,16 +36,16 @@ Labels that select this release's objects. They never change after the first
 install: Deployment and Service selectors are immutable or would orphan pods.
 */}}
 {{- define "sales-forecast.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "sales-forecast.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/name: {{ include "sales-forecast.name" . | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end }}
 
 {{/* Labels on every object. */}}
 {{- define "sales-forecast.labels" -}}
-helm.sh/chart: {{ include "sales-forecast.chart" . }}
+helm.sh/chart: {{ include "sales-forecast.chart" . | quote }}
 {{ include "sales-forecast.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
 app.kubernetes.io/part-of: sales-forecast
 {{- end }}
 
@@ -153,20 +153,20 @@ uploads are on).
 */}}
 {{- define "sales-forecast.trainingPodSpec" -}}
 {{- $data := .Values.training.data }}
-serviceAccountName: {{ include "sales-forecast.serviceAccountName" . }}
+serviceAccountName: {{ include "sales-forecast.serviceAccountName" . | quote }}
 automountServiceAccountToken: false
 restartPolicy: Never
 {{- with .Values.imagePullSecrets }}
 imagePullSecrets:
   {{- range . }}
-  - name: {{ . }}
+  - name: {{ . | quote }}
   {{- end }}
 {{- end }}
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 containers:
   - name: train
-    image: {{ include "sales-forecast.image" . }}
+    image: {{ include "sales-forecast.image" . | quote }}
     imagePullPolicy: {{ .Values.image.pullPolicy }}
     command: ["python", "-m", "training"]
     args:
@@ -223,21 +223,21 @@ containers:
 volumes:
   - name: models
     persistentVolumeClaim:
-      claimName: {{ include "sales-forecast.modelClaim" . }}
+      claimName: {{ include "sales-forecast.modelClaim" . | quote }}
   - name: tmp
     emptyDir:
       sizeLimit: 256Mi
   {{- if eq $data.source "configMap" }}
   - name: data
     configMap:
-      name: {{ include "sales-forecast.dataConfigMapName" . }}
+      name: {{ include "sales-forecast.dataConfigMapName" . | quote }}
       items:
         - key: {{ $data.configMap.key }}
           path: {{ $data.configMap.key }}
   {{- else if eq $data.source "pvc" }}
   - name: data
     persistentVolumeClaim:
-      claimName: {{ $data.pvc.claimName }}
+      claimName: {{ $data.pvc.claimName | quote }}
       readOnly: true
   {{- end }}
 {{- with .Values.training.nodeSelector }}
