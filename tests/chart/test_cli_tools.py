@@ -70,6 +70,12 @@ def test_helm_lint_strict_passes_for_every_values_set(helm_cli, values_set):
     assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout
 
 
+def test_helm_template_accepts_global_values(helm_cli):
+    result = run([helm_cli, "template", RELEASE, CHART, "--set", "global.x=1"])
+
+    assert result.returncode == 0, result.stderr
+
+
 def test_helm_lint_strict_fails_on_a_bad_value(helm_cli):
     result = run([helm_cli, "lint", "--strict", CHART, "--set", "service.port=0"])
 

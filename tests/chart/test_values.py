@@ -90,7 +90,14 @@ def test_schema_has_no_keys_values_yaml_lacks():
             yield ".".join(path + (key,))
             yield from declared(sub, path + (key,))
 
-    assert sorted(set(declared(SCHEMA)) - present) == []
+    # "global" is Helm's own key, shared with a parent chart's subcharts.
+    assert sorted(set(declared(SCHEMA)) - present - {"global"}) == []
+
+
+def test_global_values_from_a_parent_chart_or_set_are_accepted():
+    rendered = render({"global": {"imageRegistry": "registry.example", "x": 1}})
+
+    assert rendered.one("Deployment")
 
 
 def schema_patterns(node=SCHEMA, path="") -> list[tuple[str, str]]:
