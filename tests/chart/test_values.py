@@ -94,6 +94,22 @@ def test_schema_has_no_keys_values_yaml_lacks():
     assert sorted(set(declared(SCHEMA)) - present - {"global"}) == []
 
 
+@pytest.mark.parametrize(
+    "repository",
+    [
+        "sales-forecast",
+        "registry.example:5000/team/sales-forecast",
+        "ghcr.io/acme/sales_forecast",
+        "localhost/a__b/c.d",
+    ],
+)
+def test_image_repositories_with_a_registry_and_a_path_are_accepted(repository):
+    rendered = render({"image": {"repository": repository, "tag": "1.2"}})
+
+    container = rendered.one("Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container[0]["image"] == f"{repository}:1.2"
+
+
 def test_global_values_from_a_parent_chart_or_set_are_accepted():
     rendered = render({"global": {"imageRegistry": "registry.example", "x": 1}})
 
@@ -194,6 +210,10 @@ def test_default_values_pass_the_schema():
         ({"config": {"uploadHosts": ["http://x.example"]}}, "/config/uploadHosts/0"),
         ({"image": {"digest": "sha256:short"}}, "/image/digest"),
         ({"ingress": {"hosts": []}}, "/ingress/hosts"),
+        ({"image": {"repository": "foo:1.0"}}, "/image/repository"),
+        ({"image": {"repository": "Team/Forecast"}}, "/image/repository"),
+        ({"image": {"repository": "forecast@sha256:abc"}}, "/image/repository"),
+        ({"image": {"repository": "registry.example/"}}, "/image/repository"),
         ({"fullnameOverride": "My_App"}, "/fullnameOverride"),
         ({"fullnameOverride": "prod #a"}, "/fullnameOverride"),
         ({"nameOverride": "Forecast x"}, "/nameOverride"),
