@@ -408,6 +408,21 @@ def test_training_data_sources(values_file, data_arg):
         }
 
 
+@pytest.mark.parametrize(
+    "path", ["sales #2024.csv", "x: y.csv", "exports/{a}.csv", "'quoted'.csv"]
+)
+def test_a_pvc_path_reaches_the_training_command_whole(path):
+    rendered = render(
+        {
+            "training": {
+                "data": {"source": "pvc", "pvc": {"claimName": "h", "path": path}}
+            }
+        }
+    )
+
+    assert arg_after(training_args(rendered), "--data") == f"/data/{path}"
+
+
 def test_series_name_and_force_reach_the_training_command():
     plain = training_args(render({}))
     chosen = training_args(

@@ -174,9 +174,9 @@ containers:
       {{- if eq $data.source "bundled" }}
       - /app/data/wineind.csv
       {{- else if eq $data.source "configMap" }}
-      - {{ printf "/data/%s" $data.configMap.key }}
+      - {{ printf "/data/%s" $data.configMap.key | quote }}
       {{- else if eq $data.source "pvc" }}
-      - {{ printf "/data/%s" (trimPrefix "/" $data.pvc.path) }}
+      - {{ printf "/data/%s" (trimPrefix "/" $data.pvc.path) | quote }}
       {{- else }}
       - {{ $data.url | quote }}
       {{- end }}
