@@ -215,6 +215,13 @@ def test_default_values_pass_the_schema():
         ({"image": {"repository": "forecast@sha256:abc"}}, "/image/repository"),
         ({"image": {"repository": "registry.example/"}}, "/image/repository"),
         ({"fullnameOverride": "My_App"}, "/fullnameOverride"),
+        *[
+            (
+                {"training": {"data": {"configMap": {"key": key}}}},
+                "/training/data/configMap/key",
+            )
+            for key in ("..sales.csv", "..", ".", "-sales.csv", "a b.csv", "a/b")
+        ],
         ({"fullnameOverride": "prod #a"}, "/fullnameOverride"),
         ({"nameOverride": "Forecast x"}, "/nameOverride"),
         ({"serviceAccount": {"name": "runner #b"}}, "/serviceAccount/name"),

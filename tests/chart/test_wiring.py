@@ -423,6 +423,50 @@ def test_a_pvc_path_reaches_the_training_command_whole(path):
     assert arg_after(training_args(rendered), "--data") == f"/data/{path}"
 
 
+def made_training_data(key: str, csv: str) -> tuple[dict, dict]:
+    """The chart-made data ConfigMap and the Job's data volume."""
+    rendered = render(
+        {
+            "training": {
+                "data": {"source": "configMap", "configMap": {"key": key, "csv": csv}}
+            }
+        }
+    )
+    made = next(
+        c
+        for c in rendered.of_kind("ConfigMap")
+        if c["metadata"]["name"].endswith("-training-data")
+    )
+    spec = rendered.one("Job")["spec"]["template"]["spec"]
+    volume = next(v for v in spec["volumes"] if v["name"] == "data")
+    assert arg_after(training_args(rendered), "--data") == f"/data/{key}"
+    return made, volume
+
+
+@pytest.mark.parametrize(
+    "csv",
+    [
+        "  date,sales\n2024-01-01,120\n",
+        "\tdate,sales\n2024-01-01,120",
+        "date,sales # note\nkey: value\n- 1\n",
+        '"date","sales"\n\n\n',
+    ],
+    ids=["leading-spaces", "leading-tab", "yaml-syntax", "quotes-blank-lines"],
+)
+def test_chart_made_training_data_holds_the_csv_exactly(csv):
+    made, _ = made_training_data("sales.csv", csv)
+
+    assert made["data"] == {"sales.csv": csv}
+
+
+@pytest.mark.parametrize("key", [".sales.csv", "sales_2024-01.csv", "a..b"])
+def test_unusual_but_valid_data_keys_are_mounted_under_their_name(key):
+    made, volume = made_training_data(key, "date,sales\n")
+
+    assert list(made["data"]) == [key]
+    assert volume["configMap"]["items"] == [{"key": key, "path": key}]
+
+
 def test_series_name_and_force_reach_the_training_command():
     plain = training_args(render({}))
     chosen = training_args(

@@ -232,8 +232,8 @@ volumes:
     configMap:
       name: {{ include "sales-forecast.dataConfigMapName" . | quote }}
       items:
-        - key: {{ $data.configMap.key }}
-          path: {{ $data.configMap.key }}
+        - key: {{ $data.configMap.key | quote }}
+          path: {{ $data.configMap.key | quote }}
   {{- else if eq $data.source "pvc" }}
   - name: data
     persistentVolumeClaim:
