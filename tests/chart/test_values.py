@@ -214,6 +214,24 @@ def test_default_values_pass_the_schema():
         ({"image": {"repository": "Team/Forecast"}}, "/image/repository"),
         ({"image": {"repository": "forecast@sha256:abc"}}, "/image/repository"),
         ({"image": {"repository": "registry.example/"}}, "/image/repository"),
+        ({"resources": {"requests": {"cpu": -1}}}, "/resources/requests/cpu"),
+        ({"resources": {"limits": {"cpu": "-1"}}}, "/resources/limits/cpu"),
+        ({"resources": {"limits": {"memory": "768"}}}, "/resources/limits/memory"),
+        ({"resources": {"requests": {"memory": 512}}}, "/resources/requests/memory"),
+        (
+            {"training": {"resources": {"requests": {"cpu": -0.5}}}},
+            "/training/resources/requests/cpu",
+        ),
+        (
+            {"training": {"resources": {"limits": {"memory": "1"}}}},
+            "/training/resources/limits/memory",
+        ),
+        ({"resources": None}, "missing property 'resources'"),
+        ({"resources": {"limits": None}}, "missing property 'limits'"),
+        (
+            {"training": {"resources": {"limits": {"memory": None}}}},
+            "missing property 'memory'",
+        ),
         ({"fullnameOverride": "My_App"}, "/fullnameOverride"),
         *[
             (
@@ -295,6 +313,10 @@ def test_schema_rejects_bad_values(values, message):
             {"training": {"data": {"source": "url"}}},
             "training.data.url is empty",
         ),
+        (
+            {"resources": {"requests": {"cpu": None}}},
+            "autoscaling.enabled is true but resources.requests.cpu is not set",
+        ),
     ],
     ids=[
         "rox-new-claim",
@@ -305,11 +327,21 @@ def test_schema_rejects_bad_values(values, message):
         "configmap-without-data",
         "pvc-without-path",
         "url-empty",
+        "hpa-without-cpu-request",
     ],
 )
 def test_impossible_combinations_fail_with_the_fix(values, message):
     with pytest.raises(helm.HelmRenderError, match=re.escape(message)):
         render(values)
+
+
+def test_without_autoscaling_the_cpu_request_may_be_left_out():
+    rendered = render(
+        {"autoscaling": {"enabled": False}, "resources": {"requests": {"cpu": None}}}
+    )
+
+    container = rendered.one("Deployment")["spec"]["template"]["spec"]["containers"]
+    assert "cpu" not in container[0]["resources"]["requests"]
 
 
 def test_read_only_store_with_outside_models_renders():

@@ -127,6 +127,9 @@ every release renders, so a bad combination stops the whole render.
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- fail (printf "autoscaling.minReplicas (%d) is above autoscaling.maxReplicas (%d); make minReplicas <= maxReplicas." (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- end }}
+{{- if and .Values.autoscaling.enabled (not (dig "requests" "cpu" "" .Values.resources)) }}
+{{- fail "autoscaling.enabled is true but resources.requests.cpu is not set; the HPA aims at a share of that request and cannot scale without it. Set resources.requests.cpu (e.g. 250m) or autoscaling.enabled=false." }}
+{{- end }}
 {{- $data := .Values.training.data }}
 {{- if .Values.training.enabled }}
 {{- if and (eq $data.source "configMap") (not $data.configMap.name) (not $data.configMap.csv) }}
