@@ -317,6 +317,17 @@ def test_schema_rejects_bad_values(values, message):
             {"resources": {"requests": {"cpu": None}}},
             "autoscaling.enabled is true but resources.requests.cpu is not set",
         ),
+        (
+            {"metrics": {"serviceMonitor": {"enabled": True, "interval": "30s",
+                                            "scrapeTimeout": "1m"}}},
+            "metrics.serviceMonitor.scrapeTimeout (1m) is longer than "
+            "metrics.serviceMonitor.interval (30s)",
+        ),
+        (
+            {"metrics": {"serviceMonitor": {"enabled": True, "interval": "1h30m",
+                                            "scrapeTimeout": "1h30m1s"}}},
+            "scrapeTimeout (1h30m1s) is longer",
+        ),
     ],
     ids=[
         "rox-new-claim",
@@ -328,6 +339,8 @@ def test_schema_rejects_bad_values(values, message):
         "pvc-without-path",
         "url-empty",
         "hpa-without-cpu-request",
+        "scrape-timeout-above-interval",
+        "scrape-timeout-above-interval-hours",
     ],
 )
 def test_impossible_combinations_fail_with_the_fix(values, message):
@@ -342,6 +355,19 @@ def test_without_autoscaling_the_cpu_request_may_be_left_out():
 
     container = rendered.one("Deployment")["spec"]["template"]["spec"]["containers"]
     assert "cpu" not in container[0]["resources"]["requests"]
+
+
+@pytest.mark.parametrize(
+    "interval, timeout",
+    [("1m", "60s"), ("1h30m", "90m"), ("2m", "1m59s"), ("0", "10s"), ("30s", "0")],
+)
+def test_scrape_timeout_up_to_the_interval_renders(interval, timeout):
+    monitor = {"enabled": True, "interval": interval, "scrapeTimeout": timeout}
+
+    rendered = render({"metrics": {"serviceMonitor": monitor}})
+
+    (endpoint,) = rendered.one("ServiceMonitor")["spec"]["endpoints"]
+    assert (endpoint["interval"], endpoint["scrapeTimeout"]) == (interval, timeout)
 
 
 def test_read_only_store_with_outside_models_renders():

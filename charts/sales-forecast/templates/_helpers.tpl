@@ -130,6 +130,12 @@ every release renders, so a bad combination stops the whole render.
 {{- if and .Values.autoscaling.enabled (not (dig "requests" "cpu" "" .Values.resources)) }}
 {{- fail "autoscaling.enabled is true but resources.requests.cpu is not set; the HPA aims at a share of that request and cannot scale without it. Set resources.requests.cpu (e.g. 250m) or autoscaling.enabled=false." }}
 {{- end }}
+{{- $monitor := .Values.metrics.serviceMonitor }}
+{{- $interval := include "sales-forecast.seconds" $monitor.interval | int }}
+{{- $timeout := include "sales-forecast.seconds" $monitor.scrapeTimeout | int }}
+{{- if and $monitor.enabled $interval (gt $timeout $interval) }}
+{{- fail (printf "metrics.serviceMonitor.scrapeTimeout (%s) is longer than metrics.serviceMonitor.interval (%s); Prometheus refuses such a scrape. Make the timeout at most the interval." $monitor.scrapeTimeout $monitor.interval) }}
+{{- end }}
 {{- $data := .Values.training.data }}
 {{- if .Values.training.enabled }}
 {{- if and (eq $data.source "configMap") (not $data.configMap.name) (not $data.configMap.csv) }}
@@ -142,6 +148,20 @@ every release renders, so a bad combination stops the whole render.
 {{- fail "training.data.source is url but training.data.url is empty; give an https:// address of a CSV file." }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/*
+Seconds in a Prometheus duration of the form the schema admits (1h30m, 10s);
+"0" (Prometheus' own default) is 0.
+*/}}
+{{- define "sales-forecast.seconds" -}}
+{{- $perUnit := dict "h" 3600 "m" 60 "s" 1 }}
+{{- $total := 0 }}
+{{- range regexFindAll "[0-9]+[hms]" . -1 }}
+{{- $unit := regexFind "[hms]$" . }}
+{{- $total = add $total (mul (trimSuffix $unit . | int) (get $perUnit $unit)) }}
+{{- end }}
+{{- $total }}
 {{- end }}
 
 {{/* The name of the ConfigMap holding training data, when source is configMap. */}}
