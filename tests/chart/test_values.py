@@ -370,6 +370,48 @@ def test_scrape_timeout_up_to_the_interval_renders(interval, timeout):
     assert (endpoint["interval"], endpoint["scrapeTimeout"]) == (interval, timeout)
 
 
+def chart_settings() -> list[str]:
+    """The environment variables the chart's settings ConfigMap sets."""
+    rendered = render({})
+    return sorted(
+        next(
+            c for c in rendered.of_kind("ConfigMap")
+            if c["metadata"]["name"].endswith("-config")
+        )["data"]
+    )
+
+
+@pytest.mark.parametrize("name", chart_settings())
+def test_extra_env_cannot_override_a_chart_setting(name):
+    with pytest.raises(helm.HelmRenderError, match=f"extraEnv sets {name}, "):
+        render({"extraEnv": [{"name": "TZ", "value": "UTC"},
+                             {"name": name, "value": "1"}]})
+
+
+@pytest.mark.parametrize(
+    "name, instead",
+    [
+        ("SALES_FORECAST_WORKERS", "set config.workers instead"),
+        ("SALES_FORECAST_UPLOAD_HOSTS", "set config.uploadHosts instead"),
+        ("SALES_FORECAST_PORT", "remove it from extraEnv"),
+        ("PROMETHEUS_MULTIPROC_DIR", "remove it from extraEnv"),
+    ],
+)
+def test_extra_env_refusal_names_the_value_to_use(name, instead):
+    with pytest.raises(helm.HelmRenderError, match=re.escape(instead)):
+        render({"extraEnv": [{"name": name, "value": "4"}]})
+
+
+def test_other_extra_env_reaches_the_server_container():
+    extra = [{"name": "TZ", "value": "Europe/Paris"},
+             {"name": "SALES_FORECAST_SOMETHING_NEW", "value": "1"}]
+
+    rendered = render({"extraEnv": extra})
+
+    container = rendered.one("Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container[0]["env"] == extra
+
+
 def test_read_only_store_with_outside_models_renders():
     rendered = render(
         {

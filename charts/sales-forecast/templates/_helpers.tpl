@@ -130,6 +130,7 @@ every release renders, so a bad combination stops the whole render.
 {{- if and .Values.autoscaling.enabled (not (dig "requests" "cpu" "" .Values.resources)) }}
 {{- fail "autoscaling.enabled is true but resources.requests.cpu is not set; the HPA aims at a share of that request and cannot scale without it. Set resources.requests.cpu (e.g. 250m) or autoscaling.enabled=false." }}
 {{- end }}
+{{- include "sales-forecast.validateExtraEnv" . }}
 {{- $monitor := .Values.metrics.serviceMonitor }}
 {{- $interval := include "sales-forecast.seconds" $monitor.interval | int }}
 {{- $timeout := include "sales-forecast.seconds" $monitor.scrapeTimeout | int }}
@@ -146,6 +147,33 @@ every release renders, so a bad combination stops the whole render.
 {{- end }}
 {{- if and (eq $data.source "url") (not $data.url) }}
 {{- fail "training.data.source is url but training.data.url is empty; give an https:// address of a CSV file." }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+extraEnv entries come after envFrom and would silently win over the settings
+ConfigMap, so a name it sets is refused, with the value that sets it.
+*/}}
+{{- define "sales-forecast.validateExtraEnv" -}}
+{{- $configMap := include (print .Template.BasePath "/configmap.yaml") . | fromYaml }}
+{{- $fromValue := dict
+  "SALES_FORECAST_WORKERS" "config.workers"
+  "SALES_FORECAST_THREADS" "config.threads"
+  "SALES_FORECAST_TIMEOUT" "config.timeoutSeconds"
+  "SALES_FORECAST_GRACEFUL_TIMEOUT" "config.gracefulTimeoutSeconds"
+  "SALES_FORECAST_LOG_LEVEL" "config.logLevel"
+  "SALES_FORECAST_MODEL_NAME" "config.modelName"
+  "SALES_FORECAST_RELOAD_INTERVAL" "config.reloadIntervalSeconds"
+  "SALES_FORECAST_UPLOADS" "config.uploads"
+  "SALES_FORECAST_UPLOAD_HOSTS" "config.uploadHosts"
+  "SALES_FORECAST_RELOAD_CODE" "config.reloadCode" }}
+{{- range .Values.extraEnv }}
+{{- if hasKey $configMap.data .name }}
+{{- if hasKey $fromValue .name }}
+{{- fail (printf "extraEnv sets %s, which the chart sets from %s; set %s instead." .name (get $fromValue .name) (get $fromValue .name)) }}
+{{- end }}
+{{- fail (printf "extraEnv sets %s, which the chart fixes because the pods, probes and volumes depend on it; remove it from extraEnv." .name) }}
 {{- end }}
 {{- end }}
 {{- end }}
