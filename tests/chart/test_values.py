@@ -412,6 +412,55 @@ def test_other_extra_env_reaches_the_server_container():
     assert container[0]["env"] == extra
 
 
+@pytest.mark.parametrize(
+    "values, where, key",
+    [
+        ({"podLabels": {"app.kubernetes.io/component": "api"}}, "podLabels",
+         "app.kubernetes.io/component"),
+        ({"podLabels": {"app.kubernetes.io/instance": "other"}}, "podLabels",
+         "app.kubernetes.io/instance"),
+        ({"podAnnotations": {"checksum/config": "x"}}, "podAnnotations",
+         "checksum/config"),
+        (
+            {"metrics": {"serviceMonitor": {"enabled": True,
+                                            "labels": {"helm.sh/chart": "x"}}}},
+            "metrics.serviceMonitor.labels", "helm.sh/chart",
+        ),
+        (
+            {"metrics": {"prometheusRule": {
+                "enabled": True, "labels": {"app.kubernetes.io/name": "x"}}}},
+            "metrics.prometheusRule.labels", "app.kubernetes.io/name",
+        ),
+        (
+            {"metrics": {"dashboard": {"enabled": True,
+                                       "labels": {"grafana_dashboard": "0"}}}},
+            "metrics.dashboard.labels", "grafana_dashboard",
+        ),
+        (
+            {"modelStore": {"annotations": {"helm.sh/resource-policy": "delete"}}},
+            "modelStore.annotations", "helm.sh/resource-policy",
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) and "/" not in v else None,
+)
+def test_extra_labels_and_annotations_cannot_repeat_a_chart_key(values, where, key):
+    message = f"{where} sets {key}, which the chart sets itself"
+
+    with pytest.raises(helm.HelmRenderError, match=re.escape(message)):
+        render(values)
+
+
+def test_extra_labels_and_annotations_sit_beside_the_chart_keys():
+    rendered = render({"podLabels": {"team": "planning"},
+                       "podAnnotations": {"owner": "forecasting"}})
+
+    pod = rendered.one("Deployment")["spec"]["template"]["metadata"]
+    assert pod["labels"]["team"] == "planning"
+    assert pod["labels"]["app.kubernetes.io/component"] == "server"
+    assert pod["annotations"]["owner"] == "forecasting"
+    assert "checksum/config" in pod["annotations"]
+
+
 def test_read_only_store_with_outside_models_renders():
     rendered = render(
         {

@@ -152,6 +152,24 @@ every release renders, so a bad combination stops the whole render.
 {{- end }}
 
 {{/*
+User-given labels or annotations ("extra", from the value named "value"),
+refused when one repeats a key the chart sets on the same object ("chart", as
+YAML text): the rendered map would hold the key twice, the last silently
+winning, and selector labels must never change.
+*/}}
+{{- define "sales-forecast.extraKeys" -}}
+{{- $chart := fromYaml .chart }}
+{{- range $key, $_ := .extra }}
+{{- if hasKey $chart $key }}
+{{- fail (printf "%s sets %s, which the chart sets itself on the same object; remove it from %s (the chart's own labels and annotations cannot be overridden)." $.value $key $.value) }}
+{{- end }}
+{{- end }}
+{{- with .extra }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
 extraEnv entries come after envFrom and would silently win over the settings
 ConfigMap, so a name it sets is refused, with the value that sets it.
 */}}
