@@ -354,6 +354,32 @@ def test_long_release_names_keep_job_names_within_limits():
     assert cron.endswith("-retrain") and len(cron) <= 52
 
 
+def test_cut_names_of_long_releases_sharing_a_prefix_stay_apart():
+    values = {"retraining": {"enabled": True}, "networkPolicy": {"enabled": True}}
+    names = []
+    for release in ("b" * 44 + "-team-a", "b" * 44 + "-team-b"):
+        rendered = render(values, revision=7, release=release)
+        names.append({(o["kind"], o["metadata"]["name"]) for o in rendered.objects})
+
+    limits = {"Job": 63, "CronJob": 52, "Pod": 63, "NetworkPolicy": 63}
+    for kind, name in names[0] | names[1]:
+        assert len(name) <= limits.get(kind, 253), name
+    assert names[0].isdisjoint(names[1]), names[0] & names[1]
+
+
+def test_short_names_are_not_cut_or_hashed():
+    rendered = render(
+        {"retraining": {"enabled": True}, "networkPolicy": {"enabled": True}}
+    )
+    names = {o["metadata"]["name"] for o in rendered.objects}
+
+    assert {
+        f"{RELEASE}-sales-forecast-retrain",
+        f"{RELEASE}-sales-forecast-deny-ingress",
+        f"{RELEASE}-sales-forecast-test",
+    } <= names
+
+
 def training_args(rendered) -> list[str]:
     container = rendered.one("Job")["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["python", "-m", "training"]

@@ -26,6 +26,22 @@ not "sales-forecast-sales-forecast").
 {{- end }}
 {{- end }}
 
+{{/*
+"name" cut to "max" characters for objects whose names carry a suffix. A cut
+name ends in 8 hex digits of the whole name's sha256, so two long release
+names that share their first characters still get different objects.
+(fullname itself needs no hash: release names have at most 53 characters,
+so its cut only ever drops part of the chart name.)
+*/}}
+{{- define "sales-forecast.fitName" -}}
+{{- if le (len .name) (int .max) }}
+{{- .name }}
+{{- else }}
+{{- $kept := trunc (int (sub .max 9)) .name | trimSuffix "-" }}
+{{- printf "%s-%s" $kept (sha256sum .name | trunc 8) }}
+{{- end }}
+{{- end }}
+
 {{/* Chart name and version, as the helm.sh/chart label wants them. */}}
 {{- define "sales-forecast.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
@@ -82,11 +98,14 @@ app.kubernetes.io/component: server
 {{- end }}
 
 {{/*
-The training Job of this revision. 50 + "-train-" + up to 6 digits stays
-within the 63 characters of the job-name label Kubernetes puts on its pods.
+The training Job of this revision, within the 63 characters of the job-name
+label Kubernetes puts on its pods.
 */}}
 {{- define "sales-forecast.trainingJobName" -}}
-{{- printf "%s-train-%d" (include "sales-forecast.fullname" . | trunc 50 | trimSuffix "-") (int .Release.Revision) }}
+{{- $suffix := printf "-train-%d" (int .Release.Revision) }}
+{{- $prefix := dict "name" (include "sales-forecast.fullname" .)
+      "max" (sub 63 (len $suffix)) }}
+{{- printf "%s%s" (include "sales-forecast.fitName" $prefix) $suffix }}
 {{- end }}
 
 {{- define "sales-forecast.configMapName" -}}
