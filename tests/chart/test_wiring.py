@@ -6,6 +6,7 @@ Job and the Deployment, and so on.
 """
 
 import json
+import re
 
 import pytest
 import yaml
@@ -331,14 +332,67 @@ def test_existing_claim_replaces_the_chart_claim():
             ), name
 
 
+JOB_NAME = re.compile(rf"{RELEASE}-sales-forecast-train-(\d+)-([0-9a-f]{{8}})")
+
+
+def job_name(values: dict, **how) -> str:
+    return render(values, **how).one("Job")["metadata"]["name"]
+
+
 def test_training_job_name_changes_with_each_revision():
     first = render({}, revision=1).one("Job")
     upgrade = render({}, revision=2, upgrade=True).one("Job")
 
-    assert first["metadata"]["name"] == f"{RELEASE}-sales-forecast-train-1"
-    assert upgrade["metadata"]["name"] == f"{RELEASE}-sales-forecast-train-2"
+    first_name = JOB_NAME.fullmatch(first["metadata"]["name"])
+    upgrade_name = JOB_NAME.fullmatch(upgrade["metadata"]["name"])
+    assert first_name and first_name[1] == "1"
+    assert upgrade_name and upgrade_name[1] == "2"
+    assert first_name[2] == upgrade_name[2]
     assert "helm.sh/hook" not in upgrade["metadata"].get("annotations", {})
     assert "ttlSecondsAfterFinished" not in upgrade["spec"]
+
+
+CSV = "date,sales\n2024-01-01,120\n"
+
+
+def merged(base: dict, change: dict) -> dict:
+    out = dict(base)
+    for key, value in change.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            value = merged(base[key], value)
+        out[key] = value
+    return out
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"image": {"tag": "0.2.0"}},
+        {"image": {"digest": "sha256:" + "a" * 64}},
+        {"training": {"seriesName": "shop"}},
+        {"training": {"resources": {"limits": {"memory": "2Gi"}}}},
+        {"training": {"data": {"source": "url",
+                               "url": "https://data.example.test/a.csv"}}},
+        {"training": {"data": {"configMap": {"csv": CSV + "2024-02-01,131\n"}}}},
+        {"training": {"data": {"configMap": {"key": "shop.csv"}}}},
+    ],
+    ids=["tag", "digest", "series-name", "resources", "source", "csv", "key"],
+)
+def test_a_change_to_what_training_uses_renames_the_job_within_a_revision(change):
+    # `helm template` (Argo CD, skaffold render, kubectl apply) always says
+    # revision 1: without the hash a new image would keep the Job's name
+    # and meet its immutable pod template.
+    base = {"training": {"data": {"source": "configMap", "configMap": {"csv": CSV}}}}
+
+    assert job_name(merged(base, change)) != job_name(base)
+
+
+def test_what_training_does_not_use_keeps_the_job_name():
+    base = job_name({})
+
+    assert job_name({"replicaCount": 5, "autoscaling": {"enabled": False}}) == base
+    assert job_name({"config": {"workers": 4}, "podLabels": {"team": "a"}}) == base
+    assert job_name({}, release=RELEASE) == base
 
 
 def test_long_release_names_keep_job_names_within_limits():
@@ -350,7 +404,8 @@ def test_long_release_names_keep_job_names_within_limits():
     job = rendered.one("Job")["metadata"]["name"]
     cron = rendered.one("CronJob")["metadata"]["name"]
 
-    assert job.endswith("-train-123456") and len(job) <= 63
+    assert re.fullmatch(r"r+-[0-9a-f]{8}-train-123456-[0-9a-f]{8}", job), job
+    assert len(job) <= 63
     assert cron.endswith("-retrain") and len(cron) <= 52
 
 

@@ -314,7 +314,9 @@ def test_rollback_restores_the_trained_revision(cluster, steps, state):
         # The chart documents that a rollback re-creates the training Job of the
         # revision it returns to; that Job trains once more.
         job = cluster.one("job", "training")
-        assert job["metadata"]["name"].endswith("-train-2"), job["metadata"]["name"]
+        # <release>-sales-forecast-train-<revision>-<hash of the Job's inputs>
+        assert re.search(r"-train-2-[0-9a-f]{8}$", job["metadata"]["name"]), job[
+            "metadata"]["name"]
         cluster.wait_job(job["metadata"]["name"], 300)
         for pod in cluster.server_pods():
             status = pod["status"]["containerStatuses"][0]

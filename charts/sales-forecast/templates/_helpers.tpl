@@ -98,11 +98,22 @@ app.kubernetes.io/component: server
 {{- end }}
 
 {{/*
-The training Job of this revision, within the 63 characters of the job-name
-label Kubernetes puts on its pods.
+The training Job: the release revision, so each `helm upgrade` and rollback
+trains once, then 8 hex digits of a hash of what training uses (the Job's
+spec, with the image, and the CSV of a chart-made ConfigMap). `helm template`
+(Argo CD, skaffold render, kubectl apply) always says revision 1: the hash
+gives a changed Job a new name instead of a clash with its immutable pod
+template, and an unchanged one keeps its name, so nothing retrains. Within
+the 63 characters of the job-name label Kubernetes puts on its pods.
 */}}
 {{- define "sales-forecast.trainingJobName" -}}
-{{- $suffix := printf "-train-%d" (int .Release.Revision) }}
+{{- $data := .Values.training.data }}
+{{- $inputs := include "sales-forecast.trainingJobSpec" . }}
+{{- if and (eq $data.source "configMap") (not $data.configMap.name) }}
+{{- $inputs = cat $inputs (toJson (dict "csv" $data.configMap.csv)) }}
+{{- end }}
+{{- $hash := sha256sum $inputs | trunc 8 }}
+{{- $suffix := printf "-train-%d-%s" (int .Release.Revision) $hash }}
 {{- $prefix := dict "name" (include "sales-forecast.fullname" .)
       "max" (sub 63 (len $suffix)) }}
 {{- printf "%s%s" (include "sales-forecast.fitName" $prefix) $suffix }}
@@ -351,6 +362,20 @@ checkov.io/skip2: CKV_K8S_15=IfNotPresent is required for images loaded into kin
 {{- if not .Values.networkPolicy.enabled }}
 checkov.io/skip3: CKV2_K8S_6=The NetworkPolicy is one value away (networkPolicy.enabled); it is off by default because only the operator knows which namespaces (monitoring, ingress) must reach the pods.
 {{- end }}
+{{- end }}
+
+{{/* The spec of the training Job and of the CronJob's Jobs. */}}
+{{- define "sales-forecast.trainingJobSpec" -}}
+backoffLimit: {{ .Values.training.backoffLimit }}
+activeDeadlineSeconds: {{ .Values.training.activeDeadlineSeconds }}
+{{ include "sales-forecast.trainingFailurePolicy" . }}
+template:
+  metadata:
+    labels:
+      {{- include "sales-forecast.labels" . | nindent 6 }}
+      app.kubernetes.io/component: training
+  spec:
+    {{- include "sales-forecast.trainingPodSpec" . | nindent 4 }}
 {{- end }}
 
 {{/*
