@@ -715,3 +715,29 @@ def test_notes_show_port_forward_and_curl(default_render):
     assert "curl -s http://127.0.0.1:8080/readyz" in notes
     assert "/forecast" in notes
     assert f"helm test {RELEASE}" in notes
+
+
+def test_notes_show_the_ingress_urls_with_their_scheme():
+    notes = render(
+        {
+            "ingress": {
+                "enabled": True,
+                "hosts": ["forecast.example.test", "plain.example.test"],
+                "tls": [{"hosts": ["forecast.example.test"], "secretName": "t"}],
+            }
+        }
+    ).notes
+
+    assert "https://forecast.example.test/" in notes
+    assert "http://plain.example.test/" in notes
+    assert "example.test" not in ci_render("default").notes
+
+
+def test_notes_warn_that_uploads_let_anyone_replace_the_model():
+    warning = "anyone who can reach the Service can replace the served model"
+
+    notes = render({"config": {"uploads": True}}).notes
+
+    assert warning in notes
+    assert "config.uploadHosts" in notes
+    assert warning not in ci_render("default").notes
