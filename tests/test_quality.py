@@ -20,6 +20,7 @@ from training.procedure import calibrate_intervals
 from training.selection import (BACKTEST_MONTHS, BLEND, BLEND_MEMBERS,
                                 SEASONAL_MONTHS, members_of)
 from training.unpickle import load_model
+from training.versions import main as versions_main
 
 
 def growing_seasonal(months: int = 72, name: str = "shop") -> pd.DataFrame:
@@ -135,6 +136,11 @@ def test_a_worse_retrained_model_is_not_promoted_unless_forced(tmp_path, capsys)
 
     assert train(data, models, "--model", "seasonal", "--force") == 0
     assert current_metadata(models)["promotion"]["forced"] is True
+
+    # The message's own command publishes the kept version as it is.
+    command = err.split("python -m training.versions ")[1].split()
+    assert versions_main(command) == 0
+    assert artifact.read_current(models) == kept[0].name
 
 
 @pytest.fixture

@@ -453,7 +453,9 @@ def refusal(trained: dict, comparison: dict, worse: bool, path: Path) -> str:
                f"--series-name names it{example}.")
     return (f"Not promoted: version {trained['version']} {' and '.join(why)}. CURRENT "
             f"still names {served}; the new version was kept unpublished in {path}."
-            f"{how} Pass --force to publish it anyway.")
+            f"{how} Pass --force to train and publish anyway, or publish this "
+            f"version as it is: python -m training.versions publish --model-dir "
+            f"{path.parent.parent} {trained['version']}")
 
 
 def some_names(names: list[str], shown: int = 5) -> str:

@@ -1,0 +1,132 @@
+"""`python -m training.versions`: list, publish (roll back) and prune a model store."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from service.model_store import ModelStore
+from tests.conftest import WINEIND, train
+from training import artifact
+from training.versions import main
+
+
+@pytest.fixture(scope="module")
+def two_versions(tmp_path_factory) -> Path:
+    """A store whose first version was replaced by a second one."""
+    model_dir = tmp_path_factory.mktemp("versions") / "models"
+    assert train(WINEIND, model_dir) == 0
+    assert train(WINEIND, model_dir, "--model", "seasonal-naive", "--force") == 0
+    return model_dir
+
+
+@pytest.fixture
+def store(two_versions, tmp_path) -> Path:
+    return Path(shutil.copytree(two_versions, tmp_path / "models"))
+
+
+def ids(model_dir: Path) -> list[str]:
+    return sorted(p.name for p in (model_dir / artifact.VERSIONS).iterdir())
+
+
+def test_list_shows_every_version_and_which_is_served(store, capsys):
+    first, second = ids(store)
+
+    assert main(["list", "--model-dir", str(store), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+
+    assert [(r["version"], r["current"]) for r in rows] == [(first, False),
+                                                             (second, True)]
+    assert rows[0]["data"] == "wineind.csv" and rows[0]["series"] == 1
+    assert rows[0]["mase"] < rows[0]["seasonal_naive_mase"]
+    assert rows[1]["mase"] == pytest.approx(rows[1]["seasonal_naive_mase"])
+
+
+def test_publish_rolls_back_and_a_running_service_follows(store, capsys):
+    first, second = ids(store)
+    service = ModelStore(store)
+    service.refresh()
+    assert service.serving().version == second
+
+    assert main(["publish", "--model-dir", str(store), first]) == 0
+    service.refresh()
+
+    assert artifact.read_current(store) == first
+    assert service.serving().version == first
+    assert f"names {first} (before: {second})" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("metadata", "names version"),
+    ("model", "does not match its metadata"),
+])
+def test_a_damaged_version_is_not_published(store, capsys, damage, message):
+    first, second = ids(store)
+    folder = store / artifact.VERSIONS / first
+    if damage == "metadata":
+        metadata = json.loads((folder / artifact.METADATA_FILE).read_text())
+        metadata["version"] = second
+        (folder / artifact.METADATA_FILE).write_text(json.dumps(metadata))
+    else:
+        with open(folder / artifact.MODEL_FILE, "ab") as model:
+            model.write(b"tampered")
+
+    assert main(["publish", "--model-dir", str(store), first]) == 2
+
+    assert message in capsys.readouterr().err
+    assert artifact.read_current(store) == second
+
+
+@pytest.mark.parametrize("version, message", [
+    ("../../etc", "is not a version id"),
+    ("20261205T062645Z-d1a2a24e", "There is no version 20261205T062645Z-d1a2a24e"),
+])
+def test_publishing_what_is_not_in_the_store_is_refused(store, capsys, version,
+                                                        message):
+    assert main(["publish", "--model-dir", str(store), version]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_prune_keeps_the_newest_and_never_the_served_version(store, capsys):
+    first, second = ids(store)
+    assert main(["publish", "--model-dir", str(store), first]) == 0
+
+    assert main(["prune", "--model-dir", str(store), "--keep", "1"]) == 0
+    assert ids(store) == [first, second]  # first is served, second is the newest
+
+    assert main(["publish", "--model-dir", str(store), second]) == 0
+    assert main(["prune", "--model-dir", str(store), "--keep", "1"]) == 0
+    assert ids(store) == [second]
+    assert f"removed 1 version(s): {first}" in capsys.readouterr().out
+
+
+def test_prune_is_refused_when_the_served_version_is_unknown(store, capsys):
+    (store / artifact.CURRENT).write_text("garbage\n")
+
+    assert main(["prune", "--model-dir", str(store), "--keep", "1"]) == 2
+
+    assert "is not a version id" in capsys.readouterr().err
+    assert len(ids(store)) == 2
+
+
+def test_a_model_dir_that_is_not_a_store_is_refused(tmp_path, capsys):
+    assert main(["list", "--model-dir", str(tmp_path / "missing")]) == 2
+    assert "is not a model store folder" in capsys.readouterr().err
+    assert main(["prune", "--model-dir", str(tmp_path), "--keep", "0"]) == 2
+    assert "--keep must be at least 1" in capsys.readouterr().err
+
+
+def test_a_read_only_store_is_listed_and_refused_changes_clearly(store, capsys,
+                                                                 monkeypatch):
+    # The chart's server pods mount the store read-only; the lock file cannot open.
+    def read_only(model_dir):
+        raise OSError(30, "Read-only file system", str(model_dir / ".publish.lock"))
+    monkeypatch.setattr(artifact, "publish_lock", read_only)
+    first, _ = ids(store)
+
+    assert main(["list", "--model-dir", str(store)]) == 0
+    assert main(["publish", "--model-dir", str(store), first]) == 2
+
+    err = capsys.readouterr().err
+    assert f"cannot change the model store {store}: Read-only file system" in err

@@ -1,0 +1,189 @@
+"""Look after the versions in a model store: list them, serve an earlier or unpublished
+one, remove old ones.
+
+    python -m training.versions list --model-dir models
+    python -m training.versions publish --model-dir models 20261204T214201Z-30089c90
+    python -m training.versions prune --model-dir models --keep 10
+
+`publish` is how a version is rolled back to, or how one that training kept
+unpublished (it scored worse than the served one) is served after all: the version
+is checked the way the service checks it (its model file against the SHA-256 in its
+metadata, then loaded through the allow-list unpickler) before CURRENT names it, and a
+running service switches to it within its reload interval. `prune` never removes the
+version CURRENT names. Both hold the store's publish lock, so they cannot interleave
+with a training run finishing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from training import artifact
+
+EXIT_OK, EXIT_REFUSED = 0, 2
+
+
+class VersionRefused(Exception):
+    """The asked-for change to the store cannot be made; the message says why."""
+
+
+def describe(model_dir: Path, version: str) -> dict:
+    """What `list` shows of one version; a version whose metadata cannot be read is
+    listed with the reason, so a damaged store can still be looked at."""
+    try:
+        metadata = artifact.read_metadata(model_dir, version)
+    except artifact.ArtifactError as error:
+        return {"version": version, "problem": str(error)}
+    metrics = metadata.get("metrics") or {}
+    served = metrics.get("served") or {}
+    naive = metrics.get("seasonal-naive") or {}
+    return {
+        "version": version,
+        "created_at": metadata.get("created_at"),
+        "data": (metadata.get("data") or {}).get("source"),
+        "series": len(metadata.get("series") or []),
+        "mase": served.get("mase"),
+        "seasonal_naive_mase": naive.get("mase"),
+        "promoted": (metadata.get("promotion") or {}).get("promoted"),
+    }
+
+
+def versions_in(model_dir: Path) -> list[str]:
+    """Complete versions, oldest first (version ids start with their UTC second)."""
+    folder = Path(model_dir) / artifact.VERSIONS
+    if not folder.is_dir():
+        return []
+    return sorted(path.name for path in folder.iterdir()
+                  if artifact.VERSION_PATTERN.match(path.name) and path.is_dir()
+                  and not path.is_symlink())
+
+
+def current_or_none(model_dir: Path) -> str | None:
+    try:
+        return artifact.read_current(model_dir)
+    except artifact.ArtifactError:
+        return None
+
+
+def list_versions(model_dir: Path) -> list[dict]:
+    current = current_or_none(model_dir)
+    return [{**describe(model_dir, version), "current": version == current}
+            for version in versions_in(model_dir)]
+
+
+def publish_version(model_dir: Path, version: str) -> str | None:
+    """Make CURRENT name `version` after checking it loads; returns the version it
+    named before (None if nothing was published)."""
+    if not artifact.VERSION_PATTERN.match(version):
+        raise VersionRefused(
+            f"{version[:80]!r} is not a version id (they look like "
+            "20261204T214201Z-30089c90); `list` shows the versions in the store.")
+    with artifact.publish_lock(model_dir):
+        if version not in versions_in(model_dir):
+            raise VersionRefused(f"There is no version {version} in {model_dir}; "
+                                 "`list` shows the versions in the store.")
+        try:
+            artifact.load_version(model_dir, version)
+        except artifact.ArtifactError as error:
+            raise VersionRefused(f"Version {version} cannot be served: {error}") \
+                from None
+        previous = current_or_none(model_dir)
+        artifact.set_current(model_dir, version)
+    return previous
+
+
+def prune_versions(model_dir: Path, keep: int) -> list[str]:
+    """Remove all but the `keep` newest versions, never the one CURRENT names;
+    returns the versions removed, oldest first."""
+    if keep < 1:
+        raise VersionRefused(f"--keep must be at least 1, got {keep}.")
+    with artifact.publish_lock(model_dir):
+        current = artifact.read_current(model_dir)
+        names = versions_in(model_dir)
+        doomed = [v for v in names[:max(len(names) - keep, 0)] if v != current]
+        for version in doomed:
+            shutil.rmtree(Path(model_dir) / artifact.VERSIONS / version)
+    return doomed
+
+
+def _number(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def format_listing(rows: list[dict]) -> str:
+    if not rows:
+        return "no versions yet"
+    lines = [f"  {'version':<27} {'created (UTC)':<20} {'series':>6} {'MASE':>6} "
+             f"{'naive':>6}  data"]
+    for row in rows:
+        mark = "*" if row["current"] else " "
+        if "problem" in row:
+            lines.append(f"{mark} {row['version']:<27} unreadable: {row['problem']}")
+            continue
+        created = (row["created_at"] or "")[:19].replace("T", " ")
+        status = "" if row["promoted"] is not False else "  (not promoted by training)"
+        mase, naive = _number(row["mase"]), _number(row["seasonal_naive_mase"])
+        lines.append(f"{mark} {row['version']:<27} {created:<20} {row['series']:>6} "
+                     f"{mase:>6} {naive:>6}  {row['data']}{status}")
+    lines.append("* the version CURRENT names (served); MASE over the version's own "
+                 "backtest, next to seasonal naive's")
+    return "\n".join(lines)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.versions",
+        description="List, publish (roll back to) or prune the versions of a model "
+                    "store.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("list", help="every version, newest last")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    publish = commands.add_parser(
+        "publish", help="serve VERSION: roll back, or publish a version that "
+                        "training kept unpublished")
+    publish.add_argument("version")
+    prune = commands.add_parser(
+        "prune", help="remove all but the newest versions (never the served one)")
+    prune.add_argument("--keep", type=int, required=True,
+                       help="how many of the newest versions to keep")
+    for command in (listing, publish, prune):
+        command.add_argument("--model-dir", type=Path, required=True,
+                             help="the model store")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    model_dir = args.model_dir
+    if not model_dir.is_dir():
+        print(f"error: {model_dir} is not a model store folder.", file=sys.stderr)
+        return EXIT_REFUSED
+    try:
+        if args.command == "list":
+            rows = list_versions(model_dir)
+            print(json.dumps(rows, indent=2) if args.json else format_listing(rows))
+        elif args.command == "publish":
+            previous = publish_version(model_dir, args.version)
+            print(f"{artifact.CURRENT} names {args.version} (before: {previous}); a "
+                  "running service switches to it within its reload interval.")
+        else:
+            removed = prune_versions(model_dir, args.keep)
+            print(f"removed {len(removed)} version(s)"
+                  + (f": {', '.join(removed)}" if removed else ""))
+    except (VersionRefused, artifact.ArtifactError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+    except OSError as error:
+        # A store mounted read-only (the chart's server pods) can be listed only.
+        print(f"error: cannot change the model store {model_dir}: "
+              f"{error.strerror or error} ({error.filename}).", file=sys.stderr)
+        return EXIT_REFUSED
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
