@@ -13,11 +13,26 @@ PARSED_BODY = "sales_forecast.request_json"
 # What gunicorn raises while the application reads a body that is malformed (a bad
 # chunk) or cut off; the app answers them with a 400, not a 500.
 BODY_ERRORS = (wire.NoMoreData, wire.InvalidChunkSize, wire.ChunkMissingTerminator,
-               wire.InvalidChunkExtension)
+               wire.InvalidChunkExtension, wire.InvalidHeader, wire.InvalidHeaderName,
+               wire.LimitRequestHeaders)
 
 
 def json_response(payload, status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status=status, mimetype="application/json")
+
+
+def body_cut_off() -> bool:
+    """Whether the receive deadline (service.worker.DeadlineSocket) ended the body
+    before the client had sent all of it; False outside gunicorn."""
+    return getattr(request.environ.get("gunicorn.socket"), "cut_off", False)
+
+
+def refuse_cut_off_body() -> None:
+    if body_cut_off():
+        raise BadRequest("The request body was cut off: the client stopped sending "
+                         "before the whole body arrived within the receive deadline, "
+                         "so the request was not processed. Send the whole body at "
+                         "once.")
 
 
 def read_json() -> dict:
@@ -28,6 +43,7 @@ def read_json() -> dict:
     if PARSED_BODY in environ:
         return environ[PARSED_BODY]
     raw = request.get_data(cache=False)
+    refuse_cut_off_body()
     # A chunked body has no Content-Length to refuse up front, and Werkzeug stops
     # reading it at the limit without saying so: look for a byte beyond the limit.
     if len(raw) >= MAX_BODY_BYTES and request.content_length is None \

@@ -27,7 +27,7 @@ from flask import Blueprint, current_app, render_template, request
 from service.errors import (BadRequest, CrossOrigin, HistoryMissing, InvalidData,
                             NotPromoted, TrainingBusy, UploadsDisabled)
 from service.config import parse_flag
-from service.http import json_response
+from service.http import json_response, refuse_cut_off_body
 from service.predictor import month_label, parse_month
 from training import artifact
 
@@ -163,6 +163,8 @@ def upload_options(model_dir: Path):
     # str(): a multipart part without a name comes through as the key None.
     unknown = sorted(str(k) for k in (set(request.form) | set(request.files))
                      - UPLOAD_FIELDS)
+    # A body cut off at a line boundary would parse as a shorter, valid file.
+    refuse_cut_off_body()
     if unknown:
         raise BadRequest(f"Unknown form field {unknown[0][:50]!r}; allowed: "
                          f"{', '.join(sorted(UPLOAD_FIELDS))}.")

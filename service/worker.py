@@ -13,7 +13,7 @@ This worker gives each request a receive deadline in the manner of Apache's
 mod_reqtimeout: `RECEIVE_GRACE` seconds, extended by one second for every
 `MIN_RECEIVE_RATE` bytes received, never beyond `RECEIVE_LIMIT` seconds. A client
 that stalls or trickles loses its connection at the deadline (mid-headers: closed;
-mid-body: the body ends early and the application answers 400); a client sending
+mid-body: the application answers 400 and the connection closes); a client sending
 at a normal pace never meets it. Writing the answer has its own deadline,
 `RECEIVE_LIMIT` seconds, so a client that never reads cannot hold a thread either.
 
@@ -77,12 +77,19 @@ class DeadlineSocket:
         self._armed = False
         self._started = None
         self._received = 0
+        # The gunicorn request being read (ThreadWorker.handle_request sets it), and
+        # whether the deadline cut its body off; the application answers such a
+        # request 400 (service.http.body_cut_off), and the connection is closed, so
+        # bytes the client sends late are never read as a request of their own.
+        self.request = None
+        self.cut_off = False
 
     def start(self) -> None:
         """Bound the next request; its clock starts at its first byte."""
         self._armed = True
         self._started = None
         self._received = 0
+        self.cut_off = False
 
     def stop(self) -> None:
         self._armed = False
@@ -136,8 +143,11 @@ class DeadlineSocket:
             self._set_real(remaining)
             data = self._sock.recv(size, *flags)
         except TimeoutError:
-            # End of stream for the reader: the parser drops a half-read request,
-            # a half-read body makes the application answer 400.
+            # End of stream for the reader: the parser drops a half-read request;
+            # a half-read body is marked, and its request must close the connection.
+            self.cut_off = True
+            if self.request is not None:
+                self.request.must_close = True
             try:
                 self._sock.shutdown(socket.SHUT_RD)
             except OSError:
@@ -403,6 +413,13 @@ class ThreadWorker(gthread.ThreadWorker):
                 conn.sock.stop()
             if keep is not True or not self._next_request_soon(conn):
                 return keep
+
+    def handle_request(self, req, conn):
+        conn.sock.request = req
+        try:
+            return super().handle_request(req, conn)
+        finally:
+            conn.sock.request = None
 
     def _next_request_soon(self, conn) -> bool:
         """Whether this thread should serve the connection's next request itself.

@@ -183,6 +183,13 @@ MALFORMED = {
                           b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     "bad-chunk-size": b"POST /forecast HTTP/1.1\r\nHost: x\r\n"
                       b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+    # Trailers are read with the body, by the application's read, not the parser.
+    **{f"bad-trailer-{name}": b"POST /forecast HTTP/1.1\r\nHost: x\r\n"
+       b"Transfer-Encoding: chunked\r\n\r\nd\r\n{\"horizon\":1}\r\n0\r\n"
+       + trailer + b"\r\n\r\n"
+       for name, trailer in {"no-colon": b"Trailer x", "space-in-name": b"X Y: 1",
+                             "nul": b"X-A: a\x00b",
+                             "huge": b"X-A: " + b"a" * 20000}.items()},
 }
 # Bytes with no line end never make a request line: there is nothing to answer, and
 # the connection must simply be closed at the receive deadline.
@@ -254,6 +261,39 @@ def test_an_oversized_chunked_body_is_cut_off_at_the_limit(live_server, trained_
 
     assert status == 413
     error_of(body)
+
+
+@pytest.mark.integration
+def test_a_body_cut_off_by_the_deadline_is_refused_and_its_connection_closed(
+        live_server, trained_store):
+    """The client announces 40 bytes, sends 13 that parse as JSON on their own, and
+    stalls past the receive deadline; what it sends afterwards must never be read as
+    a request of its own (one connection shared through a proxy)."""
+    grace = 1.0
+    server = live_server(trained_store, SALES_FORECAST_RECEIVE_GRACE=str(grace))
+    body = b'{"horizon":1}'
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST /forecast HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 40\r\n\r\n"
+                     + body)
+        time.sleep(grace + 1.0)
+        try:
+            sock.sendall(b"GET /model HTTP/1.1\r\nHost: x\r\n\r\n")
+        except OSError:
+            pass  # already closed: nothing of it can be served
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except OSError:
+            pass
+
+    status, rest = status_and_body(answer)
+    assert status == 400
+    assert "cut off" in error_of(rest[:rest.index(b"}") + 1])["error"]
+    assert b"connection: close" in answer.lower()
+    assert answer.count(b"HTTP/1.1 ") == 1  # the late GET was not answered
 
 
 def trickle(port: int, stop: threading.Event, cut_after: list, stage: str) -> None:
