@@ -1,20 +1,22 @@
 """gunicorn's `gthread` worker, with a bound on how long a slow client holds a thread.
 
 What stock `gthread` (gunicorn 27) does with a slow client: a new connection gets a
-thread only once its first byte arrives (a silent connection waits in the worker's
-event loop and is closed after `keepalive` seconds), but from then on the thread
-reads the request with a blocking socket and no timeout. A client that sends half a
-request and stops, or sends it a byte at a time, holds that thread for as long as it
-likes; `threads` x `workers` such clients (8 with the defaults) and every other
-client waits forever. gunicorn's `timeout` does not help: it watches the worker's
-main loop, which keeps running.
+pool thread at once, which waits up to 5 s for its first byte before handing it back
+to the event loop, and once a byte is there the thread reads the request with a
+blocking socket and no timeout. A client that sends half a request and stops, or
+sends it a byte at a time, holds that thread for as long as it likes; `threads` x
+`workers` such clients (8 with the defaults) and every other client waits forever.
+gunicorn's `timeout` does not help: it watches the worker's main loop, which keeps
+running.
 
-This worker gives each request a receive deadline in the manner of Apache's
-mod_reqtimeout: `RECEIVE_GRACE` seconds, extended by one second for every
-`MIN_RECEIVE_RATE` bytes received, never beyond `RECEIVE_LIMIT` seconds. A client
-that stalls or trickles loses its connection at the deadline (mid-headers: closed;
-mid-body: the application answers 400 and the connection closes); a client sending
-at a normal pace never meets it. Writing the answer has its own deadline,
+Here a new connection waits in the event loop until its first byte arrives
+(`ThreadWorker._take`; closed after `keepalive` seconds if none does), so a silent
+connection holds no thread, and each request gets a receive deadline in the manner
+of Apache's mod_reqtimeout: `RECEIVE_GRACE` seconds, extended by one second for
+every `MIN_RECEIVE_RATE` bytes received, never beyond `RECEIVE_LIMIT` seconds. A
+client that stalls or trickles loses its connection at the deadline (mid-headers:
+closed; mid-body: the application answers 400 and the connection closes); a client
+sending at a normal pace never meets it. Writing the answer has its own deadline,
 `RECEIVE_LIMIT` seconds, so a client that never reads cannot hold a thread either.
 
 It also answers requests that gunicorn itself refuses (a malformed request line,
@@ -38,11 +40,14 @@ with wrk on the hello-world route at 32 connections: 1,200-2,000 requests per se
 with a 33/0 split, 4,300 with 16/16.
 """
 
+import errno
 import json
 import mmap
 import select
+import selectors
 import socket
 import time
+from functools import partial
 
 from gunicorn import util
 from gunicorn.workers import gthread
@@ -359,8 +364,38 @@ class ThreadWorker(gthread.ThreadWorker):
             super().set_accept_enabled(False)
             return
         self._accept_anyway = False
-        super().accept(listener)
+        self._take(listener)
         self._publish_share()
+
+    def _take(self, listener) -> None:
+        """gthread's accept, except for a connection with nothing to read yet: it
+        waits in the event loop, as gthread's own deferred connections do, and gets
+        a thread when its first byte arrives (closed after `keepalive` seconds if
+        none does). Stock gthread gives every new connection a pool thread at once,
+        which waits up to 5 s for that byte, so a few silent connections per thread,
+        reopened as they are closed, kept every other request waiting."""
+        try:
+            client, address = listener.accept()
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        conn = gthread.TConn(self.cfg, client, address, listener.getsockname())
+        try:
+            client.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            client.setblocking(False)
+            conn.timeout = time.monotonic() + self.cfg.keepalive
+            self.pending_conns.append(conn)
+            self.poller.register(client, selectors.EVENT_READ,
+                                 partial(self.on_pending_socket_readable, conn))
+            return
+        except OSError:
+            pass  # reset already: the thread finds out and closes it
+        conn.data_ready = True
+        client.setblocking(True)
+        self.enqueue_req(conn)
 
     def _holds_more_than_a_sibling(self) -> bool:
         if self.share_slot is None:

@@ -296,6 +296,27 @@ def test_a_body_cut_off_by_the_deadline_is_refused_and_its_connection_closed(
     assert answer.count(b"HTTP/1.1 ") == 1  # the late GET was not answered
 
 
+@pytest.mark.integration
+def test_silent_connections_hold_no_thread(live_server, trained_store):
+    """Four silent connections per pool thread, opened before any request: a probe
+    must still be answered at once, not after the 5 s a thread would wait for each
+    one's first byte."""
+    server = live_server(trained_store)
+    silent = [socket.create_connection(("127.0.0.1", server.port), timeout=10)
+              for _ in range(32)]
+    try:
+        time.sleep(0.5)
+        started = time.monotonic()
+        answer = raw_exchange(server.port, GET + b"\r\n")
+        waited = time.monotonic() - started
+    finally:
+        for sock in silent:
+            sock.close()
+
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert waited < 2.0, f"the probe waited {waited:.1f} s behind silent connections"
+
+
 def trickle(port: int, stop: threading.Event, cut_after: list, stage: str) -> None:
     """One slowloris: send a request a byte every 0.3 s; when the server closes the
     connection, note how long it lasted and start again, until `stop`."""

@@ -137,14 +137,14 @@ class FakeClock:
 
 def paused_worker(monkeypatch, sibling_last_pass: float):
     """A worker holding more connections than its one sibling, whose loop last went
-    round at `sibling_last_pass`; gthread's own accept and listener switch record
-    what they are asked instead of touching sockets."""
+    round at `sibling_last_pass`; taking a connection and gthread's listener switch
+    record what they are asked instead of touching sockets."""
     from gunicorn.workers import gthread
 
     from service import worker
 
     calls = []
-    monkeypatch.setattr(gthread.ThreadWorker, "accept",
+    monkeypatch.setattr(worker.ThreadWorker, "_take",
                         lambda self, listener: calls.append("accepted"))
     monkeypatch.setattr(gthread.ThreadWorker, "set_accept_enabled",
                         lambda self, enabled: calls.append(f"listening={enabled}"))
