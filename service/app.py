@@ -25,6 +25,7 @@ FORECAST_FIELDS = {"horizon", "series"}
 # Views whose refusal (a series or model version this worker does not serve) may only
 # mean that this worker has not switched to a just-published version yet.
 RETRY_ON_NEWER_MODEL = ("forecast", "predict", "infer", "model_metadata", "model_ready",
+                        "report_html", "report_png",
                         "page.history")
 NOT_SERVED_HERE = (UnknownSeries, ModelNotFound)
 # Kept out of request logs and latency metrics: they would drown the real traffic.

@@ -69,6 +69,10 @@ def on_starting(server):
     directory, removed = metrics.prepare_multiproc_dir()
     server.log.info("metrics directory %s ready (%d stale files removed)",
                     directory, removed)
+    # A master killed while draining left its marker; this one may have its pid
+    # (always 1 in a container whose /tmp outlives restarts), and would read it as
+    # its own shutdown and never turn ready.
+    remove_draining_marker()
 
     graceful_stop = server.handle_term
 
@@ -106,6 +110,10 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
+    remove_draining_marker()
+
+
+def remove_draining_marker() -> None:
     try:
         os.unlink(draining_marker(os.getpid()))
     except FileNotFoundError:

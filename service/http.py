@@ -54,6 +54,15 @@ def read_json() -> dict:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
+        if "not valid UTF-8" in str(e):
+            # orjson's own words ("surrogates not allowed") would puzzle; find where.
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                raise InvalidJSON(
+                    f"The request body is not UTF-8 text (byte 0x{raw[bad.start]:02x} "
+                    f"at offset {bad.start}); send JSON encoded as UTF-8, "
+                    "uncompressed.") from None
         # orjson refuses NaN and Infinity, which are not JSON, and nesting past 1024.
         raise InvalidJSON(f"The request body is not valid JSON: {e}.") from None
     if not isinstance(body, dict):

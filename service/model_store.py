@@ -13,6 +13,7 @@ candidate or a bad pointer, only while no good model has ever been loaded.
 import functools
 import logging
 import threading
+import time
 from pathlib import Path
 
 from service.errors import NotReady
@@ -20,6 +21,10 @@ from service.predictor import Predictor
 from training import artifact
 
 log = logging.getLogger("service")
+
+# Seconds before a version whose load failed for a passing reason (an I/O error, no
+# memory) is tried again.
+TRANSIENT_RETRY = 5.0
 
 
 class ModelStore:
@@ -34,6 +39,9 @@ class ModelStore:
         # again only when those files change (a copy that was still arriving, a file
         # restored), not on every check, and not never.
         self._refused: dict[str, tuple] = {}
+        # Version -> when a load that failed for a passing reason (is_transient) may
+        # be tried again: not on every request that asks out of turn (catch_up).
+        self._retry_after: dict[str, float] = {}
         # The problem logged last: one that persists is logged once, not per check.
         self._reported = ""
         self._lock = threading.Lock()
@@ -58,7 +66,8 @@ class ModelStore:
                 self._reported = ""
                 return
             files = version_files(self.model_dir, version)
-            if self._refused.get(version) == files:
+            if self._refused.get(version) == files or \
+                    time.monotonic() < self._retry_after.get(version, 0.0):
                 return
             self._load(version, files)
 
@@ -81,7 +90,9 @@ class ModelStore:
             model, metadata = artifact.load_version(self.model_dir, version)
             predictor = Predictor(model, metadata)
         except Exception as e:  # any failure of a candidate leaves the old one serving
-            if not is_transient(e):
+            if is_transient(e):
+                self._retry_after[version] = time.monotonic() + TRANSIENT_RETRY
+            else:
                 self._refused[version] = files
             self._on_load("failure", version, str(e))
             self._report(version, str(e))
@@ -92,6 +103,7 @@ class ModelStore:
         self.problem = ""
         self._reported = ""
         self._refused.pop(version, None)
+        self._retry_after.pop(version, None)
         self._on_load("success", version, None)
         log.info("serving model version %s (previous: %s)", version, previous,
                  extra={"model_version": version})

@@ -89,7 +89,7 @@ class HistoryCache:
 def read_history(model_dir: Path, version: str) -> dict:
     path = Path(model_dir) / artifact.VERSIONS / version / artifact.HISTORY_FILE
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(artifact.read_regular(path).decode("utf-8"))
         return {name: (parse_month(entry["first"]), [float(v) for v in entry["sales"]])
                 for name, entry in document["series"].items()}
     except FileNotFoundError:
@@ -97,9 +97,9 @@ def read_history(model_dir: Path, version: str) -> dict:
             f"Model version {version} has no {artifact.HISTORY_FILE}: it was trained "
             "before versions kept their history. Train again to see the history."
         ) from None
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, artifact.ArtifactError) as e:
         raise HistoryMissing(f"The history of model version {version} is unreadable "
-                             f"({e!r}); train again to replace it.") from None
+                             f"({e}); train again to replace it.") from None
 
 
 _histories = HistoryCache()

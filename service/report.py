@@ -54,11 +54,14 @@ def register(app: Flask, predictor, model_dir: Path) -> None:
     def version_file(current, name: str) -> bytes:
         path = Path(model_dir) / artifact.VERSIONS / current.version / name
         try:
-            return path.read_bytes()
+            return artifact.read_regular(path)
         except FileNotFoundError:
             raise NoReport(f"Model version {current.version} has no {name}: it was "
                            "trained before training reports existed. Train again to "
                            "get one.") from None
+        except artifact.ArtifactError as e:
+            raise NoReport(f"The {name} of model version {current.version} is not "
+                           f"served: {e} Train again to replace it.") from None
 
     def one_series(current, series: str):
         from training import report

@@ -61,6 +61,16 @@ def client(app):
     return app.test_client()
 
 
+class FakeClock:
+    """A stand-in for time.monotonic that moves only when a test sets `now`."""
+
+    def __init__(self, now: float = 100.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

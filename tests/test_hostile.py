@@ -6,6 +6,7 @@ surrogates, too many rows) go through the Flask app; malformed HTTP and slow cli
 go to real gunicorn over raw sockets, since only the server sees those.
 """
 
+import gzip
 import json
 import socket
 import threading
@@ -386,3 +387,13 @@ def test_slow_clients_are_cut_off_and_others_are_still_served(live_server,
     # A cut client's time includes waiting in the queue for a thread.
     assert len(cut_after) >= 12 and max(cut_after) < 6 * grace + 2
     assert latencies[-1] < 3 * grace + 2
+
+
+@pytest.mark.parametrize("body", [b'{"series": "\xff\xfe"}', gzip.compress(b"{}")],
+                         ids=["invalid-utf8", "gzip"])
+def test_a_body_that_is_not_utf8_is_told_so_and_where(client, body):
+    error = error_of(client.post("/forecast", data=body,
+                                 content_type="application/json"))["error"]
+
+    assert "not UTF-8 text" in error and "offset" in error
+    assert "surrogates" not in error

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from bench.lifecycle import (flip_one_byte, model_path, point_current_at,
                              truncate_with_matching_hash, version_id)
 from bench.traffic import REFUSED, Traffic, summarize
 from service.model_store import ModelStore
+from tests.conftest import FakeClock
 from training import artifact
 
 RELOAD_INTERVAL = 0.2
@@ -66,24 +68,36 @@ def test_a_refused_version_is_tried_again_once_its_files_change(
     assert recorder.calls[-1] == ("success", version)
 
 
-def test_a_transient_read_error_does_not_refuse_the_version_for_good(
+def test_a_transient_read_error_is_retried_later_not_on_every_request(
         store_copy, trained_store, monkeypatch):
-    store = ModelStore(store_copy)
+    """An I/O error may pass, so the version is not refused for good; but requests
+    that ask out of turn (catch_up, on every unknown series) do not retry it before
+    TRANSIENT_RETRY seconds."""
+    from service import model_store
+
+    clock = FakeClock(1000.0)
+    monkeypatch.setattr(model_store.time, "monotonic", clock)
+    recorder = Recorder()
+    store = ModelStore(store_copy, on_load=recorder)
     store.refresh()
     version = publish_copy(store_copy, trained_store, 2)
-    real_read_bytes = Path.read_bytes
-    failures = {"left": 2}
+    real_read = artifact.read_regular
+    failures = {"left": 1}
 
-    def flaky_read_bytes(path):
-        if path.name == artifact.MODEL_FILE and failures["left"]:
+    def flaky_read(path, limit=-1):
+        if Path(path).name == artifact.MODEL_FILE and failures["left"]:
             failures["left"] -= 1
             raise OSError(5, "Input/output error")
-        return real_read_bytes(path)
+        return real_read(path, limit)
 
-    monkeypatch.setattr(Path, "read_bytes", flaky_read_bytes)
+    monkeypatch.setattr(artifact, "read_regular", flaky_read)
     store.refresh()
-    store.refresh()
+    for _ in range(50):
+        store.catch_up(None)
     assert store.predictor.version != version
+    assert recorder.calls.count(("failure", version)) == 1
+
+    clock.now += model_store.TRANSIENT_RETRY
     store.refresh()
 
     assert store.predictor.version == version
@@ -314,3 +328,26 @@ def test_sigterm_under_load_loses_no_request_already_sent(live_server, store_cop
     assert slow_statuses == [200, 200, 200]
     assert all(r.ok or r.failure for r in after), "an error status after SIGTERM"
     assert set(after_summary["by_kind"]) <= {REFUSED, "reset"}
+
+
+def test_a_master_removes_a_draining_marker_left_under_its_own_pid(monkeypatch,
+                                                                   tmp_path):
+    """A master killed while draining leaves its marker behind; a later master with
+    the same pid (1, in a container) must not read it as its own shutdown."""
+    from types import SimpleNamespace
+
+    from service import gunicorn_conf
+    from service.config import draining_marker
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    marker = Path(draining_marker(os.getpid()))
+    marker.write_text("")
+    assert marker.parent == tmp_path
+    server = SimpleNamespace(log=SimpleNamespace(info=lambda *a: None),
+                             handle_term=lambda: None)
+
+    gunicorn_conf.on_starting(server)
+
+    assert not marker.exists()

@@ -232,3 +232,63 @@ def test_a_series_spelled_with_other_unicode_characters_is_told_why_it_is_unknow
     assert ("'Café' looks the same but is spelled with other Unicode characters; ask "
             "for it as it is spelled in the model (Caf\\xe9)") in error
     assert client.post("/forecast", json={"series": composed}).status_code == 200
+
+
+def answered_within(seconds: float, call):
+    """call() run in a thread: a read that blocks (a FIFO) fails the test, not hangs
+    it."""
+    import threading
+
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(value=call()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert "value" in result, f"no answer within {seconds} s"
+    return result["value"]
+
+
+@pytest.mark.parametrize("name", ["report.html", artifact.HISTORY_FILE])
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "folder"])
+def test_a_version_file_that_is_not_a_regular_file_is_never_read(store_copy, tmp_path,
+                                                                 name, kind):
+    """Only someone with write access to the store can put these there; still, a
+    FIFO must not hang a thread, a link must not serve a file from elsewhere, and a
+    folder must not make a 500."""
+    import os
+
+    client = create_app(Settings(model_dir=store_copy), watch=False).test_client()
+    version = artifact.read_current(store_copy)
+    path = store_copy / "versions" / version / name
+    path.unlink()
+    outside = tmp_path / "secret.txt"
+    outside.write_text("SECRET")
+    {"fifo": lambda: os.mkfifo(path), "symlink": lambda: path.symlink_to(outside),
+     "folder": lambda: path.mkdir()}[kind]()
+    url = "/report" if name == "report.html" else "/history"
+
+    answer = answered_within(10, lambda: client.get(url))
+
+    assert answer.status_code == 404
+    assert "regular file" in answer.get_json()["error"]
+    assert b"SECRET" not in answer.data
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_current_pointer_that_is_not_a_regular_file_is_refused_at_once(store_copy,
+                                                                        kind):
+    import os
+
+    client = create_app(Settings(model_dir=store_copy), watch=False).test_client()
+    store = client.application.extensions["model_store"]
+    served = store.predictor.version
+    (store_copy / artifact.CURRENT).unlink()
+    {"fifo": lambda: os.mkfifo(store_copy / artifact.CURRENT),
+     "folder": lambda: (store_copy / artifact.CURRENT).mkdir()}[kind]()
+
+    answered_within(10, store.refresh)
+    first = store._reported
+    answered_within(10, store.refresh)
+
+    assert "not a regular file" in first and store._reported == first  # logged once
+    assert client.post("/forecast", json={"horizon": 1}).get_json()[
+        "model_version"] == served

@@ -36,7 +36,7 @@ def test_forecast_for_a_series_only_the_new_version_knows(lagging):
     assert answer.get_json()["series"] == NEW_SERIES
 
 
-def test_predict_infer_and_history_catch_up_too(lagging):
+def test_predict_infer_history_and_report_catch_up_too(lagging):
     client, old, new = lagging
 
     predict = client.post("/predict", json={"instances": [
@@ -47,6 +47,10 @@ def test_predict_infer_and_history_catch_up_too(lagging):
     history = client.get(f"/history?series={NEW_SERIES}")
     assert history.status_code == 200, history.get_json()
     assert history.get_json()["model_version"] == new
+
+    for path in ("/report", "/report.png"):
+        report = client.get(f"{path}?series={NEW_SERIES}")
+        assert report.status_code == 200, report.get_json()
 
 
 def test_v2_infer_catches_up_on_a_series_and_on_a_named_version(lagging):

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from service.worker import ConnectionShares
-from tests.conftest import ROOT
+from tests.conftest import FakeClock, ROOT
 
 
 def test_a_claimed_slot_counts_only_once_its_worker_serves():
@@ -125,14 +125,6 @@ def test_static_files_go_out_whole_on_a_kept_alive_connection(live_server,
             answer = session.get(server.url + "/static/page.js", timeout=10)
             assert answer.status_code == 200
             assert answer.content == expected
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
 
 
 def paused_worker(monkeypatch, sibling_last_pass: float):

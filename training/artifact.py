@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import tempfile
 from contextlib import contextmanager
 from datetime import datetime
@@ -148,28 +149,44 @@ def remove_stale_staging(model_dir: Path) -> list[str]:
     return [path.name for path in stale]
 
 
+def read_regular(path: Path, limit: int = -1) -> bytes:
+    """The bytes of a file the training job wrote (at most `limit`), read only if it
+    is a regular file. Training writes nothing else; a symbolic link (which may lead
+    anywhere), a FIFO or a device (whose read may block for ever) or a folder was put
+    there by hand, and is an ArtifactError. FileNotFoundError passes through."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        kind = "a symbolic link" if Path(path).is_symlink() else "unreadable"
+        raise ArtifactError(f"{path} is {kind} ({e.strerror}); only regular files "
+                            "written by the training job are read.") from e
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ArtifactError(f"{path} is not a regular file (a folder, FIFO or device "
+                            "put there by hand); only regular files written by the "
+                            "training job are read.")
+    with os.fdopen(fd, "rb") as f:
+        try:
+            return f.read(limit)
+        except OSError as e:
+            raise ArtifactError(f"{path} is unreadable ({e.strerror}).") from e
+
+
 def read_current(model_dir: Path) -> str | None:
     """The version CURRENT names, None when nothing is published yet."""
-    path = Path(model_dir) / CURRENT
     try:
-        # set_current always writes a regular file; a symbolic link was put there by
-        # hand and may lead anywhere, so it is not followed.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        raw = read_regular(Path(model_dir) / CURRENT, 256)
     except FileNotFoundError:
         return None
     except NotADirectoryError as e:
         raise ArtifactError(f"{model_dir} is a file, not a model store folder; name "
                             "the folder the training job writes its versions "
                             "to.") from e
-    except OSError as e:
-        kind = "a symbolic link" if path.is_symlink() else "unreadable"
-        raise ArtifactError(f"{CURRENT} in {model_dir} is {kind} ({e.strerror}); "
-                            "only a regular file written by the training job is "
-                            "followed.") from e
     try:
-        with os.fdopen(fd, "rb") as f:
-            text = f.read(256).decode("ascii").strip()
-    except (OSError, UnicodeDecodeError) as e:
+        text = raw.decode("ascii").strip()
+    except UnicodeDecodeError as e:
         raise ArtifactError(f"Unreadable {CURRENT} pointer in {model_dir}: {e}") from e
     if not VERSION_PATTERN.match(text):
         raise ArtifactError(
@@ -182,7 +199,7 @@ def read_current(model_dir: Path) -> str | None:
 def read_metadata(model_dir: Path, version: str) -> dict:
     path = Path(model_dir) / VERSIONS / version / METADATA_FILE
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_regular(path).decode("utf-8"))
     except FileNotFoundError:
         raise ArtifactError(f"Model version {version} has no {METADATA_FILE}.") from None
     except (OSError, ValueError) as e:
@@ -211,7 +228,7 @@ def load_version(model_dir: Path, version: str):
             f"The metadata of model version {version} names version "
             f"{str(metadata.get('version'))[:40]!r}; it was copied or edited by hand.")
     try:
-        content = path.read_bytes()
+        content = read_regular(path)
     except OSError as e:
         raise ArtifactError(f"Cannot read model file of version {version}: {e}") from e
     actual = hashlib.sha256(content).hexdigest()
