@@ -7,7 +7,9 @@ it will ever be asked about (the predictor's self-check) before one reference
 assignment makes it the served model. A candidate that fails any step is logged
 (once, however many checks see it), counted, and not tried again until its files
 change; the previous model keeps serving: readiness never drops because of a bad
-candidate or a bad pointer, only while no good model has ever been loaded.
+candidate or a bad pointer. A worker that starts after CURRENT went bad (a crashed
+one replaced) serves the newest earlier promoted version that loads, as its
+siblings most likely do; only a store with no such version leaves it unready.
 """
 
 import functools
@@ -19,9 +21,13 @@ from pathlib import Path
 from service.errors import NotReady
 from service.predictor import Predictor
 from training import artifact
+from training.versions import versions_in
 
 log = logging.getLogger("service")
 
+# Earlier versions tried, newest first, when a worker with no model yet finds the one
+# CURRENT names refused (ModelStore._fall_back).
+FALLBACK_TRIES = 5
 # Seconds before a version whose load failed for a passing reason (an I/O error, no
 # memory) is tried again.
 TRANSIENT_RETRY = 5.0
@@ -96,6 +102,8 @@ class ModelStore:
                 self._refused[version] = files
             self._on_load("failure", version, str(e))
             self._report(version, str(e))
+            if self.predictor is None:
+                self._fall_back(version)
             return
 
         previous = self.predictor.version if self.predictor else None
@@ -107,6 +115,34 @@ class ModelStore:
         self._on_load("success", version, None)
         log.info("serving model version %s (previous: %s)", version, previous,
                  extra={"model_version": version})
+
+    def _fall_back(self, refused: str) -> None:
+        """Serve the newest version older than `refused` that training promoted and
+        that loads: what this worker's siblings most likely still serve, since they
+        kept their model when CURRENT went bad. Without it a worker started after
+        that (a crashed one replaced, a reload) would answer nothing at all."""
+        tried = 0
+        for candidate in reversed(versions_in(self.model_dir)):
+            if candidate >= refused or candidate in self._refused:
+                continue
+            if tried == FALLBACK_TRIES:
+                break
+            tried += 1
+            try:
+                model, metadata = artifact.load_version(self.model_dir, candidate)
+                if (metadata.get("promotion") or {}).get("promoted") is False:
+                    continue  # kept unpublished: it lost to the version it followed
+                predictor = Predictor(model, metadata)
+            except Exception:  # any failure: the next older one may load
+                self._refused[candidate] = version_files(self.model_dir, candidate)
+                continue
+            self.predictor, self.problem = predictor, ""
+            self._on_load("success", candidate, None)
+            log.error("%s names %s, which was refused; serving %s, the newest earlier "
+                      "promoted version that loads, until %s changes",
+                      artifact.CURRENT, refused, candidate, artifact.CURRENT,
+                      extra={"model_version": candidate})
+            return
 
     def serving(self) -> Predictor:
         """The model to answer with, or NotReady saying why there is none."""

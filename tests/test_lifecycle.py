@@ -351,3 +351,44 @@ def test_a_master_removes_a_draining_marker_left_under_its_own_pid(monkeypatch,
     gunicorn_conf.on_starting(server)
 
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("middle_promoted", [True, False])
+def test_a_worker_started_after_current_went_bad_serves_the_last_good_version(
+        store_copy, trained_store, middle_promoted):
+    """Its siblings kept their model when CURRENT went bad; a worker started after
+    that (crashed and replaced) serves the newest earlier version training promoted,
+    not nothing. One training kept unpublished is passed over."""
+    first = artifact.read_current(store_copy)
+    middle = publish_copy(store_copy, trained_store, 2)
+    if not middle_promoted:
+        path = store_copy / artifact.VERSIONS / middle / artifact.METADATA_FILE
+        document = json.loads(path.read_text())
+        document["promotion"] = {"promoted": False}
+        path.write_text(json.dumps(document))
+    bad = publish_broken(store_copy, trained_store, 3, flip_one_byte)
+    recorder = Recorder()
+
+    store = ModelStore(store_copy, on_load=recorder)
+    store.refresh()
+    store.refresh()
+
+    expected = middle if middle_promoted else first
+    assert store.serving().version == expected
+    assert recorder.calls == [("failure", bad), ("success", expected)]
+
+    fixed = publish_copy(store_copy, trained_store, 4)
+    store.refresh()
+    assert store.serving().version == fixed
+
+
+def test_with_no_good_version_left_a_new_worker_stays_unready(store_copy,
+                                                             trained_store):
+    only = artifact.read_current(store_copy)
+    flip_one_byte(store_copy, only)
+
+    store = ModelStore(store_copy)
+    store.refresh()
+
+    assert store.predictor is None
+    assert "does not match its metadata" in store.problem

@@ -153,10 +153,11 @@ def read_regular(path: Path, limit: int = -1) -> bytes:
     """The bytes of a file the training job wrote (at most `limit`), read only if it
     is a regular file. Training writes nothing else; a symbolic link (which may lead
     anywhere), a FIFO or a device (whose read may block for ever) or a folder was put
-    there by hand, and is an ArtifactError. FileNotFoundError passes through."""
+    there by hand, and is an ArtifactError. FileNotFoundError and NotADirectoryError
+    (a file where a folder of the path should be) pass through."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise
     except OSError as e:
         kind = "a symbolic link" if Path(path).is_symlink() else "unreadable"
