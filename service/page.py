@@ -12,13 +12,12 @@ publishes a version and switches this worker to it at once (the other workers fo
 within `SALES_FORECAST_RELOAD_INTERVAL` seconds).
 """
 
-import fcntl
 import ipaddress
 import json
 import logging
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path, PurePath
 from urllib.parse import urlsplit
 
@@ -241,9 +240,10 @@ def training_slot(model_dir: Path):
     """One upload trains at a time per model store, across all workers; a second one
     is told so at once rather than queued behind a busy thread."""
     model_dir.mkdir(parents=True, exist_ok=True)
-    with open(model_dir / ".upload.lock", "w") as lock:
+    with ExitStack() as held:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held.enter_context(artifact.held_lock(model_dir / ".upload.lock",
+                                                  blocking=False))
         except BlockingIOError:
             raise TrainingBusy("Another upload is being trained into this model store; "
                                "try again in a few seconds.") from None

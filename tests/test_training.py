@@ -221,8 +221,22 @@ def versions_is_a_file(tmp: Path):
     return tmp / "models", f"{tmp / 'models' / 'versions'} is not a directory, so"
 
 
+def the_lock_is_a_link(tmp: Path):
+    # Opened for writing through the link, the lock would truncate its target.
+    (tmp / "models").mkdir()
+    (tmp / "victim.txt").write_text("important")
+    (tmp / "models" / ".publish.lock").symlink_to(tmp / "victim.txt")
+    return tmp / "models", ".publish.lock is a symbolic link, so"
+
+
+def the_lock_is_a_folder(tmp: Path):
+    (tmp / "models" / ".publish.lock").mkdir(parents=True)
+    return tmp / "models", ".publish.lock is not a file, so"
+
+
 @pytest.mark.parametrize("layout", [a_file, under_a_file, a_dangling_link,
-                                    current_is_a_directory, versions_is_a_file],
+                                    current_is_a_directory, versions_is_a_file,
+                                    the_lock_is_a_link, the_lock_is_a_folder],
                          ids=lambda layout: layout.__name__.replace("_", " "))
 def test_a_model_dir_publishing_would_fail_on_is_refused_before_training(
         tmp_path, capsys, monkeypatch, layout):
@@ -236,6 +250,61 @@ def test_a_model_dir_publishing_would_fail_on_is_refused_before_training(
     assert err.startswith("error: ") and message in err
     assert "Traceback" not in err and err.count("\n") == 1
     assert sorted(tmp_path.rglob("*")) == before
+    if (tmp_path / "victim.txt").exists():
+        assert (tmp_path / "victim.txt").read_text() == "important"
+
+
+def test_a_lock_planted_after_the_checks_is_never_followed(tmp_path):
+    """held_lock itself refuses a link or a folder, so a lock planted while training
+    ran truncates nothing either."""
+    (tmp_path / "victim.txt").write_text("important")
+    (tmp_path / "link.lock").symlink_to(tmp_path / "victim.txt")
+    (tmp_path / "folder.lock").mkdir()
+
+    for name in ("link.lock", "folder.lock"):
+        with pytest.raises(artifact.ArtifactError, match="cannot serve as a lock"):
+            with artifact.held_lock(tmp_path / name):
+                pass
+
+    assert (tmp_path / "victim.txt").read_text() == "important"
+
+
+def test_a_store_that_cannot_be_written_leaves_nothing_behind(tmp_path, capsys,
+                                                              monkeypatch):
+    """The disk fills up as CURRENT is switched: one error line, exit 4, no version
+    left whose metadata says it was promoted, CURRENT unchanged."""
+    model_dir = tmp_path / "models"
+    assert train(WINEIND, model_dir) == 0
+    served = artifact.read_current(model_dir)
+    capsys.readouterr()
+
+    def disk_full(directory, version):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(artifact, "set_current", disk_full)
+
+    assert train(WINEIND, model_dir, "--force") == 4
+
+    err = capsys.readouterr().err
+    assert err == (f"error: the model store {model_dir} could not be written: No "
+                   "space left on device. Nothing was published; CURRENT is "
+                   "unchanged.\n")
+    assert [p.name for p in (model_dir / "versions").iterdir()] == [served]
+    assert artifact.read_current(model_dir) == served
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a file system needs root")
+def test_a_model_dir_on_a_read_only_file_system_is_named_as_such(tmp_path, capsys):
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)],
+                   check=True)
+    try:
+        assert train(WINEIND, mount / "models") == 2
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+    err = capsys.readouterr().err
+    assert f"cannot be written: {mount} is on a read-only file system" in err
 
 
 def test_a_model_dir_this_user_cannot_write_is_refused_before_training():

@@ -72,12 +72,37 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+PUBLISH_LOCK = ".publish.lock"
+
+
+@contextmanager
+def held_lock(path: Path, blocking: bool = True):
+    """An exclusive flock on `path`, created if missing. The file is never followed
+    through a symbolic link and never truncated: its content means nothing, but a
+    link planted there could lead to a file whose content does. With `blocking`
+    false, BlockingIOError says another process holds it."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o644)
+    except OSError as e:  # a symbolic link (ELOOP), a folder (EISDIR), ...
+        raise ArtifactError(f"{path} cannot serve as a lock file ({e.strerror}); it "
+                            "must be a regular file or absent. Move it out of the "
+                            "way.") from e
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ArtifactError(f"{path} cannot serve as a lock file: it is not a "
+                                "regular file. Move it out of the way.")
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        yield
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def publish_lock(model_dir: Path):
     """Serialise publishers (two training runs finishing together) on one directory."""
     model_dir.mkdir(parents=True, exist_ok=True)
-    with open(model_dir / ".publish.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with held_lock(model_dir / PUBLISH_LOCK):
         yield
 
 

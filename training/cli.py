@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import sys
 import threading
 import time
@@ -35,7 +36,7 @@ from training.procedure import (backtest_rows_for_page, compare_with_served,
 from training.selection import (AUTO, BACKTEST_MONTHS, BLEND, GATE_SCOPES, MIN_MONTHS,
                                 GateRefused, refusals)
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_NOT_PROMOTED = 0, 2, 3
+EXIT_OK, EXIT_BAD_INPUT, EXIT_NOT_PROMOTED, EXIT_STORE_FAILED = 0, 2, 3, 4
 MODEL_CHOICES = (AUTO, BLEND, *sorted(MODEL_KINDS))
 # A sales history is kilobytes to a few megabytes; anything far larger is a wrong
 # address (or /dev/zero), for a download and a local file alike.
@@ -132,6 +133,12 @@ def check_model_dir(model_dir: Path) -> None:
         raise ModelDirRefused(f"--model-dir {model_dir} cannot be created: {existing} "
                               f"exists and is not a directory. {fix}")
     versions, current = model_dir / artifact.VERSIONS, model_dir / artifact.CURRENT
+    lock = model_dir / artifact.PUBLISH_LOCK
+    if lock.is_symlink() or (lock.exists() and not lock.is_file()):
+        raise ModelDirRefused(
+            f"{lock} is {'a symbolic link' if lock.is_symlink() else 'not a file'}, "
+            "so --model-dir is not a model store training can publish into (the lock "
+            "is never followed through a link). Move it out of the way.")
     for path, directory in ((versions, True), (current, False)):
         if path.exists() and path.is_dir() != directory:
             raise ModelDirRefused(
@@ -139,6 +146,11 @@ def check_model_dir(model_dir: Path) -> None:
                 f"{model_dir} is not a model store training can publish into. Move "
                 f"{path.name} out of the way, or pass another --model-dir.")
     for path in (existing, versions):
+        if path.is_dir() and os.statvfs(path).f_flag & os.ST_RDONLY:
+            raise ModelDirRefused(
+                f"--model-dir {model_dir} cannot be written: {path} is on a read-only "
+                "file system. Pass a --model-dir on a writable one, or mount it "
+                "read-write.")
         if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
             raise ModelDirRefused(
                 f"--model-dir {model_dir} cannot be written: {path} is not writable "
@@ -426,8 +438,22 @@ def publish(model_dir: Path, trained: dict, force: bool = False,
                                       trained["metadata"], trained.get("files"))
         if refused and not force:
             raise PromotionRefused(refusal(trained, comparison, worse, path), path)
-        artifact.set_current(model_dir, trained["version"])
+        try:
+            artifact.set_current(model_dir, trained["version"])
+        except BaseException:
+            # Its metadata says promoted; a version CURRENT never came to name must
+            # not stay behind saying so.
+            if not names_current(model_dir, trained["version"]):
+                shutil.rmtree(path, ignore_errors=True)
+            raise
     return path
+
+
+def names_current(model_dir: Path, version: str) -> bool:
+    try:
+        return artifact.read_current(model_dir) == version
+    except (OSError, artifact.ArtifactError):
+        return False
 
 
 def refusal(trained: dict, comparison: dict, worse: bool, path: Path) -> str:
@@ -561,6 +587,16 @@ def main(argv=None) -> int:
     except PromotionRefused as e:
         print(f"error: {e}", file=sys.stderr)
         path, code = e.path, EXIT_NOT_PROMOTED
+    except (OSError, artifact.ArtifactError) as e:
+        # The disk filled up or failed while writing: nothing was published, and
+        # nothing half-written is left (write_version and publish clean up).
+        reason = e
+        if isinstance(e, OSError) and e.strerror:
+            reason = e.strerror + (f" ({e.filename})" if e.filename else "")
+        print(f"error: the model store {args.model_dir} could not be written: "
+              f"{reason}. Nothing was published; CURRENT is unchanged.",
+              file=sys.stderr)
+        return EXIT_STORE_FAILED
     bad_pointer = (trained["metadata"]["promotion"]["compared_with"] or {}) \
         .get("bad_pointer")
     if bad_pointer and code == EXIT_OK:
