@@ -277,6 +277,22 @@ def test_levels_resting_on_too_few_errors_are_named_with_their_months_ahead():
         [4, 9, 19, 99]
 
 
+def test_a_short_series_band_rests_on_a_dozen_values_at_least():
+    """13 months have one year-on-year change: a '95%' band of that one value was
+    narrower than the 12-month series' band and missed 2 of 3 actual months."""
+    sales = pd.read_csv(WINEIND)["sales"].to_numpy(dtype=np.float64)
+
+    for months in range(12, 24):
+        history = sales[:months]
+        q = intervals.in_sample_quantiles(history, 3)
+        spread = np.abs(history - history.mean()) / intervals.series_scale(history)
+        assert q[95][0] == intervals.conformal_quantile(spread, 95), months
+        assert q[80][0] < q[95][0], months
+    longer = intervals.in_sample_quantiles(sales[:24], 3)
+    changes = np.abs(sales[12:24] - sales[:12]) / intervals.series_scale(sales[:24])
+    assert longer[95][0] == intervals.conformal_quantile(changes, 95)
+
+
 def test_enough_errors_leave_no_level_at_the_widest_seen():
     rows = pd.DataFrame({
         "series": np.repeat(["a", "b", "c", "d"], 72),

@@ -111,10 +111,17 @@ def calibrate(errors: pd.DataFrame, horizon: int) -> dict[int, np.ndarray] | Non
     return quantiles
 
 
+# Year-on-year changes an uncalibrated interval needs before it rests on them: fewer
+# (a series of 13 to 23 months) would make a 95% band of one or two changes, narrower
+# than the deviations from the mean a series of 12 months gets.
+MIN_CHANGES = 12
+
+
 def in_sample_quantiles(sales: np.ndarray, horizon: int) -> dict[int, np.ndarray]:
     """For a series too short to backtest: the spread of its own year-on-year changes
-    (or of its deviations from its mean), flat over the horizon. Not calibrated."""
-    if len(sales) > 12:
+    when it has at least MIN_CHANGES of them, else of its deviations from its mean,
+    flat over the horizon. Not calibrated."""
+    if len(sales) - 12 >= MIN_CHANGES:
         spread = np.abs(sales[12:] - sales[:-12])
     else:
         spread = np.abs(sales - sales.mean())
