@@ -452,17 +452,21 @@ def test_conflicting_values_for_a_month_are_refused_naming_both_lines(tmp_path):
         ("", "line 9: the sales value is empty. Fill it in, or delete the line"),
         ("-12.5", "line 9: sales value '-12.5' is negative, but sales must be >= 0. "
                   "Net returns"),
-        ("twelve", "line 9: sales value 'twelve' is not a number. Write plain numbers"),
+        ("twelve", "line 9: sales value 'twelve' is not a number as the loader reads "
+                   "them. Write plain numbers"),
+        ("+12", "line 9: sales value '+12' is not a number as the loader reads them"),
         ("1e308", "line 9: sales value '1e308' is above 2^53 (about 9.007e15)"),
         ("1e16", "line 9: sales value '1e16' is above 2^53"),
         ('"$1,234"', "line 9: sales value '$1,234' is not a number"),
         ("1 234", "line 9: sales value '1 234' is not a number"),
         ("NaN", "line 9: sales value 'NaN' marks a missing or infinite value"),
         ("inf", "line 9: sales value 'inf' marks a missing or infinite value"),
-        ("1e999", "line 9: sales value '1e999' is not a number"),
+        ("1e999", "line 9: sales value '1e999' is above 2^53"),
+        ("9" * 400, "line 9: sales value '" + "9" * 100 + "'... (400 characters) is "
+                    "above 2^53"),
     ],
-    ids=["empty", "negative", "word", "far too large", "just too large", "currency",
-         "space grouping", "NaN", "inf", "overflow"],
+    ids=["empty", "negative", "word", "plus sign", "far too large", "just too large",
+         "currency", "space grouping", "NaN", "inf", "overflow", "400 digits"],
 )
 def test_bad_sales_values_are_refused_naming_line_and_value(tmp_path, value, problem):
     values = list(CENTS)
@@ -770,3 +774,36 @@ def test_a_file_of_thousands_of_columns_gets_short_messages(tmp_path):
 
     assert loaded.notes[-1].endswith("'c19' and 4980 more")
     assert len(str(error)) < 1000
+
+
+@pytest.mark.parametrize("name, code", [
+    ('"a\rb"', "U+000A"),  # a quoted CR, read as a line break like every other
+    ('"a\tb"', "U+0009"),
+    ("\u202eabc", "U+202E"),  # right-to-left override
+    ("a\u200bb", "U+200B"),  # zero-width space
+    ("\ufeffa", "U+FEFF"),
+])
+def test_a_series_name_with_a_hidden_character_is_refused(tmp_path, name, code):
+    content = ("date,sales,series\n2000-01-01,1,plain\n"
+               f"2000-01-01,1,{name}\n").encode()
+
+    refuse(write(tmp_path, content), "shop.csv: line 3: the series name",
+           f"contains {code}", "Rename the series.")
+
+
+def test_joiners_that_scripts_need_are_kept_in_names(tmp_path):
+    name = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"  # Persian, ZWNJ
+    content = "date,sales,series\n" + "".join(
+        f"{m:%Y-%m-%d},{i},{name}\n" for i, m in enumerate(MONTHS))
+
+    loaded = load_sales(write(tmp_path, content.encode()), min_months=1)
+
+    assert loaded.frame["series"].unique().tolist() == [name]
+
+
+@pytest.mark.parametrize("column, role", [("date", "date"), ("sales", "sales")])
+def test_a_series_column_that_is_the_date_or_sales_column_is_refused(tmp_path,
+                                                                     column, role):
+    refuse(write(tmp_path, csv_bytes(CENTS)),
+           f"the series column {column!r} is also the {role} column",
+           columns=Columns(series=column))

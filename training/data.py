@@ -162,8 +162,9 @@ ROW_PROBLEMS = {
         "fill_gaps='interpolate' (--fill-gaps interpolate) to estimate that month."
     ),
     "number": (
-        "line {line}: sales value {value!r} is not a number. Write plain numbers such "
-        "as 1664 or 1664.81, without currency signs, units or spaces."
+        "line {line}: sales value {value!r} is not a number as the loader reads them. "
+        "Write plain numbers such as 1664, 1664.81 or 1.66e3: digits before any "
+        "decimal mark, no '+' sign, currency signs, units or spaces."
     ),
     "negative": (
         "line {line}: sales value {value!r} is negative, but sales must be >= 0. Net "
@@ -603,6 +604,12 @@ def _pick_columns(
         columns.series in header or columns.series != Columns.series
     ):
         series_at = _column_index(header, columns.series, label)
+    if series_at in (date_at, sales_at):
+        raise DataError(
+            f"{label}: the series column {columns.series!r} is also the "
+            f"{'date' if series_at == date_at else 'sales'} column; every line would "
+            "be a series of its own. Name the column that holds the series with "
+            "--series-col, or leave it out for a file of one series.")
     _note_unused(records, header, {date_at, sales_at, series_at}, notes)
 
     if series_at is None:
@@ -617,6 +624,7 @@ def _pick_columns(
     else:
         series = records[series_at]
         _refuse_unnamed_series(series, lines, columns.series, label)
+        _refuse_hidden_characters(series, lines, columns.series, label)
     rows = pd.DataFrame({
         "line": lines, "series": series,
         "date_text": records[date_at], "sales_text": records[sales_at],
@@ -696,6 +704,29 @@ def _counts_rows(values: np.ndarray) -> bool:
         return False
 
 
+# Characters a series name may not hold: line breaks, tabs and other controls, and
+# the invisible ones that reorder or hide text (bidirectional overrides, zero-width
+# space, word joiner, byte-order mark). A name is how requests and summaries find a
+# series; with one of these two names that look the same are not, or a printed name
+# forges lines. Zero-width joiners stay: Persian and Indic scripts need them.
+HIDDEN_IN_NAMES = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060"
+    "\u2066-\u2069\ufeff]")
+
+
+def _refuse_hidden_characters(series: pd.Series, lines, column: str,
+                              label: str) -> None:
+    for name in pd.unique(series):
+        hidden = HIDDEN_IN_NAMES.search(name)
+        if hidden:
+            line = lines[(series == name).to_numpy()][0]
+            raise DataError(
+                f"{label}: line {line}: the series name {_Clipped(name)!r} in column "
+                f"{column!r} contains U+{ord(hidden.group()):04X}, a line break, "
+                "control or invisible character; a name with one reads like another "
+                "name, or breaks the lines it is printed in. Rename the series.")
+
+
 def _refuse_unnamed_series(series: pd.Series, lines, column: str, label: str) -> None:
     empty = (series == "").to_numpy()
     if empty.any():
@@ -772,11 +803,11 @@ def _parse_sales(rows, separator, label, notes) -> tuple[np.ndarray, dict]:
     if suspect.any():
         lowered = pd.Series(values[suspect], dtype=object).str.lower()
         marker[suspect] = lowered.isin(MISSING_MARKERS).to_numpy()
-    unreadable = (suspect & ~marker) | (readable & ~np.isfinite(sales))
-
+    unreadable = suspect & ~marker
+    # A number too long for a float (1e400, 400 digits) reads as infinite.
     return sales, {"empty": empty, "missing": marker, "number": unreadable,
                    "negative": readable & (sales < 0),
-                   "too_large": readable & np.isfinite(sales) & (sales > MAX_SALES)}
+                   "too_large": readable & (sales > MAX_SALES)}
 
 
 def _shapes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
