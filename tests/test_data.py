@@ -807,3 +807,15 @@ def test_a_series_column_that_is_the_date_or_sales_column_is_refused(tmp_path,
     refuse(write(tmp_path, csv_bytes(CENTS)),
            f"the series column {column!r} is also the {role} column",
            columns=Columns(series=column))
+
+
+def test_spaces_removed_around_series_names_are_said(tmp_path):
+    content = ("date,sales,series\n" + "".join(
+        f"{m:%Y-%m-%d},{i},{'a' if i < 20 else 'a '}\n" for i, m in enumerate(MONTHS)))
+
+    loaded = load_sales(write(tmp_path, content.encode()))
+
+    assert loaded.frame["series"].unique().tolist() == ["a"]
+    assert loaded.notes == [
+        "removed the spaces around series names (the first on line 22); names that "
+        "differ only by such spaces are read as one series"]

@@ -214,11 +214,16 @@ def load_sales(
     text = _decode(raw, label, encoding)
     _refuse_long_lines(text, label)
     separator, header = _read_header(text, label)
-    records, lines = _read_records(text, separator, header, label, notes)
+    records, lines, padded = _read_records(text, separator, header, label, notes)
     rows, has_series = _pick_columns(
         records, lines, header, columns, label, notes,
         default_series=series_name or _stem(label), explicit_name=series_name,
     )
+    if has_series and header.index(columns.series) in padded:
+        notes.append(
+            "removed the spaces around series names (the first on line "
+            f"{padded[header.index(columns.series)]}); names that differ only by "
+            "such spaces are read as one series")
     this_month = _month_of(today)
     rows = _parse_values(rows, separator, label, notes, this_month)
     appearance = {name: i for i, name in enumerate(pd.unique(rows["series"]))}
@@ -473,10 +478,11 @@ def _clean_name(name: str) -> str:
 
 def _read_records(
     text, separator, header, label, notes
-) -> tuple[pd.DataFrame, np.ndarray]:
+) -> tuple[pd.DataFrame, np.ndarray, dict[int, int]]:
     """Every data line as stripped strings (columns numbered from 0), with the physical
-    line number each record starts on. Blank lines are dropped and noted; a line with
-    fewer or more fields than the header is refused."""
+    line number each record starts on, and for each column that had a value with
+    spaces around it the first line of one. Blank lines are dropped and noted; a line
+    with fewer or more fields than the header is refused."""
     width = len(header)
     try:
         table = pd.read_csv(
@@ -486,8 +492,15 @@ def _read_records(
     except pd.errors.ParserError as error:
         raise _malformed(text, separator, header, label, error) from None
     starts = _record_lines(table, text)
+    padded = {}
     if _has_padding(text, separator):
-        table = table.apply(lambda column: column.str.strip())
+        stripped = table.apply(lambda column: column.str.strip())
+        for column in table.columns:
+            changed = (stripped[column] != table[column]).to_numpy().copy()
+            changed[0] = False  # the header
+            if changed.any():
+                padded[column] = int(starts[np.argmax(changed)])
+        table = stripped
 
     # A blank line reads as empty values, so only lines ending empty can be blank.
     blank = (table[width - 1] == "").to_numpy().copy()
@@ -507,7 +520,7 @@ def _read_records(
             f"{label} has a header but no data lines. Add one line per month below the "
             f"header {separator.join(header)!r}."
         )
-    return table[keep].reset_index(drop=True), starts[keep]
+    return table[keep].reset_index(drop=True), starts[keep], padded
 
 
 def _has_padding(text: str, separator: str) -> bool:
