@@ -360,3 +360,17 @@ def test_retraining_replaces_a_current_that_holds_no_version_id(
     assert promotion["promoted"] is True
     assert promotion["compared_with"]["served_version"] is None
     assert repr(pointer) in promotion["compared_with"]["bad_pointer"]
+
+
+def test_a_long_backtest_says_how_far_it_got(tmp_path, capsys, monkeypatch):
+    from training import backtest
+
+    monkeypatch.setattr(backtest, "PROGRESS_AFTER", -1.0)  # every run is "long"
+
+    assert train(WINEIND, tmp_path / "models") == 0
+
+    lines = [line for line in capsys.readouterr().err.splitlines()
+             if line.startswith("backtest: ")]
+    assert lines[0].startswith("backtest: 0 of 6 cut-offs done in ")
+    assert lines[-1].startswith("backtest: 5 of 6 cut-offs done in ")
+    assert lines[-1].endswith("(1 series)")

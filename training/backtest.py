@@ -17,6 +17,9 @@ marks as a gross error is not scored (no forecast can be judged by a stock-out o
 misplaced digit; scoring it would reward whichever model happened to copy it).
 """
 
+import logging
+import time
+
 import numpy as np
 import pandas as pd
 
@@ -31,6 +34,11 @@ DEFAULT_ORIGINS = 8
 # forecast from several distances, and eight origins span three years of data.
 DEFAULT_STEP = 3
 KEY_COLUMNS = ["series", "origin", "horizon", "month", "actual", "scale"]
+# A backtest still running after this many seconds (a file of hundreds of series)
+# says how far it got after each origin, so a long run is not a silent one.
+PROGRESS_AFTER = 10.0
+
+log = logging.getLogger("training")
 
 
 def with_months(frame: pd.DataFrame) -> pd.DataFrame:
@@ -61,12 +69,17 @@ def run_backtest(frame: pd.DataFrame, kinds, origins, horizon: int = DEFAULT_HOR
     frame = with_months(frame)
     unscored = gross_error_months(frame)
     parts = []
-    for origin in origins:
+    started = time.monotonic()
+    for done, origin in enumerate(origins):
+        elapsed = time.monotonic() - started
+        if elapsed > PROGRESS_AFTER:
+            log.info("backtest: %d of %d cut-offs done in %.0f s (%d series)", done,
+                     len(origins), elapsed, frame["series"].nunique())
         train = frame[frame["month"] <= origin]
         test = frame[(frame["month"] > origin) & (frame["month"] <= origin + horizon)]
         lengths = train.groupby("series").size()
-        names = [s for s in lengths.index if lengths[s] >= min_train
-                 and s in set(test["series"])]
+        tested = set(test["series"])
+        names = [s for s in lengths.index if lengths[s] >= min_train and s in tested]
         if not names:
             continue
         test = test[test["series"].isin(names)]

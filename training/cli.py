@@ -12,6 +12,7 @@ import argparse
 import hashlib
 import http.client
 import json
+import logging
 import os
 import re
 import shutil
@@ -571,8 +572,24 @@ def _maybe(value, width: int, digits: int) -> str:
     return f"{'undef':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
 
 
+class ProgressLines(logging.Handler):
+    """The training logger's messages (progress of a long backtest) as plain lines on
+    whatever sys.stderr is when they are written."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(record.getMessage(), file=sys.stderr, flush=True)
+
+
+def show_progress() -> None:
+    logger = logging.getLogger("training")
+    if not any(isinstance(h, ProgressLines) for h in logger.handlers):
+        logger.addHandler(ProgressLines())
+        logger.setLevel(logging.INFO)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    show_progress()
     try:
         check_model_dir(args.model_dir)
         trained = train(args)

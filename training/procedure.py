@@ -82,7 +82,9 @@ def fit_and_check(frame: pd.DataFrame, requested: str = AUTO, scope: str = "grou
                 "scored_origins": [month_label(o) for o in cutoffs if o in scored],
                 "step_months": step, "refit_at_each_origin": True,
                 "candidates": candidate_kinds(requested) + [BLEND]}
-    evaluation = {s: series_evaluation(table, s, choices[s], protocol)
+    positions = table.groupby("series", sort=False).indices
+    evaluation = {s: series_evaluation(table.iloc[positions.get(s, [])], choices[s],
+                                       protocol)
                   for s in choices}
     return Outcome(model=model, choices=choices, table=table, origins=cutoffs,
                    intervals=interval_meta, evaluation=evaluation,
@@ -123,8 +125,9 @@ def calibrate_intervals(table: pd.DataFrame, sales: dict, horizon: int,
                            if n < intervals.fewest_errors(level)]
               for level in intervals.LEVELS}
     per_series = {}
+    backtested = set(rows["series"])
     for name, values in sales.items():
-        calibrated = quantiles is not None and name in set(rows["series"])
+        calibrated = quantiles is not None and name in backtested
         q = quantiles if calibrated else intervals.in_sample_quantiles(values, horizon)
         widths = intervals.half_widths(q, scales[name], FORECAST_MONTHS)
         per_series[name] = {"calibrated": calibrated, "scale": scales[name],
@@ -147,20 +150,32 @@ def calibrate_intervals(table: pd.DataFrame, sales: dict, horizon: int,
 
 
 def scores_of(rows: pd.DataFrame, column: str) -> dict | None:
-    usable = rows[np.isfinite(rows[column])]
-    if usable.empty:
+    return finite_scores(rows["actual"].to_numpy(np.float64),
+                         rows[column].to_numpy(np.float64),
+                         rows["scale"].to_numpy(np.float64))
+
+
+def finite_scores(actual: np.ndarray, forecast: np.ndarray,
+                  scale: np.ndarray) -> dict | None:
+    """Point metrics of the months with a forecast; None if there is none."""
+    usable = np.isfinite(forecast)
+    if not usable.any():
         return None
-    return point_metrics(usable["actual"], usable[column], usable["scale"])
+    return point_metrics(actual[usable], forecast[usable], scale[usable])
 
 
 def per_horizon(rows: pd.DataFrame, column: str) -> list:
-    return [scores_of(rows[rows["horizon"] == h], column)
-            for h in sorted(rows["horizon"].unique())]
+    # On arrays, not frames: per series, per column and per months ahead this runs
+    # thousands of times for a file of hundreds of series.
+    ahead = rows["horizon"].to_numpy()
+    actual, scale = (rows[c].to_numpy(np.float64) for c in ("actual", "scale"))
+    forecast = rows[column].to_numpy(np.float64)
+    return [finite_scores(actual[at], forecast[at], scale[at])
+            for h in np.unique(ahead) for at in [ahead == h]]
 
 
-def series_evaluation(table: pd.DataFrame, name: str, choice: Choice,
-                      protocol: dict) -> dict:
-    rows = table[table["series"] == name]
+def series_evaluation(rows: pd.DataFrame, choice: Choice, protocol: dict) -> dict:
+    """The backtest scores of one series; `rows` are its rows of the table."""
     result = {"served": choice.label, "tier": choice.tier, "reason": choice.reason,
               "backtest": {**protocol, "months_scored": int(len(rows))},
               # Kept for readers of the earlier holdout layout.
