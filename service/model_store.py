@@ -64,6 +64,8 @@ class ModelStore:
                 version = artifact.read_current(self.model_dir)
             except artifact.ArtifactError as e:
                 self._bad_pointer(str(e))
+                if self.predictor is None:
+                    self._fall_back(None)
                 return
             if version is None:
                 self._no_pointer()
@@ -116,31 +118,36 @@ class ModelStore:
         log.info("serving model version %s (previous: %s)", version, previous,
                  extra={"model_version": version})
 
-    def _fall_back(self, refused: str) -> None:
-        """Serve the newest version older than `refused` that training promoted and
-        that loads: what this worker's siblings most likely still serve, since they
-        kept their model when CURRENT went bad. Without it a worker started after
-        that (a crashed one replaced, a reload) would answer nothing at all."""
+    def _fall_back(self, refused: str | None) -> None:
+        """Serve the newest version older than `refused` (any version, when CURRENT
+        itself is unreadable: None) that training promoted and that loads: what this
+        worker's siblings most likely still serve, since they kept their model when
+        CURRENT went bad. Without it a worker started after that (a crashed one
+        replaced, a reload) would answer nothing at all."""
         tried = 0
         for candidate in reversed(versions_in(self.model_dir)):
-            if candidate >= refused or candidate in self._refused:
+            if (refused is not None and candidate >= refused) or \
+                    candidate in self._refused:
                 continue
             if tried == FALLBACK_TRIES:
                 break
             tried += 1
             try:
-                model, metadata = artifact.load_version(self.model_dir, candidate)
-                if (metadata.get("promotion") or {}).get("promoted") is False:
+                promotion = artifact.read_metadata(self.model_dir, candidate) \
+                    .get("promotion") or {}
+                if promotion.get("promoted") is False:
                     continue  # kept unpublished: it lost to the version it followed
+                model, metadata = artifact.load_version(self.model_dir, candidate)
                 predictor = Predictor(model, metadata)
             except Exception:  # any failure: the next older one may load
                 self._refused[candidate] = version_files(self.model_dir, candidate)
                 continue
             self.predictor, self.problem = predictor, ""
             self._on_load("success", candidate, None)
-            log.error("%s names %s, which was refused; serving %s, the newest earlier "
-                      "promoted version that loads, until %s changes",
-                      artifact.CURRENT, refused, candidate, artifact.CURRENT,
+            log.error("%s %s; serving %s, the newest earlier promoted version that "
+                      "loads, until %s changes", artifact.CURRENT,
+                      f"names {refused}, which was refused" if refused
+                      else "is unreadable", candidate, artifact.CURRENT,
                       extra={"model_version": candidate})
             return
 

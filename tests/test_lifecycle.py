@@ -392,3 +392,15 @@ def test_with_no_good_version_left_a_new_worker_stays_unready(store_copy,
 
     assert store.predictor is None
     assert "does not match its metadata" in store.problem
+
+
+def test_a_worker_started_after_current_was_garbled_serves_the_newest_version(
+        store_copy, trained_store):
+    newest = publish_copy(store_copy, trained_store, 2)
+    point_current_at(store_copy, "../../etc/passwd\n")
+
+    store = ModelStore(store_copy)
+    store.refresh()
+    store.refresh()
+
+    assert store.serving().version == newest
