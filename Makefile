@@ -104,6 +104,8 @@ test-chart: chart-tools
 
 kind-up:
 	kind create cluster --name $(KIND_CLUSTER) --config k8s/kind-cluster.yaml
+	helm repo add metrics-server https://kubernetes-sigs.github.io/metrics-server/ \
+		--force-update
 	helm upgrade --install metrics-server metrics-server/metrics-server \
 		--namespace kube-system --values k8s/metrics-server-values.yaml
 

@@ -481,8 +481,17 @@ def refusal(trained: dict, comparison: dict, worse: bool, path: Path) -> str:
     return (f"Not promoted: version {trained['version']} {' and '.join(why)}. CURRENT "
             f"still names {served}; the new version was kept unpublished in {path}."
             f"{how} Pass --force to train and publish anyway, or publish this "
-            f"version as it is: python -m training.versions publish --model-dir "
-            f"{path.parent.parent} {trained['version']}")
+            f"version as it is: {this_python()} -m training.versions publish "
+            f"--model-dir {path.parent.parent} {trained['version']}")
+
+
+def this_python() -> str:
+    """The interpreter running this, as a command to copy: relative when it lives
+    under the working directory (.venv/bin/python), else absolute."""
+    try:
+        return str(Path(sys.executable).relative_to(Path.cwd()))
+    except ValueError:
+        return sys.executable
 
 
 def some_names(names: list[str], shown: int = 5) -> str:
