@@ -21,14 +21,10 @@ def json_response(payload, status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status=status, mimetype="application/json")
 
 
-def body_cut_off() -> bool:
-    """Whether the receive deadline (service.worker.DeadlineSocket) ended the body
-    before the client had sent all of it; False outside gunicorn."""
-    return getattr(request.environ.get("gunicorn.socket"), "cut_off", False)
-
-
 def refuse_cut_off_body() -> None:
-    if body_cut_off():
+    """A 400 when the receive deadline (service.worker.DeadlineSocket) ended the body
+    before the client had sent all of it; nothing outside gunicorn."""
+    if getattr(request.environ.get("gunicorn.socket"), "cut_off", False):
         raise BadRequest("The request body was cut off: the client stopped sending "
                          "before the whole body arrived within the receive deadline, "
                          "so the request was not processed. Send the whole body at "

@@ -9,6 +9,7 @@ exactly what the estimator's own `predict` returns, and a model that cannot answ
 (an exception, a NaN, an infinity) is refused before it ever serves.
 """
 
+import calendar
 import math
 import unicodedata
 from operator import getitem, itemgetter
@@ -46,7 +47,7 @@ def parse_month(text) -> int:
 def _days_in(year: int, month: int) -> int:
     """Days in a month of the proleptic Gregorian calendar (2019-02-30 is no date)."""
     if month == 2:
-        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+        return 29 if calendar.isleap(year) else 28
     return 30 if month in (4, 6, 9, 11) else 31
 
 

@@ -84,8 +84,9 @@ class DeadlineSocket:
         self._received = 0
         # The gunicorn request being read (ThreadWorker.handle_request sets it), and
         # whether the deadline cut its body off; the application answers such a
-        # request 400 (service.http.body_cut_off), and the connection is closed, so
-        # bytes the client sends late are never read as a request of their own.
+        # request 400 (service.http.refuse_cut_off_body), and the connection is
+        # closed, so bytes the client sends late are never read as a request of
+        # their own.
         self.request = None
         self.cut_off = False
 

@@ -36,6 +36,7 @@ from training.procedure import (backtest_rows_for_page, compare_with_served,
                                 fit_and_check, month_label)
 from training.selection import (AUTO, BACKTEST_MONTHS, BLEND, GATE_SCOPES, MIN_MONTHS,
                                 GateRefused, refusals)
+from training.versions import current_or_none
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_NOT_PROMOTED, EXIT_STORE_FAILED = 0, 2, 3, 4
 MODEL_CHOICES = (AUTO, BLEND, *sorted(MODEL_KINDS))
@@ -444,17 +445,10 @@ def publish(model_dir: Path, trained: dict, force: bool = False,
         except BaseException:
             # Its metadata says promoted; a version CURRENT never came to name must
             # not stay behind saying so.
-            if not names_current(model_dir, trained["version"]):
+            if current_or_none(model_dir) != trained["version"]:
                 shutil.rmtree(path, ignore_errors=True)
             raise
     return path
-
-
-def names_current(model_dir: Path, version: str) -> bool:
-    try:
-        return artifact.read_current(model_dir) == version
-    except (OSError, artifact.ArtifactError):
-        return False
 
 
 def refusal(trained: dict, comparison: dict, worse: bool, path: Path) -> str:

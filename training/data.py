@@ -219,11 +219,12 @@ def load_sales(
         records, lines, header, columns, label, notes,
         default_series=series_name or _stem(label), explicit_name=series_name,
     )
-    if has_series and header.index(columns.series) in padded:
+    series_at = header.index(columns.series) if has_series else None
+    if series_at in padded:
         notes.append(
             "removed the spaces around series names (the first on line "
-            f"{padded[header.index(columns.series)]}); names that differ only by "
-            "such spaces are read as one series")
+            f"{padded[series_at]}); names that differ only by such spaces are read "
+            "as one series")
     this_month = _month_of(today)
     rows = _parse_values(rows, separator, label, notes, this_month)
     appearance = {name: i for i, name in enumerate(pd.unique(rows["series"]))}
