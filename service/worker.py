@@ -314,6 +314,7 @@ class ThreadWorker(gthread.ThreadWorker):
         self._no_pause_until = 0.0
         self._sibling = None  # the slot of the sibling the last pause deferred to
         self._notified = self._parent_checked = 0.0
+        self._quitting = False
         # gunicorn hands its worker half the configured timeout.
         self._notify_every = min(NOTIFY_EVERY, self.timeout / 2)
 
@@ -334,6 +335,17 @@ class ThreadWorker(gthread.ThreadWorker):
             return True
         self._parent_checked = now
         return super().is_parent_alive()
+
+    def handle_quit(self, sig, frame):
+        # Ctrl-C in a terminal reaches the workers and the master, which then sends
+        # them SIGQUIT as well. gthread's handler shuts the thread pool down (under
+        # a lock that is not re-entrant) and sleeps 0.1 s; a second signal in that
+        # window ran the handler again inside the first and could hang the worker
+        # until the master killed it after the graceful timeout. One is enough.
+        if self._quitting:
+            return
+        self._quitting = True
+        super().handle_quit(sig, frame)
 
     def release_share(self) -> None:
         """Free this worker's slot; the master calls it when the worker exits."""

@@ -255,3 +255,25 @@ def test_requests_sent_together_on_one_connection_are_answered_in_order(
 
     assert [status for status, _ in answers] == [200, 200, 404, 200]
     assert b"predictions" in answers[1][1]
+
+
+def test_a_second_quit_signal_does_not_run_the_handler_again(monkeypatch):
+    """Ctrl-C reaches a worker, then the master's SIGQUIT does: the second must not
+    run gthread's handler inside the first (its pool shutdown takes a lock that is
+    not re-entrant)."""
+    import signal
+
+    from gunicorn.workers import gthread
+
+    from service import worker
+
+    calls = []
+    monkeypatch.setattr(gthread.ThreadWorker, "handle_quit",
+                        lambda self, sig, frame: calls.append(sig))
+    quitting = object.__new__(worker.ThreadWorker)  # no gunicorn arbiter behind it
+    quitting._quitting = False
+
+    quitting.handle_quit(signal.SIGINT, None)
+    quitting.handle_quit(signal.SIGQUIT, None)
+
+    assert calls == [signal.SIGINT]
