@@ -16,8 +16,9 @@ seasonal naive's RMSE on the same months, and how often the actual fell inside t
 
 Without files it runs the three shared series (wineind, airpassengers, txhousing).
 The evaluation origins were never used to design the procedure: it was designed on
-backtests ending 24 and 36 months before each file's last month (see
-docs/forecast-quality.md), which never forecast a month scored here. `--before N`
+backtests ending 24 and 36 months before each file's last month, and later
+alternatives were judged on 48 and 60 as well (see docs/forecast-quality.md); none of
+them forecasts a month scored here. `--before N`
 runs that design protocol: the same nested evaluation on each file cut N months
 before its last month (N >= 24 keeps every scored month before the evaluation's).
 """
