@@ -8,8 +8,9 @@ assignment makes it the served model. A candidate that fails any step is logged
 (once, however many checks see it), counted, and not tried again until its files
 change; the previous model keeps serving: readiness never drops because of a bad
 candidate or a bad pointer. A worker that starts after CURRENT went bad (a crashed
-one replaced) serves the newest earlier promoted version that loads, as its
-siblings most likely do; only a store with no such version leaves it unready.
+one replaced) serves the version published last before it that loads (the store's
+PUBLISHED record), as its siblings most likely do; only a store with no such version
+leaves it unready.
 """
 
 import functools
@@ -119,37 +120,52 @@ class ModelStore:
                  extra={"model_version": version})
 
     def _fall_back(self, refused: str | None) -> None:
-        """Serve the newest version older than `refused` (any version, when CURRENT
-        itself is unreadable: None) that training promoted and that loads: what this
-        worker's siblings most likely still serve, since they kept their model when
-        CURRENT went bad. Without it a worker started after that (a crashed one
-        replaced, a reload) would answer nothing at all."""
+        """Serve what this worker's siblings most likely still serve, since they kept
+        their model when CURRENT went bad: the version published last before
+        `refused` (before CURRENT became unreadable: None) that loads. Without it a
+        worker started after that (a crashed one replaced, a reload) would answer
+        nothing at all."""
         tried = 0
-        for candidate in reversed(versions_in(self.model_dir)):
-            if (refused is not None and candidate >= refused) or \
-                    candidate in self._refused:
+        for candidate, how in self._fallbacks(refused):
+            if candidate == refused or candidate in self._refused:
                 continue
             if tried == FALLBACK_TRIES:
                 break
             tried += 1
             try:
-                promotion = artifact.read_metadata(self.model_dir, candidate) \
-                    .get("promotion") or {}
-                if promotion.get("promoted") is False:
-                    continue  # kept unpublished: it lost to the version it followed
                 model, metadata = artifact.load_version(self.model_dir, candidate)
                 predictor = Predictor(model, metadata)
-            except Exception:  # any failure: the next older one may load
+            except Exception:  # any failure: the next one may load
                 self._refused[candidate] = version_files(self.model_dir, candidate)
                 continue
             self.predictor, self.problem = predictor, ""
             self._on_load("success", candidate, None)
-            log.error("%s %s; serving %s, the newest earlier promoted version that "
-                      "loads, until %s changes", artifact.CURRENT,
+            log.error("%s %s; serving %s, %s, until %s changes", artifact.CURRENT,
                       f"names {refused}, which was refused" if refused
-                      else "is unreadable", candidate, artifact.CURRENT,
+                      else "is unreadable", candidate, how, artifact.CURRENT,
                       extra={"model_version": candidate})
             return
+
+    def _fallbacks(self, refused: str | None):
+        """Versions to fall back on, best first, each with how it was chosen: those
+        CURRENT named before, newest first; then, for a store written before
+        PUBLISHED existed, the versions training promoted, newest first (only those
+        older than `refused`)."""
+        seen = set()
+        for version in reversed(artifact.read_published(self.model_dir)):
+            if version not in seen:
+                seen.add(version)
+                yield version, "the version published before it"
+        for version in reversed(versions_in(self.model_dir)):
+            if version in seen or (refused is not None and version >= refused):
+                continue
+            try:
+                promotion = artifact.read_metadata(self.model_dir, version) \
+                    .get("promotion") or {}
+            except artifact.ArtifactError:
+                continue
+            if promotion.get("promoted") is not False:  # False: kept unpublished
+                yield version, "the newest earlier promoted version"
 
     def serving(self) -> Predictor:
         """The model to answer with, or NotReady saying why there is none."""

@@ -92,10 +92,9 @@ def read_history(model_dir: Path, version: str) -> dict:
         return {name: (parse_month(entry["first"]), [float(v) for v in entry["sales"]])
                 for name, entry in document["series"].items()}
     except FileNotFoundError:
-        raise HistoryMissing(
-            f"Model version {version} has no {artifact.HISTORY_FILE}: it was trained "
-            "before versions kept their history. Train again to see the history."
-        ) from None
+        raise HistoryMissing(artifact.missing_file(
+            model_dir, version, artifact.HISTORY_FILE, "versions kept their history")) \
+            from None
     except (OSError, ValueError, KeyError, TypeError, artifact.ArtifactError) as e:
         raise HistoryMissing(f"The history of model version {version} is unreadable "
                              f"({e}); train again to replace it.") from None

@@ -56,9 +56,8 @@ def register(app: Flask, predictor, model_dir: Path) -> None:
         try:
             return artifact.read_regular(path)
         except FileNotFoundError:
-            raise NoReport(f"Model version {current.version} has no {name}: it was "
-                           "trained before training reports existed. Train again to "
-                           "get one.") from None
+            raise NoReport(artifact.missing_file(model_dir, current.version, name,
+                                                 "training reports existed")) from None
         except artifact.ArtifactError as e:
             raise NoReport(f"The {name} of model version {current.version} is not "
                            f"served: {e} Train again to replace it.") from None

@@ -353,15 +353,15 @@ def test_a_master_removes_a_draining_marker_left_under_its_own_pid(monkeypatch,
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("middle_promoted", [True, False])
+@pytest.mark.parametrize("middle_published", [True, False])
 def test_a_worker_started_after_current_went_bad_serves_the_last_good_version(
-        store_copy, trained_store, middle_promoted):
+        store_copy, trained_store, middle_published):
     """Its siblings kept their model when CURRENT went bad; a worker started after
-    that (crashed and replaced) serves the newest earlier version training promoted,
+    that (crashed and replaced) serves the version published before the bad one,
     not nothing. One training kept unpublished is passed over."""
     first = artifact.read_current(store_copy)
-    middle = publish_copy(store_copy, trained_store, 2)
-    if not middle_promoted:
+    middle = publish_copy(store_copy, trained_store, 2, current=middle_published)
+    if not middle_published:
         path = store_copy / artifact.VERSIONS / middle / artifact.METADATA_FILE
         document = json.loads(path.read_text())
         document["promotion"] = {"promoted": False}
@@ -373,13 +373,35 @@ def test_a_worker_started_after_current_went_bad_serves_the_last_good_version(
     store.refresh()
     store.refresh()
 
-    expected = middle if middle_promoted else first
+    expected = middle if middle_published else first
     assert store.serving().version == expected
     assert recorder.calls == [("failure", bad), ("success", expected)]
 
     fixed = publish_copy(store_copy, trained_store, 4)
     store.refresh()
     assert store.serving().version == fixed
+
+
+@pytest.mark.parametrize("how", ["refused version", "garbled pointer"])
+def test_after_a_rollback_a_new_worker_does_not_bring_back_the_newer_version(
+        store_copy, trained_store, how):
+    """Rolled back from `newer` to `first`, the siblings serve `first`; when CURRENT
+    then goes bad, a new worker follows the store's publication record to `first`,
+    not to `newer`, the newest version by id."""
+    first = artifact.read_current(store_copy)
+    newer = publish_copy(store_copy, trained_store, 2)
+    with artifact.publish_lock(store_copy):
+        artifact.set_current(store_copy, first)
+    if how == "refused version":
+        publish_broken(store_copy, trained_store, 3, flip_one_byte)
+    else:
+        point_current_at(store_copy, "../../etc/passwd\n")
+
+    store = ModelStore(store_copy)
+    store.refresh()
+
+    assert newer > first  # the order of the ids would have chosen `newer`
+    assert store.serving().version == first
 
 
 def test_with_no_good_version_left_a_new_worker_stays_unready(store_copy,
@@ -394,10 +416,14 @@ def test_with_no_good_version_left_a_new_worker_stays_unready(store_copy,
     assert "does not match its metadata" in store.problem
 
 
+@pytest.mark.parametrize("record", [True, False],
+                         ids=["published record", "store without the record"])
 def test_a_worker_started_after_current_was_garbled_serves_the_newest_version(
-        store_copy, trained_store):
+        store_copy, trained_store, record):
     newest = publish_copy(store_copy, trained_store, 2)
     point_current_at(store_copy, "../../etc/passwd\n")
+    if not record:  # a store written before PUBLISHED existed: the newest promoted
+        (store_copy / artifact.PUBLISHED).unlink()
 
     store = ModelStore(store_copy)
     store.refresh()

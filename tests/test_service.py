@@ -273,6 +273,32 @@ def test_a_version_file_that_is_not_a_regular_file_is_never_read(store_copy, tmp
     assert b"SECRET" not in answer.data
 
 
+@pytest.mark.parametrize("name", ["report.html", artifact.HISTORY_FILE])
+@pytest.mark.parametrize("removed", ["file", "version"])
+def test_a_missing_version_file_is_explained(store_copy, name, removed):
+    import shutil
+
+    client = create_app(Settings(model_dir=store_copy), watch=False).test_client()
+    version = artifact.read_current(store_copy)
+    folder = store_copy / "versions" / version
+    if removed == "file":
+        (folder / name).unlink()
+    else:  # pruned or deleted by hand while it is served
+        shutil.rmtree(folder)
+    url = "/report" if name == "report.html" else "/history"
+
+    answer = client.get(url)
+
+    assert answer.status_code == 404
+    message = answer.get_json()["error"]
+    if removed == "file":
+        assert f"has no {name}: it was trained before" in message
+        assert "or the file was removed" in message
+    else:
+        assert "still served but its files were removed from the model store" \
+            in message
+
+
 @pytest.mark.parametrize("kind", ["fifo", "folder"])
 def test_a_current_pointer_that_is_not_a_regular_file_is_refused_at_once(store_copy,
                                                                         kind):

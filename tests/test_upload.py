@@ -114,7 +114,8 @@ def test_history_of_a_version_without_a_history_file_says_how_to_get_one(store_c
     assert response.get_json() == {
         "code": "history_missing",
         "error": f"Model version {version} has no history.json: it was trained before "
-                 "versions kept their history. Train again to see the history.",
+                 "versions kept their history, or the file was removed. Train again to "
+                 "get one.",
     }
 
 

@@ -88,17 +88,21 @@ def test_publishing_what_is_not_in_the_store_is_refused(store, capsys, version,
     assert message in capsys.readouterr().err
 
 
-def test_prune_keeps_the_newest_and_never_the_served_version(store, capsys):
+def test_prune_keeps_the_newest_the_served_and_the_one_published_before(store,
+                                                                        capsys):
     first, second = ids(store)
+    assert train(WINEIND, store, "--force") == 0
+    third = ids(store)[-1]
+
     assert main(["publish", "--model-dir", str(store), first]) == 0
-
     assert main(["prune", "--model-dir", str(store), "--keep", "1"]) == 0
-    assert ids(store) == [first, second]  # first is served, second is the newest
+    # first is served, third the newest and the version published before first
+    assert ids(store) == [first, third]
+    assert f"removed 1 version(s): {second}" in capsys.readouterr().out
 
-    assert main(["publish", "--model-dir", str(store), second]) == 0
+    assert main(["publish", "--model-dir", str(store), third]) == 0
     assert main(["prune", "--model-dir", str(store), "--keep", "1"]) == 0
-    assert ids(store) == [second]
-    assert f"removed 1 version(s): {first}" in capsys.readouterr().out
+    assert ids(store) == [first, third]  # first is where a worker would go back to
 
 
 def test_prune_is_refused_when_the_served_version_is_unknown(store, capsys):
@@ -108,6 +112,41 @@ def test_prune_is_refused_when_the_served_version_is_unknown(store, capsys):
 
     assert "is not a version id" in capsys.readouterr().err
     assert len(ids(store)) == 2
+
+
+def test_prune_is_refused_while_the_served_version_does_not_load(store, capsys):
+    """Workers then serve an earlier version, which prune must not take away."""
+    _, second = ids(store)
+    with open(store / artifact.VERSIONS / second / artifact.MODEL_FILE, "ab") as model:
+        model.write(b"damaged")
+
+    assert main(["prune", "--model-dir", str(store), "--keep", "1"]) == 2
+
+    err = capsys.readouterr().err
+    assert f"CURRENT names {second}, which a service refuses" in err
+    assert "does not match its metadata" in err and "nothing was removed" in err
+    assert len(ids(store)) == 2
+
+    (store / artifact.CURRENT).unlink()
+    assert main(["prune", "--model-dir", str(store), "--keep", "1"]) == 2
+    assert "Nothing is published" in capsys.readouterr().err
+    assert len(ids(store)) == 2
+
+
+def test_publish_refuses_what_a_service_worker_would_refuse(store, capsys):
+    """The hash covers the model file only; a metadata that names a series the
+    model does not know passes it, and fails the worker's own check."""
+    first, second = ids(store)
+    path = store / artifact.VERSIONS / first / artifact.METADATA_FILE
+    metadata = json.loads(path.read_text())
+    metadata["series"][0]["name"] = "ghost"
+    path.write_text(json.dumps(metadata))
+
+    assert main(["publish", "--model-dir", str(store), first]) == 2
+
+    err = capsys.readouterr().err
+    assert f"Version {first} cannot be served: Unknown series 'ghost'" in err
+    assert artifact.read_current(store) == second
 
 
 def test_a_model_dir_that_is_not_a_store_is_refused(tmp_path, capsys):
@@ -130,3 +169,23 @@ def test_a_read_only_store_is_listed_and_refused_changes_clearly(store, capsys,
 
     err = capsys.readouterr().err
     assert f"cannot change the model store {store}: Read-only file system" in err
+
+
+def test_a_store_on_a_read_only_file_system_says_so(store, capsys, monkeypatch):
+    import errno
+    import os
+
+    real_open = os.open
+
+    def read_only(path, flags, *args):
+        if str(path).endswith(artifact.PUBLISH_LOCK):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args)
+    monkeypatch.setattr(artifact.os, "open", read_only)
+    first, _ = ids(store)
+
+    assert main(["publish", "--model-dir", str(store), first]) == 2
+
+    err = capsys.readouterr().err
+    assert f"{store} is on a read-only file system" in err
+    assert "Move it out of the way" not in err

@@ -3,6 +3,7 @@
 Layout of a model directory::
 
     CURRENT                      the version being served (one line of text)
+    PUBLISHED                    every version CURRENT has named, oldest first
     versions/<version>/model.joblib
     versions/<version>/metadata.json   includes the SHA-256 of model.joblib
     versions/<version>/history.json    the months trained on, for the browser page
@@ -13,6 +14,7 @@ version or the new one, never half of either. Training and the service share thi
 module so both sides agree on the layout.
 """
 
+import errno
 import fcntl
 import hashlib
 import io
@@ -32,6 +34,11 @@ import joblib
 from training.unpickle import load_model
 
 CURRENT = "CURRENT"
+# The versions CURRENT has named, one per line, oldest first (the newest
+# PUBLISHED_KEPT): a worker that finds CURRENT's version refused goes back along it
+# (service.model_store), and pruning keeps the version it would go back to.
+PUBLISHED = "PUBLISHED"
+PUBLISHED_KEPT = 100
 VERSIONS = "versions"
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
@@ -42,10 +49,10 @@ HISTORY_FILE = "history.json"
 # can never lead outside versions/.
 VERSION_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
 
-# Hidden names of a version being written and of CURRENT being replaced; a publisher
-# killed mid-write leaves them behind, and the next publisher removes them.
+# Hidden names of a version being written and of CURRENT or PUBLISHED being replaced;
+# a publisher killed mid-write leaves them behind, and the next publisher removes them.
 STAGING_PREFIX = ".incoming-"
-CURRENT_TEMP_PREFIX = ".CURRENT-"
+POINTER_TEMP_PREFIXES = (".CURRENT-", ".PUBLISHED-")
 
 
 class ArtifactError(Exception):
@@ -85,6 +92,9 @@ def held_lock(path: Path, blocking: bool = True):
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o644)
     except OSError as e:  # a symbolic link (ELOOP), a folder (EISDIR), ...
+        if e.errno == errno.EROFS:
+            raise ArtifactError(f"{path.parent} is on a read-only file system; it "
+                                "cannot be changed from here.") from e
         raise ArtifactError(f"{path} cannot serve as a lock file ({e.strerror}); it "
                             "must be a regular file or absent. Move it out of the "
                             "way.") from e
@@ -141,30 +151,59 @@ def write_version(model_dir: Path, version: str, model, metadata: dict,
 
 
 def set_current(model_dir: Path, version: str) -> None:
-    """Point CURRENT at an existing version, atomically."""
+    """Point CURRENT at an existing version, atomically, and add it to PUBLISHED.
+    Call it only under `publish_lock`."""
     model_dir = Path(model_dir)
     if not (model_dir / VERSIONS / version / METADATA_FILE).is_file():
         raise ArtifactError(f"Cannot publish {version}: it is not a complete version.")
-    fd, tmp = tempfile.mkstemp(prefix=CURRENT_TEMP_PREFIX, dir=model_dir)
+    published = read_published(model_dir)
+    if not published:
+        # A store written before PUBLISHED existed: what CURRENT named comes first.
+        try:
+            published = [v for v in [read_current(model_dir)] if v]
+        except ArtifactError:
+            pass
+    _replace_file(model_dir, CURRENT, version + "\n")
+    lines = (published + [version])[-PUBLISHED_KEPT:]
+    _replace_file(model_dir, PUBLISHED, "".join(v + "\n" for v in lines))
+
+
+def _replace_file(model_dir: Path, name: str, text: str) -> None:
+    """Write `text` to a hidden temporary file and rename it to `name`: a reader sees
+    the old content or the new, never part of it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}-", dir=model_dir)
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(version + "\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
-        os.replace(tmp, model_dir / CURRENT)
+        os.replace(tmp, model_dir / name)
         _fsync_dir(model_dir)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def read_published(model_dir: Path) -> list[str]:
+    """The versions CURRENT has named, oldest first; empty for a store written before
+    PUBLISHED existed. Lines that are not version ids (a hand edit) are skipped."""
+    try:
+        raw = read_regular(Path(model_dir) / PUBLISHED, 64 * 1024)
+    except (OSError, ArtifactError):
+        return []
+    return [line for line in raw.decode("ascii", "replace").split()
+            if VERSION_PATTERN.match(line)]
+
+
 def remove_stale_staging(model_dir: Path) -> list[str]:
     """Delete what killed publishers left behind: `.incoming-*` version directories
-    and `.CURRENT-*` temporary pointers. Call it only under `publish_lock`, where no
-    other publisher can be writing them. Returns the names removed."""
+    and `.CURRENT-*` or `.PUBLISHED-*` temporary files. Call it only under
+    `publish_lock`, where no other publisher can be writing them. Returns the names
+    removed."""
     model_dir = Path(model_dir)
-    stale = list(model_dir.glob(CURRENT_TEMP_PREFIX + "*"))
+    stale = [path for prefix in POINTER_TEMP_PREFIXES
+             for path in model_dir.glob(prefix + "*")]
     stale += list((model_dir / VERSIONS).glob(STAGING_PREFIX + "*"))
     for path in stale:
         if path.is_dir() and not path.is_symlink():
@@ -198,6 +237,17 @@ def read_regular(path: Path, limit: int = -1) -> bytes:
             return f.read(limit)
         except OSError as e:
             raise ArtifactError(f"{path} is unreadable ({e.strerror}).") from e
+
+
+def missing_file(model_dir: Path, version: str, name: str, since: str) -> str:
+    """Why a served version's optional file `name` (one written by versions since
+    `since`) is missing, for a client's error message."""
+    if not (Path(model_dir) / VERSIONS / version).is_dir():
+        return (f"Model version {version} is still served but its files were removed "
+                "from the model store (pruned or deleted); publish a version that is "
+                "there (`python -m training.versions list` shows them).")
+    return (f"Model version {version} has no {name}: it was trained before {since}, "
+            "or the file was removed. Train again to get one.")
 
 
 def read_current(model_dir: Path) -> str | None:

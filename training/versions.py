@@ -7,11 +7,13 @@ one, remove old ones.
 
 `publish` is how a version is rolled back to, or how one that training kept
 unpublished (it scored worse than the served one) is served after all: the version
-is checked the way the service checks it (its model file against the SHA-256 in its
-metadata, then loaded through the allow-list unpickler) before CURRENT names it, and a
-running service switches to it within its reload interval. `prune` never removes the
-version CURRENT names. Both hold the store's publish lock, so they cannot interleave
-with a training run finishing.
+is checked the way a service worker checks it (its model file against the SHA-256 in
+its metadata, loaded through the allow-list unpickler, then asked about every month it
+will ever answer) before CURRENT names it, and a running service switches to it within
+its reload interval. `prune` runs only while CURRENT names a version that passes the
+same check, and never removes that version or the one published before it (where a
+worker goes back to if CURRENT's version is damaged later). Both hold the store's
+publish lock, so they cannot interleave with a training run finishing.
 """
 
 from __future__ import annotations
@@ -86,28 +88,54 @@ def publish_version(model_dir: Path, version: str) -> str | None:
         if version not in versions_in(model_dir):
             raise VersionRefused(f"There is no version {version} in {model_dir}; "
                                  "`list` shows the versions in the store.")
-        try:
-            artifact.load_version(model_dir, version)
-        except artifact.ArtifactError as error:
-            raise VersionRefused(f"Version {version} cannot be served: {error}") \
-                from None
+        problem = servable_problem(model_dir, version)
+        if problem:
+            raise VersionRefused(f"Version {version} cannot be served: {problem}")
         previous = current_or_none(model_dir)
         artifact.set_current(model_dir, version)
     return previous
 
 
 def prune_versions(model_dir: Path, keep: int) -> list[str]:
-    """Remove all but the `keep` newest versions, never the one CURRENT names;
-    returns the versions removed, oldest first."""
+    """Remove all but the `keep` newest versions, never the one CURRENT names nor the
+    one published before it; returns the versions removed, oldest first."""
     if keep < 1:
         raise VersionRefused(f"--keep must be at least 1, got {keep}.")
     with artifact.publish_lock(model_dir):
         current = artifact.read_current(model_dir)
+        if current is None:
+            raise VersionRefused(
+                f"Nothing is published in {model_dir} (no {artifact.CURRENT}), so "
+                "nothing says which versions a service needs; publish one first.")
+        problem = servable_problem(model_dir, current)
+        if problem:
+            raise VersionRefused(
+                f"{artifact.CURRENT} names {current}, which a service refuses "
+                f"({problem}); its workers serve an earlier version meanwhile, so "
+                "nothing was removed. Publish a version that loads first (`list` "
+                "shows them).")
         names = versions_in(model_dir)
-        doomed = [v for v in names[:max(len(names) - keep, 0)] if v != current]
+        earlier = [v for v in artifact.read_published(model_dir)
+                   if v != current and v in names]
+        kept = {current, *earlier[-1:], *names[max(len(names) - keep, 0):]}
+        doomed = [v for v in names if v not in kept]
         for version in doomed:
             shutil.rmtree(Path(model_dir) / artifact.VERSIONS / version)
     return doomed
+
+
+def servable_problem(model_dir: Path, version: str) -> str | None:
+    """Why a service worker would refuse `version`, or None: the worker's own checks
+    (service.predictor builds every answer the version will ever give)."""
+    # Imported here: the rest of this module, like the training job, needs no web
+    # framework.
+    from service.predictor import Predictor
+    try:
+        model, metadata = artifact.load_version(model_dir, version)
+        Predictor(model, metadata)
+    except Exception as error:  # anything a worker would refuse it for
+        return str(error).rstrip(".") + "."
+    return None
 
 
 def _number(value) -> str:
@@ -147,7 +175,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "training kept unpublished")
     publish.add_argument("version")
     prune = commands.add_parser(
-        "prune", help="remove all but the newest versions (never the served one)")
+        "prune", help="remove all but the newest versions (never the served one or "
+                      "the one published before it)")
     prune.add_argument("--keep", type=int, required=True,
                        help="how many of the newest versions to keep")
     for command in (listing, publish, prune):
@@ -179,8 +208,9 @@ def main(argv=None) -> int:
         return EXIT_REFUSED
     except OSError as error:
         # A store mounted read-only (the chart's server pods) can be listed only.
+        where = f" ({error.filename})" if error.filename else ""
         print(f"error: cannot change the model store {model_dir}: "
-              f"{error.strerror or error} ({error.filename}).", file=sys.stderr)
+              f"{error.strerror or error}{where}.", file=sys.stderr)
         return EXIT_REFUSED
     return EXIT_OK
 
