@@ -1,6 +1,7 @@
 """Service settings, read once from the environment."""
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -78,6 +79,19 @@ def env_flag(name: str, default: bool) -> bool:
     return value
 
 
+# What a V2 model name may hold: it is one segment of the /v2/models/{name} paths.
+MODEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def model_name(raw: str) -> str:
+    name = raw.strip()
+    if not MODEL_NAME_PATTERN.fullmatch(name):
+        raise SystemExit(f"{ENV_PREFIX}MODEL_NAME must be 1 to 63 letters, digits, "
+                         f"'.', '_' or '-', starting with a letter or digit (it is a "
+                         f"segment of the /v2/models/NAME paths), got {raw[:80]!r}.")
+    return name
+
+
 @dataclass(frozen=True)
 class Settings:
     model_dir: Path = Path("models")
@@ -94,7 +108,7 @@ class Settings:
     def from_env(cls) -> "Settings":
         return cls(
             model_dir=Path(_env("MODEL_DIR", "models")),
-            model_name=_env("MODEL_NAME", "sales-forecast"),
+            model_name=model_name(_env("MODEL_NAME", "sales-forecast")),
             reload_interval=env_float("RELOAD_INTERVAL", 5.0),
             log_level=_env("LOG_LEVEL", "info").lower(),
             uploads=env_flag("UPLOADS", False),

@@ -23,9 +23,11 @@ It also answers requests that gunicorn itself refuses (a malformed request line,
 headers over the limits, a bad chunk size) with the service's one error shape,
 `{"error", "code"}` as JSON, instead of gunicorn's HTML page.
 
-This bounds each slow client; it does not make many of them free. While more slow
-clients than threads are connected, other requests queue for up to the grace period.
-A buffering reverse proxy in front (an ingress controller) removes that too.
+This bounds each slow client; it does not make many of them free. A client that has
+sent its first byte holds a thread until its deadline, so other requests (probes
+too) wait about one grace period per threads-full of slow clients ahead of them. A
+buffering reverse proxy in front (an ingress controller) removes that; reading the
+request in the event loop before a thread takes it would too, and is not done.
 
 A pool thread that has served a kept-alive request keeps the connection for its
 next request for up to `KEEPALIVE_LINGER_MS`, while the worker has no more

@@ -52,6 +52,10 @@ def test_a_worker_count_out_of_range_stops_before_gunicorn(tmp_path, workers):
     ("THREADS", "1000", "SALES_FORECAST_THREADS must be at most 64, got 1000."),
     # Read by the application in each worker, and checked by the master first.
     ("UPLOADS", "maybe", "SALES_FORECAST_UPLOADS must be true or false, got 'maybe'."),
+    # One segment of the /v2/models/NAME paths: with a slash no V2 path would match.
+    ("MODEL_NAME", "a/b", "SALES_FORECAST_MODEL_NAME must be 1 to 63 letters, digits, "
+     "'.', '_' or '-', starting with a letter or digit (it is a segment of the "
+     "/v2/models/NAME paths), got 'a/b'."),
     ("RELOAD_INTERVAL", "-1",
      "SALES_FORECAST_RELOAD_INTERVAL must be at least 0.0, got -1."),
     # A sleep that long ends the thread that checks for new versions.

@@ -307,6 +307,16 @@ def test_a_model_dir_on_a_read_only_file_system_is_named_as_such(tmp_path, capsy
     assert f"cannot be written: {mount} is on a read-only file system" in err
 
 
+def test_a_model_dir_where_nothing_can_be_created_is_refused_before_training(capsys):
+    # /proc passes every permission check for root, yet no folder can be made there.
+    assert train(WINEIND, Path("/proc/sales-forecast-models")) == 2
+
+    err = capsys.readouterr().err
+    assert "--model-dir /proc/sales-forecast-models cannot be written: creating a " \
+        "folder in /proc failed" in err
+    assert "backtest" not in err
+
+
 def test_a_model_dir_this_user_cannot_write_is_refused_before_training():
     # Root may write anywhere, so as root the command runs as the unprivileged
     # user nobody; the directory is outside pytest's tmp_path, which only its

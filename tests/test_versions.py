@@ -189,3 +189,46 @@ def test_a_store_on_a_read_only_file_system_says_so(store, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert f"{store} is on a read-only file system" in err
     assert "Move it out of the way" not in err
+
+
+def test_list_warns_when_current_names_a_version_a_service_refuses(store, capsys):
+    _, second = ids(store)
+    with open(store / artifact.VERSIONS / second / artifact.MODEL_FILE, "ab") as model:
+        model.write(b"damaged")
+
+    assert main(["list", "--model-dir", str(store)]) == 0
+
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: CURRENT names {second}, which a service refuses")
+    assert "serve the version published before it" in err
+
+    (store / artifact.CURRENT).write_text("hello\nworld\n")
+    assert main(["list", "--model-dir", str(store)]) == 0
+    assert "which is not a version id" in capsys.readouterr().err
+
+
+def test_publish_names_the_series_clients_lose(store, tmp_path, capsys):
+    first, _ = ids(store)
+    other = tmp_path / "other.csv"
+    other.write_text(WINEIND.read_text())
+    assert train(other, store, "--force") == 0  # its one series is named "other"
+    capsys.readouterr()
+
+    assert main(["publish", "--model-dir", str(store), first]) == 0
+
+    err = capsys.readouterr().err
+    assert "does not have 1 series" in err and "404: 'other'" in err
+
+
+def test_prune_leaves_an_incomplete_version_folder_alone(store, capsys):
+    """A folder with a version's name and no metadata is not a version: it takes
+    no place among the newest, and is not removed either."""
+    for _ in range(2):
+        assert train(WINEIND, store, "--force") == 0
+    v1, v2, v3, v4 = ids(store)
+    planted = store / artifact.VERSIONS / "20990101T000000Z-deadbeef"
+    planted.mkdir()
+
+    assert main(["prune", "--model-dir", str(store), "--keep", "3"]) == 0
+
+    assert ids(store) == [v2, v3, v4, planted.name]

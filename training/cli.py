@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -158,6 +159,15 @@ def check_model_dir(model_dir: Path) -> None:
                 f"--model-dir {model_dir} cannot be written: {path} is not writable "
                 f"by this user (uid {os.getuid()}). Pass a --model-dir it may write, "
                 "or change that directory's owner or mode.")
+    # Permission bits do not tell everything (root may "write" /proc, where nothing
+    # can be created): make a folder there and remove it at once.
+    probed = versions if versions.is_dir() else existing
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".probe-", dir=probed))
+    except OSError as e:
+        raise ModelDirRefused(f"--model-dir {model_dir} cannot be written: creating a "
+                              f"folder in {probed} failed ({e.strerror}). Pass a "
+                              "--model-dir on a writable file system.") from None
 
 
 class HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):

@@ -77,9 +77,35 @@ def list_versions(model_dir: Path) -> list[dict]:
             for version in versions_in(model_dir)]
 
 
-def publish_version(model_dir: Path, version: str) -> str | None:
+def pointer_problem(model_dir: Path) -> str | None:
+    """What is wrong with CURRENT, said the way `list` prints it, or None: workers
+    started now would not serve the version it names."""
+    try:
+        current = artifact.read_current(model_dir)
+    except artifact.ArtifactError as error:
+        return f"{error} Service workers serve the version published before it."
+    if current is None:
+        return None
+    problem = servable_problem(model_dir, current)
+    if problem:
+        return (f"{artifact.CURRENT} names {current}, which a service refuses: "
+                f"{problem} Its workers serve the version published before it; "
+                "publish one that loads.")
+    return None
+
+
+def series_of(model_dir: Path, version: str) -> set[str]:
+    try:
+        metadata = artifact.read_metadata(model_dir, version)
+    except artifact.ArtifactError:
+        return set()
+    return {s.get("name") for s in metadata.get("series") or [] if isinstance(s, dict)}
+
+
+def publish_version(model_dir: Path, version: str) -> tuple[str | None, list[str]]:
     """Make CURRENT name `version` after checking it loads; returns the version it
-    named before (None if nothing was published)."""
+    named before (None if nothing was published) and the series that version
+    answers and `version` does not (clients asking for them get 404 from now on)."""
     if not artifact.VERSION_PATTERN.match(version):
         raise VersionRefused(
             f"{version[:80]!r} is not a version id (they look like "
@@ -92,8 +118,10 @@ def publish_version(model_dir: Path, version: str) -> str | None:
         if problem:
             raise VersionRefused(f"Version {version} cannot be served: {problem}")
         previous = current_or_none(model_dir)
+        before = series_of(model_dir, previous) if previous else set()
+        dropped = sorted(before - series_of(model_dir, version))
         artifact.set_current(model_dir, version)
-    return previous
+    return previous, dropped
 
 
 def prune_versions(model_dir: Path, keep: int) -> list[str]:
@@ -114,7 +142,11 @@ def prune_versions(model_dir: Path, keep: int) -> list[str]:
                 f"({problem}); its workers serve an earlier version meanwhile, so "
                 "nothing was removed. Publish a version that loads first (`list` "
                 "shows them).")
-        names = versions_in(model_dir)
+        # Only complete versions take a place: a folder with a version's name and
+        # no metadata (a copy still arriving, put there by hand) is left alone.
+        names = [v for v in versions_in(model_dir)
+                 if (Path(model_dir) / artifact.VERSIONS / v
+                     / artifact.METADATA_FILE).is_file()]
         earlier = [v for v in artifact.read_published(model_dir)
                    if v != current and v in names]
         kept = {current, *earlier[-1:], *names[max(len(names) - keep, 0):]}
@@ -195,10 +227,18 @@ def main(argv=None) -> int:
         if args.command == "list":
             rows = list_versions(model_dir)
             print(json.dumps(rows, indent=2) if args.json else format_listing(rows))
+            problem = pointer_problem(model_dir)
+            if problem:
+                print(f"warning: {problem}", file=sys.stderr)
         elif args.command == "publish":
-            previous = publish_version(model_dir, args.version)
+            previous, dropped = publish_version(model_dir, args.version)
             print(f"{artifact.CURRENT} names {args.version} (before: {previous}); a "
                   "running service switches to it within its reload interval.")
+            if dropped:
+                print(f"warning: {args.version} does not have {len(dropped)} series "
+                      f"that {previous} answered; requests for them now get 404: "
+                      f"{', '.join(repr(n) for n in dropped[:10])}"
+                      + (" ..." if len(dropped) > 10 else ""), file=sys.stderr)
         else:
             removed = prune_versions(model_dir, args.keep)
             print(f"removed {len(removed)} version(s)"
