@@ -21,7 +21,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path, PurePath
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, make_response, render_template, request
 
 from service.errors import (BadRequest, CrossOrigin, HistoryMissing, InvalidData,
                             NotPromoted, TrainingBusy, UploadsDisabled)
@@ -51,15 +51,29 @@ HISTORY_CACHE_SIZE = 2
 
 # Pages ------------------------------------------------------------------------------
 
+# The pages load their scripts, styles and data from this server only and may not be
+# framed: with uploads on, the page can train and publish a model, and a page of
+# another site must not overlay it to steer a click.
+PAGE_POLICY = ("default-src 'self'; img-src 'self' data:; object-src 'none'; "
+               "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+def page(html: str):
+    response = make_response(html)
+    response.headers["Content-Security-Policy"] = PAGE_POLICY
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
 @blueprint.get("/")
 def index():
     settings = current_app.extensions["settings"]
-    return render_template("index.html", uploads=settings.uploads)
+    return page(render_template("index.html", uploads=settings.uploads))
 
 
 @blueprint.get("/docs")
 def docs():
-    return render_template("docs.html")
+    return page(render_template("docs.html"))
 
 
 # History ----------------------------------------------------------------------------

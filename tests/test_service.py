@@ -318,3 +318,13 @@ def test_a_current_pointer_that_is_not_a_regular_file_is_refused_at_once(store_c
     assert "not a regular file" in first and store._reported == first  # logged once
     assert client.post("/forecast", json={"horizon": 1}).get_json()[
         "model_version"] == served
+
+
+@pytest.mark.parametrize("path", ["/", "/docs"])
+def test_the_pages_may_not_be_framed_nor_load_from_elsewhere(client, path):
+    answer = client.get(path)
+
+    assert answer.status_code == 200
+    policy = answer.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert answer.headers["X-Frame-Options"] == "DENY"
