@@ -181,6 +181,20 @@ def test_quoted_thousands_in_a_comma_file_are_thousands(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("space", [" ", "\u00a0", "\u202f"],
+                         ids=["space", "no-break space", "narrow no-break space"])
+def test_spaces_between_digit_groups_are_thousands_separators(tmp_path, space):
+    """As French and Swiss spreadsheets export them: 15 136,81."""
+    spelled = [german(v).replace(".", space) for v in CENTS]
+    path = write(tmp_path, csv_bytes(spelled, sep=";"))
+
+    loaded = load_sales(path)
+
+    pd.testing.assert_frame_equal(loaded.frame, expected(CENTS))
+    assert loaded.notes[0] == ("spaces between digit groups read as thousands "
+                               f"separators (line 2: {spelled[0]!r})")
+
+
 def test_decimal_comma_is_noted(tmp_path):
     path = write(tmp_path, csv_bytes([german(v) for v in CENTS], sep=";"))
 
@@ -458,7 +472,7 @@ def test_conflicting_values_for_a_month_are_refused_naming_both_lines(tmp_path):
         ("1e308", "line 9: sales value '1e308' is above 2^53 (about 9.007e15)"),
         ("1e16", "line 9: sales value '1e16' is above 2^53"),
         ('"$1,234"', "line 9: sales value '$1,234' is not a number"),
-        ("1 234", "line 9: sales value '1 234' is not a number"),
+        ("1 2345", "line 9: sales value '1 2345' is not a number"),
         ("NaN", "line 9: sales value 'NaN' marks a missing or infinite value"),
         ("inf", "line 9: sales value 'inf' marks a missing or infinite value"),
         ("1e999", "line 9: sales value '1e999' is above 2^53"),

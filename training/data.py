@@ -29,13 +29,22 @@ __all__ = ["Columns", "DataError", "LoadedSales", "load_sales"]
 SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}
 
 # Accepted date spellings (strptime format -> example shown in messages). Day-first and
-# month-first numeric dates (01/02/1980) are left out on purpose: they cannot be told
-# apart. Month names are English.
+# month-first numeric dates with slashes (01/02/1980) are left out on purpose: they
+# cannot be told apart. With dots the day comes first wherever dots are written
+# (31.01.1980, as German, French or Russian spreadsheets export dates). A time of day
+# (spreadsheets and databases add 00:00:00) is read and dropped. Month names are
+# English.
 DATE_FORMATS = {
     "%Y-%m-%d": "1980-01-31",
     "%Y-%m": "1980-01",
+    "%Y-%m-%d %H:%M:%S": "1980-01-31 00:00:00",
+    "%Y-%m-%dT%H:%M:%S": "1980-01-31T00:00:00",
+    "%Y-%m-%dT%H:%M:%SZ": "1980-01-31T00:00:00Z",
     "%Y/%m/%d": "1980/01/31",
     "%Y/%m": "1980/01",
+    "%d.%m.%Y": "31.01.1980",
+    "%m.%Y": "01.1980",
+    "%m/%Y": "01/1980",
     "%b-%Y": "Jan-1980",
     "%b %Y": "Jan 1980",
     "%B-%Y": "January-1980",
@@ -795,7 +804,12 @@ def _parse_sales(rows, separator, label, notes) -> tuple[np.ndarray, dict]:
     """Sales as floats under the one number convention the file's values allow, and a
     mask per sales problem kind. Values that fit no convention are problems of their
     line, not votes on the convention."""
-    values = rows["sales_text"].to_numpy(dtype=object)
+    values, grouped = _without_space_groups(rows["sales_text"].to_numpy(dtype=object))
+    if grouped is not None:
+        notes.append(f"spaces between digit groups read as thousands separators (line "
+                     f"{rows['line'].iloc[grouped]}: "
+                     f"{rows['sales_text'].iloc[grouped]!r})")
+        rows = rows.assign(sales_text=values)  # what the convention is chosen on
     shapes, inverse = _shapes(values)
     fits = {
         style: np.array([bool(style.shape.fullmatch(s)) for s in shapes], dtype=bool)
@@ -822,6 +836,26 @@ def _parse_sales(rows, separator, label, notes) -> tuple[np.ndarray, dict]:
     return sales, {"empty": empty, "missing": marker, "number": unreadable,
                    "negative": readable & (sales < 0),
                    "too_large": readable & (sales > MAX_SALES)}
+
+
+# A number whose digit groups are separated by spaces (plain, no-break or narrow
+# no-break): '12 333,35' in French or Swiss exports. A space is never a decimal mark,
+# so such a number is read without its spaces; only a well-formed grouping counts.
+SPACE_GROUPED = re.compile(r"-?\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:[.,]\d+)?")
+
+
+def _without_space_groups(values: np.ndarray) -> tuple[np.ndarray, int | None]:
+    """The values with such spaces removed, and the position of the first value that
+    had them (None if none did)."""
+    texts = pd.Series(values, dtype=object)
+    spaced = texts.str.contains("[ \u00a0\u202f]", regex=True, na=False)
+    if not spaced.any():
+        return values, None
+    grouped = (spaced & texts.str.fullmatch(SPACE_GROUPED, na=False)).to_numpy()
+    if not grouped.any():
+        return values, None
+    texts[grouped] = texts[grouped].str.replace("[ \u00a0\u202f]", "", regex=True)
+    return texts.to_numpy(dtype=object), int(np.argmax(grouped))
 
 
 def _shapes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
