@@ -823,6 +823,14 @@ def test_a_series_column_that_is_the_date_or_sales_column_is_refused(tmp_path,
            columns=Columns(series=column))
 
 
+@pytest.mark.parametrize("columns", [Columns(date="sales"), Columns(sales="date")],
+                         ids=["--date-col sales", "--sales-col date"])
+def test_one_column_named_for_both_date_and_sales_is_refused(tmp_path, columns):
+    refuse(write(tmp_path, csv_bytes(CENTS)),
+           f"the date column {columns.date!r} is also the sales column "
+           f"{columns.sales!r}; one column cannot hold both", columns=columns)
+
+
 def test_spaces_removed_around_series_names_are_said(tmp_path):
     content = ("date,sales,series\n" + "".join(
         f"{m:%Y-%m-%d},{i},{'a' if i < 20 else 'a '}\n" for i, m in enumerate(MONTHS)))
@@ -833,3 +841,27 @@ def test_spaces_removed_around_series_names_are_said(tmp_path):
     assert loaded.notes == [
         "removed the spaces around series names (the first on line 22); names that "
         "differ only by such spaces are read as one series"]
+
+
+def test_months_of_zero_before_the_first_sale_are_left_out_and_said(tmp_path):
+    """A product launched later: its months before the launch are not demand. A
+    series of zeros only is kept whole; zeros after the first sale stay, and so do
+    one or two at the start (a slow start)."""
+    content = "date,sales,series\n" + "".join(
+        f"{m:%Y-%m-%d},{v},{name}\n"
+        for name, values in (("launched", [0] * 14 + [5, 0, 7] + [9] * 23),
+                             ("never", [0] * 40), ("always", [3] * 40),
+                             ("slow", [0, 0] + [4] * 38))
+        for m, v in zip(pd.date_range("2000-01-01", periods=40, freq="MS"), values))
+    path = write(tmp_path, content.encode())
+
+    loaded = load_sales(path, min_months=6)
+
+    sizes = loaded.frame.groupby("series").size().to_dict()
+    assert sizes == {"always": 40, "launched": 26, "never": 40, "slow": 40}
+    launched = loaded.frame[loaded.frame["series"] == "launched"]
+    assert launched["date"].iloc[0] == pd.Timestamp("2001-03-01")
+    assert launched["sales"].tolist()[:3] == [5.0, 0.0, 7.0]
+    assert loaded.notes == ["series 'launched': 14 month(s) of 0 before its first sale "
+                            "(2001-03) left out; months before a product was on sale "
+                            "say nothing about its demand"]

@@ -245,6 +245,7 @@ def load_sales(
     rows = _reject_sub_monthly(rows, rejected)
     rows = _drop_duplicates(rows, rejected, notes)
     rows = _close_gaps(rows, rejected, notes, fill_gaps)
+    rows = _drop_leading_zeros(rows, notes)
     rows = _reject_short(rows, rejected, min_months)
     rejected = dict(sorted(rejected.items(), key=lambda item: appearance[item[0]]))
     _refuse_if_needed(rows, rejected, label, has_series, strict, notes)
@@ -622,6 +623,11 @@ def _pick_columns(
     """Rows with the columns line, series, date_text and sales_text."""
     date_at = _column_index(header, columns.date, label)
     sales_at = _column_index(header, columns.sales, label)
+    if date_at == sales_at:
+        raise DataError(
+            f"{label}: the date column {columns.date!r} is also the sales column "
+            f"{columns.sales!r}; one column cannot hold both. Name the date column "
+            "with --date-col and the sales column with --sales-col.")
     series_at = None
     if columns.series is not None and (
         columns.series in header or columns.series != Columns.series
@@ -1210,6 +1216,32 @@ def _note_filled(grid: pd.DataFrame, filled: np.ndarray, notes: list) -> None:
             f"series {name!r}: filled {len(months)} missing month(s) by linear "
             f"interpolation between neighbours (fill_gaps='interpolate'): {values}"
         )
+
+
+# A series that starts with at least this many months of 0 was not on sale yet.
+PRE_LAUNCH_MONTHS = 3
+
+
+def _drop_leading_zeros(rows: pd.DataFrame, notes: list) -> pd.DataFrame:
+    """Months of 0 before a series' first sale are left out, and said so, when there
+    are at least PRE_LAUNCH_MONTHS of them: a product not on sale yet has no demand
+    to learn from, and counted as history they would make a launch look like
+    intermittent demand and a jump from nothing. A month or two of 0 at the start
+    stay (a slow start is history). A series of zeros only is kept whole (the
+    models for intermittent series take it)."""
+    sold = pd.Series(rows["sales"].to_numpy() > 0, index=rows.index)
+    by_series = sold.groupby(rows["series"], sort=False)
+    before = ~by_series.cummax() & by_series.transform("any")
+    run = before.groupby(rows["series"], sort=False).transform("sum")
+    drop = (before & (run >= PRE_LAUNCH_MONTHS)).to_numpy()
+    if not drop.any():
+        return rows
+    for name, months in rows[drop].groupby("series", sort=False)["month"]:
+        first_sale = _ym(months.iloc[-1] + pd.DateOffset(months=1))
+        notes.append(f"series {name!r}: {len(months)} month(s) of 0 before its first "
+                     f"sale ({first_sale}) left out; months before a product was on "
+                     "sale say nothing about its demand")
+    return rows[~drop]
 
 
 def _reject_short(rows: pd.DataFrame, rejected: dict, min_months: int) -> pd.DataFrame:
