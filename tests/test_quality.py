@@ -654,3 +654,22 @@ def test_a_series_name_the_font_cannot_draw_trains_without_warnings(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert "missing from font" not in result.stderr
+
+
+@pytest.mark.parametrize("months, held_80, warned", [
+    (12, 0.42, True),    # 80% +- 2 x 11.5 points: below 57% is more than chance
+    (12, 0.67, False),   # low, but within chance on 12 months
+    (120, 0.70, True),   # 80% +- 2 x 3.7 points: below 72.7%
+    (120, 0.75, False),
+])
+def test_coverage_far_below_its_level_is_warned_about(months, held_80, warned):
+    coverage = {"measured": True, "months": months, "80": held_80, "95": 0.95}
+
+    sentences = intervals.short_levels(coverage)
+
+    assert bool(sentences) == warned
+    if warned:
+        assert sentences == [f"the 80% interval held only {held_80:.0%} of the later "
+                             "backtest months, well below 80%: expect the bands to be "
+                             "too narrow for this data"]
+    assert intervals.short_levels({"measured": False}) == []

@@ -100,6 +100,20 @@ def test_sales_forecaster_routes_rows_to_their_series_model():
         model.predict(query.assign(series="c"))
 
 
+def test_with_json_a_refusal_is_json_on_stdout_too(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,sales\n2020-01-01,1\n2020-02-01,oops\n")
+
+    assert train(bad, tmp_path / "models", "--json") == 2
+
+    captured = capsys.readouterr()
+    answer = json.loads(captured.out)
+    assert answer["exit_code"] == 2
+    assert "line 3" in answer["error"] and "'oops'" in answer["error"]
+    assert captured.err == f"error: {answer['error']}\n"
+    assert not (tmp_path / "models").exists()
+
+
 def test_training_publishes_a_complete_verified_version(tmp_path, capsys):
     model_dir = tmp_path / "models"
 
@@ -382,8 +396,13 @@ def test_a_long_backtest_says_how_far_it_got(tmp_path, capsys, monkeypatch):
 
     assert train(WINEIND, tmp_path / "models") == 0
 
-    lines = [line for line in capsys.readouterr().err.splitlines()
-             if line.startswith("backtest: ")]
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("backtest: ")]
+    assert "report: drawing it (1 series in the table, at most 12 plotted)" in err
     assert lines[0].startswith("backtest: 0 of 6 cut-offs done in ")
-    assert lines[-1].startswith("backtest: 5 of 6 cut-offs done in ")
-    assert lines[-1].endswith("(1 series)")
+    assert lines[-2].startswith("backtest: 5 of 6 cut-offs done in ")
+    assert lines[-2].endswith("(1 series)")
+    # What follows the backtest is said too, so a long run is never silent for long.
+    assert lines[-1].startswith("backtest: done in ")
+    assert lines[-1].endswith("fitting the chosen models on every month and "
+                              "calibrating the intervals (1 series)")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from training import artifact, intervals, report
+from training import artifact, backtest, intervals, report
 from training.backtest import DEFAULT_HORIZON
 from training.data import (Columns, DataError, LoadedSales, check_encoding,
                            load_sales)
@@ -367,6 +367,10 @@ def train(args, loaded: LoadedSales | None = None) -> dict:
     }
     version = artifact.new_version_id(now)
     metadata["metrics"]["training_seconds"] = round(time.perf_counter() - started, 3)
+    if metadata["metrics"]["training_seconds"] > backtest.PROGRESS_AFTER:
+        logging.getLogger("training").info(
+            "report: drawing it (%d series in the table, at most 12 plotted)",
+            len(series_info))
     html, png = report.build(frame, outcome, {**metadata, "version": version})
     metadata["metrics"]["seconds_with_report"] = round(time.perf_counter() - started, 3)
     return {"version": version, "model": outcome.model, "metadata": metadata,
@@ -576,6 +580,7 @@ def format_summary(version: str, metadata: dict) -> str:
                      "months (calibrated on the earlier cut-offs)")
     thin = intervals.thin_levels(metadata["intervals"])
     lines += [f"  intervals: {sentence}" for sentence in thin]
+    lines += [f"  warning: {sentence}" for sentence in intervals.short_levels(coverage)]
     lines.append(f"  trained in {m['training_seconds']:.1f} s "
                  f"({m['seconds_with_report']:.1f} s with the report)")
     return "\n".join(lines)
@@ -600,6 +605,15 @@ def show_progress() -> None:
         logger.setLevel(logging.INFO)
 
 
+def refused(args, message: str, code: int) -> int:
+    """Say why nothing was published, on stderr; with --json also on stdout, as
+    {"error", "exit_code"}, so a script reading stdout is not left with nothing."""
+    print(f"error: {message}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"error": message, "exit_code": code}, indent=2))
+    return code
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     show_progress()
@@ -607,8 +621,7 @@ def main(argv=None) -> int:
         check_model_dir(args.model_dir)
         trained = train(args)
     except (ModelDirRefused, DataError, GateRefused) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return refused(args, str(e), EXIT_BAD_INPUT)
 
     code = EXIT_OK
     try:
@@ -623,10 +636,9 @@ def main(argv=None) -> int:
         reason = e
         if isinstance(e, OSError) and e.strerror:
             reason = e.strerror + (f" ({e.filename})" if e.filename else "")
-        print(f"error: the model store {args.model_dir} could not be written: "
-              f"{reason}. Nothing was published; CURRENT is unchanged.",
-              file=sys.stderr)
-        return EXIT_STORE_FAILED
+        return refused(args, f"the model store {args.model_dir} could not be "
+                       f"written: {reason}. Nothing was published; CURRENT is "
+                       "unchanged.", EXIT_STORE_FAILED)
     bad_pointer = (trained["metadata"]["promotion"]["compared_with"] or {}) \
         .get("bad_pointer")
     if bad_pointer and code == EXIT_OK:

@@ -95,6 +95,26 @@ def thin_levels(metadata: dict) -> list[str]:
     return sentences
 
 
+def short_levels(coverage: dict) -> list[str]:
+    """A sentence per level whose measured coverage fell more than two standard errors
+    (of a share of that many months) below the level: the bands were too narrow for
+    the months they were checked on, more than chance explains."""
+    if not coverage.get("measured") or not coverage.get("months"):
+        return []
+    sentences = []
+    for level in LEVELS:
+        share, promised = coverage.get(str(level)), level / 100
+        if share is None:
+            continue
+        spread = math.sqrt(promised * (1 - promised) / coverage["months"])
+        if share < promised - 2 * spread:
+            sentences.append(
+                f"the {level}% interval held only {share:.0%} of the later backtest "
+                f"months, well below {level}%: expect the bands to be too narrow for "
+                "this data")
+    return sentences
+
+
 def calibrate(errors: pd.DataFrame, horizon: int) -> dict[int, np.ndarray] | None:
     """Scaled half-widths per level for months ahead 1..horizon; None without data."""
     if errors.empty:

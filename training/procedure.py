@@ -7,12 +7,14 @@ returns; the quality benchmark runs it on histories cut at each evaluation origi
 what is benchmarked is exactly what is published.
 """
 
+import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from training import intervals
+from training import backtest, intervals
 from training.backtest import (DEFAULT_HORIZON, DEFAULT_STEP, rolling_origins,
                                run_backtest, with_months)
 from training.cleaning import for_fitting
@@ -28,6 +30,8 @@ FORECAST_MONTHS = 60
 TRAINING_ORIGINS = 6
 # Per-month backtest rows kept in the metadata for the page: the newest origin only.
 PAGE_ORIGINS = 1
+
+log = logging.getLogger("training")
 
 
 @dataclass
@@ -62,9 +66,15 @@ def fit_and_check(frame: pd.DataFrame, requested: str = AUTO, scope: str = "grou
                          f"{', '.join(sorted(MODEL_KINDS))}.")
     frame = with_months(frame).sort_values(["series", "month"], ignore_index=True)
     cutoffs = rolling_origins(frame, origins, step, horizon)
+    started = time.monotonic()
     table = run_backtest(frame, candidate_kinds(requested), cutoffs, horizon,
                          min_train=BACKTEST_MONTHS - horizon)
     table = add_blend(table)
+    elapsed = time.monotonic() - started
+    if elapsed > backtest.PROGRESS_AFTER:
+        log.info("backtest: done in %.0f s; fitting the chosen models on every month "
+                 "and calibrating the intervals (%d series)", elapsed,
+                 frame["series"].nunique())
 
     choices = choose(frame, table, requested, scope)
     model = SalesForecaster(models={s: c.members for s, c in choices.items()})
