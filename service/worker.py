@@ -10,24 +10,27 @@ gunicorn's `timeout` does not help: it watches the worker's main loop, which kee
 running.
 
 Here a new connection waits in the event loop until its first byte arrives
-(`ThreadWorker._take`; closed after `keepalive` seconds if none does), so a silent
-connection holds no thread, and each request gets a receive deadline in the manner
-of Apache's mod_reqtimeout: `RECEIVE_GRACE` seconds, extended by one second for
-every `MIN_RECEIVE_RATE` bytes received, never beyond `RECEIVE_LIMIT` seconds. A
-client that stalls or trickles loses its connection at the deadline (mid-headers:
-closed; mid-body: the application answers 400 and the connection closes); a client
-sending at a normal pace never meets it. Writing the answer has its own deadline,
-`RECEIVE_LIMIT` seconds, so a client that never reads cannot hold a thread either.
+(`ThreadWorker._take`; closed after `keepalive` seconds if none does), and the
+event loop then reads the request itself until it is complete (`ThreadWorker._gather`,
+`request_complete`): its head, and its body when a Content-Length announces one that
+fits in `GATHER_LIMIT`. Only then does a pool thread take it, and gunicorn's parser
+reads the gathered bytes first. So a silent, stalled or trickling client holds no
+thread. Each request has a receive deadline in the manner of Apache's
+mod_reqtimeout: `RECEIVE_GRACE` seconds from its first byte, extended by one second
+for every `MIN_RECEIVE_RATE` bytes received, never beyond `RECEIVE_LIMIT` seconds. A
+client that misses it loses its connection (mid-headers: closed; mid-body: the
+application answers 400 and the connection closes); a client sending at a normal
+pace never meets it. Writing the answer has its own deadline, `RECEIVE_LIMIT`
+seconds, so a client that never reads cannot hold a thread either.
 
 It also answers requests that gunicorn itself refuses (a malformed request line,
 headers over the limits, a bad chunk size) with the service's one error shape,
 `{"error", "code"}` as JSON, instead of gunicorn's HTML page.
 
-This bounds each slow client; it does not make many of them free. A client that has
-sent its first byte holds a thread until its deadline, so other requests (probes
-too) wait about one grace period per threads-full of slow clients ahead of them. A
-buffering reverse proxy in front (an ingress controller) removes that; reading the
-request in the event loop before a thread takes it would too, and is not done.
+What the event loop does not gather (a body longer than `GATHER_LIMIT` past its first
+bytes, a chunked body, a client waiting for "100 Continue") is read by the thread,
+bounded by the deadline: many slow clients of that kind still make other requests
+wait. A buffering reverse proxy in front (an ingress controller) removes that too.
 
 A pool thread that has served a kept-alive request keeps the connection for its
 next request for up to `KEEPALIVE_LINGER_MS`, while the worker has no more
@@ -59,6 +62,35 @@ from service.config import env_float
 RECEIVE_GRACE = env_float("RECEIVE_GRACE", 5.0, 0.1)
 MIN_RECEIVE_RATE = env_float("MIN_RECEIVE_RATE", 16 * 1024, 1.0, 1e12)
 RECEIVE_LIMIT = env_float("RECEIVE_LIMIT", 60.0, 0.1)
+# Bytes of a request the event loop reads before a thread takes it; a request longer
+# than this (an upload) gets its thread once this much is in.
+GATHER_LIMIT = 64 * 1024
+
+
+def request_complete(data: bytes) -> bool:
+    """Whether `data` holds the whole first request, as far as a thread needs to know
+    before it takes the connection: its head, and its body when the head gives a
+    Content-Length and the request fits in GATHER_LIMIT. Anything this does not
+    follow (a longer body, which the thread reads or refuses by its length; a
+    chunked body; a client waiting for "100 Continue"; a malformed head) counts as
+    complete: gunicorn's parser, in the thread, reads and judges the rest."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        # Bare LF line ends are for the parser to refuse, not to wait on.
+        return b"\n\n" in data
+    length = None
+    for line in bytes(data[:end]).split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name in (b"transfer-encoding", b"expect"):
+            return True
+        if name == b"content-length":
+            value = value.strip()
+            if not value.isdigit() or (length is not None and int(value) != length):
+                return True
+            length = int(value)
+    head = end + 4
+    return length is None or len(data) - head >= length or head + length > GATHER_LIMIT
 
 
 class DeadlineSocket:
@@ -91,12 +123,41 @@ class DeadlineSocket:
         # their own.
         self.request = None
         self.cut_off = False
+        # Bytes of the next request the event loop read before a thread took the
+        # connection (ThreadWorker._gather), and when the first of them arrived.
+        self.gathered = bytearray()
+        self._gather_started = None
+
+    def gather(self) -> bool:
+        """Read what the client has sent so far without waiting (the event loop's
+        part); False once it has closed its side or reset the connection."""
+        while len(self.gathered) < GATHER_LIMIT:
+            try:
+                data = self._sock.recv(GATHER_LIMIT, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return True
+            except OSError:
+                return False
+            if not data:
+                return False
+            if self._gather_started is None:
+                self._gather_started = time.monotonic()
+            self.gathered += data
+        return True
+
+    def gather_deadline(self) -> float:
+        """When the request being gathered must be complete (see _receive_deadline)."""
+        started = self._gather_started or time.monotonic()
+        allowance = RECEIVE_GRACE + len(self.gathered) / MIN_RECEIVE_RATE
+        return started + min(allowance, RECEIVE_LIMIT)
 
     def start(self) -> None:
-        """Bound the next request; its clock starts at its first byte."""
+        """Bound the next request; its clock starts at its first byte (which the
+        event loop may have read already)."""
         self._armed = True
-        self._started = None
-        self._received = 0
+        self._started = self._gather_started
+        self._received = len(self.gathered)
+        self._gather_started = None
         self.cut_off = False
 
     def stop(self) -> None:
@@ -130,6 +191,10 @@ class DeadlineSocket:
         if not self._armed:
             self._apply()
             return self._sock.recv(size, *flags)
+        if self.gathered and not flags:
+            data = bytes(self.gathered[:size])
+            del self.gathered[:size]
+            return data
         if self._started is None:
             self._started = time.monotonic()
         remaining = self._receive_deadline() - time.monotonic()
@@ -317,6 +382,9 @@ class ThreadWorker(gthread.ThreadWorker):
         self._sibling = None  # the slot of the sibling the last pause deferred to
         self._notified = self._parent_checked = 0.0
         self._quitting = False
+        # Connections whose request is arriving, read by the event loop until it is
+        # complete (_gather), with the deadline by which it must be.
+        self._gathering: dict = {}
         # gunicorn hands its worker half the configured timeout.
         self._notify_every = min(NOTIFY_EVERY, self.timeout / 2)
 
@@ -397,6 +465,10 @@ class ThreadWorker(gthread.ThreadWorker):
             return
         self.nr_conns += 1
         conn = gthread.TConn(self.cfg, client, address, listener.getsockname())
+        if not self.cfg.is_ssl:  # TLS bytes are for the thread's TLS socket to read
+            conn.sock = DeadlineSocket(client)
+            self._gather(conn, new=True)
+            return
         try:
             client.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
@@ -411,6 +483,66 @@ class ThreadWorker(gthread.ThreadWorker):
         conn.data_ready = True
         client.setblocking(True)
         self.enqueue_req(conn)
+
+    def _gather(self, conn, new: bool = False) -> None:
+        """Read the connection's request in the event loop, and give it a thread only
+        once it is complete (request_complete) or GATHER_LIMIT bytes long, or the
+        client closed its side. Until then it holds no thread: a client that sends
+        half a request and stalls, or trickles it, waits here, and at its deadline
+        gets a thread only to be cut off at once (murder_pending). The connection
+        is in no poller registration and no list when this is called."""
+        sock = conn.sock
+        if not isinstance(sock, DeadlineSocket):
+            conn.data_ready = True
+            self.enqueue_req(conn)
+            return
+        still_open = sock.gather()
+        if not sock.gathered:
+            if not still_open:
+                self.nr_conns -= 1
+                conn.close()
+                return
+            if new:  # nothing sent yet: wait for the first byte, up to `keepalive`
+                conn.timeout = time.monotonic() + self.cfg.keepalive
+                self.pending_conns.append(conn)
+                self.poller.register(sock, selectors.EVENT_READ,
+                                     partial(self.on_pending_socket_readable, conn))
+                return
+        if still_open and len(sock.gathered) < GATHER_LIMIT and \
+                not request_complete(sock.gathered):
+            self._gathering[conn] = sock.gather_deadline()
+            self.poller.register(sock, selectors.EVENT_READ,
+                                 partial(self._on_gathering_readable, conn))
+            return
+        conn.data_ready = True
+        self.enqueue_req(conn)
+
+    def on_pending_socket_readable(self, conn, client):
+        self.poller.unregister(client)
+        self.pending_conns.remove(conn)
+        self._gather(conn)
+
+    def on_client_socket_readable(self, conn, client):
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        self._gather(conn)
+
+    def _on_gathering_readable(self, conn, client):
+        self.poller.unregister(client)
+        del self._gathering[conn]
+        self._gather(conn)
+
+    def murder_pending(self):
+        super().murder_pending()
+        now = time.monotonic()
+        late = [conn for conn, deadline in self._gathering.items() if deadline <= now]
+        for conn in late:
+            # Its thread finds the deadline passed and cuts the request off at once:
+            # mid-head the connection closes, mid-body the application answers 400.
+            del self._gathering[conn]
+            self.poller.unregister(conn.sock)
+            conn.data_ready = True
+            self.enqueue_req(conn)
 
     def _holds_more_than_a_sibling(self) -> bool:
         if self.share_slot is None:
@@ -482,6 +614,8 @@ class ThreadWorker(gthread.ThreadWorker):
         request on this connection, then leaves it to the loop. A connection beyond
         that waits at most that long for a thread.
         """
+        if getattr(conn.sock, "gathered", None):
+            return True  # the event loop read part of the next request with this one
         if not self.alive or self.nr_conns > self.cfg.threads:
             return False
         if conn.parser.unreader.buf.getvalue():

@@ -277,3 +277,28 @@ def test_a_second_quit_signal_does_not_run_the_handler_again(monkeypatch):
     quitting.handle_quit(signal.SIGQUIT, None)
 
     assert calls == [signal.SIGINT]
+
+
+HEAD = b"POST /forecast HTTP/1.1\r\nHost: x\r\n"
+
+
+@pytest.mark.parametrize("data, complete", [
+    (b"GET /healthz HTTP/1.1\r\nHost: x", False),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", True),
+    (HEAD + b"Content-Length: 12\r\n\r\n" + b'{"horizon":', False),
+    (HEAD + b"Content-Length: 12\r\n\r\n" + b'{"horizon":1}', True),
+    (HEAD + b"content-length : 2\r\n\r\n{}", True),
+    # What the thread's parser reads or refuses: no reason to wait in the loop.
+    (HEAD + b"Content-Length: 999999\r\n\r\n", True),
+    (HEAD + b"Transfer-Encoding: chunked\r\n\r\n", True),
+    (HEAD + b"Expect: 100-continue\r\nContent-Length: 5\r\n\r\n", True),
+    (HEAD + b"Content-Length: ten\r\n\r\n", True),
+    (HEAD + b"Content-Length: 5\r\nContent-Length: 6\r\n\r\n", True),
+    (b"GET / HTTP/1.1\nHost: x\n\n", True),
+], ids=["half a head", "head", "half a body", "body", "spaced name",
+        "body past the gather limit", "chunked", "expect", "bad length",
+        "two lengths", "bare line feeds"])
+def test_a_request_is_complete_when_a_thread_would_not_wait_for_it(data, complete):
+    from service.worker import request_complete
+
+    assert request_complete(data) is complete
