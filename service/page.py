@@ -258,8 +258,9 @@ def training_slot(model_dir: Path):
             held.enter_context(artifact.held_lock(model_dir / ".upload.lock",
                                                   blocking=False))
         except BlockingIOError:
-            raise TrainingBusy("Another upload is being trained into this model store; "
-                               "try again in a few seconds.") from None
+            raise TrainingBusy("Another upload is being trained into this model store "
+                               "(that takes from a few seconds to about half a "
+                               "minute); try again when it has finished.") from None
         yield
 
 
