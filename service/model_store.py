@@ -155,7 +155,7 @@ class ModelStore:
         for version in reversed(artifact.read_published(self.model_dir)):
             if version not in seen:
                 seen.add(version)
-                yield version, "the version published before it"
+                yield version, "the version published last that loads"
         for version in reversed(versions_in(self.model_dir)):
             if version in seen or (refused is not None and version >= refused):
                 continue

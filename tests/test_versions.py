@@ -204,7 +204,9 @@ def test_list_warns_when_current_names_a_version_a_service_refuses(store, capsys
 
     (store / artifact.CURRENT).write_text("hello\nworld\n")
     assert main(["list", "--model-dir", str(store)]) == 0
-    assert "which is not a version id" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "which is not a version id" in err
+    assert "serve the version published last that loads" in err
 
 
 def test_publish_names_the_series_clients_lose(store, tmp_path, capsys):

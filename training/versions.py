@@ -83,7 +83,8 @@ def pointer_problem(model_dir: Path) -> str | None:
     try:
         current = artifact.read_current(model_dir)
     except artifact.ArtifactError as error:
-        return f"{error} Service workers serve the version published before it."
+        return (f"{error} Service workers serve the version published last that "
+                "loads.")
     if current is None:
         return None
     problem = servable_problem(model_dir, current)
