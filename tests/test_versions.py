@@ -98,11 +98,16 @@ def test_prune_keeps_the_newest_the_served_and_the_one_published_before(store,
     assert main(["prune", "--model-dir", str(store), "--keep", "1"]) == 0
     # first is served, third the newest and the version published before first
     assert ids(store) == [first, third]
-    assert f"removed 1 version(s): {second}" in capsys.readouterr().out
+    assert f"removed 1 version(s): {second}; kept the 1 newest, {first} (served) " \
+        f"and {third} (published before it" in capsys.readouterr().out
 
     assert main(["publish", "--model-dir", str(store), third]) == 0
     assert main(["prune", "--model-dir", str(store), "--keep", "1"]) == 0
     assert ids(store) == [first, third]  # first is where a worker would go back to
+    assert capsys.readouterr().out.endswith(
+        f"removed 0 version(s); kept the 1 newest, {third} (served) and {first} "
+        "(published before it, where workers go back to if the served one is "
+        "damaged)\n")
 
 
 def test_prune_is_refused_when_the_served_version_is_unknown(store, capsys):

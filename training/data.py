@@ -815,7 +815,9 @@ def _parse_sales(rows, separator, label, notes) -> tuple[np.ndarray, dict]:
         notes.append(f"spaces between digit groups read as thousands separators (line "
                      f"{rows['line'].iloc[grouped]}: "
                      f"{rows['sales_text'].iloc[grouped]!r})")
-        rows = rows.assign(sales_text=values)  # what the convention is chosen on
+        # The convention is chosen on the values without those spaces; notes quote
+        # the values as the file has them.
+        rows = rows.assign(sales_text=values, shown_text=rows["sales_text"])
     shapes, inverse = _shapes(values)
     fits = {
         style: np.array([bool(style.shape.fullmatch(s)) for s in shapes], dtype=bool)
@@ -910,10 +912,12 @@ def _choose_style(rows, shapes, inverse, fits, separator, label, notes) -> Numbe
     if style.decimal != "." or grouped.any():
         where = np.flatnonzero((grouped if grouped.any() else marked)[inverse])[0]
         value = rows["sales_text"].iloc[where]
+        shown = rows.get("shown_text", rows["sales_text"]).iloc[where]
+        thousands = (f" and {style.thousands!r} as thousands separator"
+                     if grouped.any() else "")
         notes.append(
-            f"numbers read with {style.decimal!r} as decimal mark and "
-            f"{style.thousands!r} as thousands separator (line "
-            f"{rows['line'].iloc[where]}: {value!r} = {_convert(value, style):.15g})"
+            f"numbers read with {style.decimal!r} as decimal mark{thousands} (line "
+            f"{rows['line'].iloc[where]}: {shown!r} = {_convert(value, style):.15g})"
         )
     return style
 

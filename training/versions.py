@@ -125,9 +125,10 @@ def publish_version(model_dir: Path, version: str) -> tuple[str | None, list[str
     return previous, dropped
 
 
-def prune_versions(model_dir: Path, keep: int) -> list[str]:
+def prune_versions(model_dir: Path, keep: int) -> tuple[list[str], str, str | None]:
     """Remove all but the `keep` newest versions, never the one CURRENT names nor the
-    one published before it; returns the versions removed, oldest first."""
+    one published before it; returns the versions removed (oldest first), the served
+    one, and the one published before it (None if there is none)."""
     if keep < 1:
         raise VersionRefused(f"--keep must be at least 1, got {keep}.")
     with artifact.publish_lock(model_dir):
@@ -154,7 +155,7 @@ def prune_versions(model_dir: Path, keep: int) -> list[str]:
         doomed = [v for v in names if v not in kept]
         for version in doomed:
             shutil.rmtree(Path(model_dir) / artifact.VERSIONS / version)
-    return doomed
+    return doomed, current, (earlier[-1] if earlier else None)
 
 
 def servable_problem(model_dir: Path, version: str) -> str | None:
@@ -241,9 +242,12 @@ def main(argv=None) -> int:
                       f"{', '.join(repr(n) for n in dropped[:10])}"
                       + (" ..." if len(dropped) > 10 else ""), file=sys.stderr)
         else:
-            removed = prune_versions(model_dir, args.keep)
+            removed, served, before = prune_versions(model_dir, args.keep)
             print(f"removed {len(removed)} version(s)"
-                  + (f": {', '.join(removed)}" if removed else ""))
+                  + (f": {', '.join(removed)}" if removed else "")
+                  + f"; kept the {args.keep} newest, {served} (served)"
+                  + (f" and {before} (published before it, where workers go back "
+                     "to if the served one is damaged)" if before else ""))
     except (VersionRefused, artifact.ArtifactError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_REFUSED
