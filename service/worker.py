@@ -93,6 +93,13 @@ def request_complete(data: bytes) -> bool:
     return length is None or len(data) - head >= length or head + length > GATHER_LIMIT
 
 
+def receive_deadline(started: float, received: int) -> float:
+    """When a request whose first byte came at `started`, with `received` bytes in so
+    far, must be complete."""
+    allowance = RECEIVE_GRACE + received / MIN_RECEIVE_RATE
+    return started + min(allowance, RECEIVE_LIMIT)
+
+
 class DeadlineSocket:
     """A client socket whose reads and writes give up at the request's deadline.
 
@@ -146,10 +153,9 @@ class DeadlineSocket:
         return True
 
     def gather_deadline(self) -> float:
-        """When the request being gathered must be complete (see _receive_deadline)."""
-        started = self._gather_started or time.monotonic()
-        allowance = RECEIVE_GRACE + len(self.gathered) / MIN_RECEIVE_RATE
-        return started + min(allowance, RECEIVE_LIMIT)
+        """When the request being gathered must be complete."""
+        return receive_deadline(self._gather_started or time.monotonic(),
+                                len(self.gathered))
 
     def start(self) -> None:
         """Bound the next request; its clock starts at its first byte (which the
@@ -184,8 +190,7 @@ class DeadlineSocket:
         self._applied = value
 
     def _receive_deadline(self) -> float:
-        allowance = RECEIVE_GRACE + self._received / MIN_RECEIVE_RATE
-        return self._started + min(allowance, RECEIVE_LIMIT)
+        return receive_deadline(self._started, self._received)
 
     def recv(self, size: int, *flags) -> bytes:
         if not self._armed:
@@ -451,12 +456,12 @@ class ThreadWorker(gthread.ThreadWorker):
         self._publish_share()
 
     def _take(self, listener) -> None:
-        """gthread's accept, except for a connection with nothing to read yet: it
-        waits in the event loop, as gthread's own deferred connections do, and gets
-        a thread when its first byte arrives (closed after `keepalive` seconds if
-        none does). Stock gthread gives every new connection a pool thread at once,
-        which waits up to 5 s for that byte, so a few silent connections per thread,
-        reopened as they are closed, kept every other request waiting."""
+        """gthread's accept, except that the connection gets no thread yet: it waits
+        in the event loop for its first byte (closed after `keepalive` seconds if none
+        comes), as gthread's own deferred connections do, and then for its whole
+        request (_gather). Stock gthread gives every new connection a pool thread at
+        once, which waits up to 5 s for that byte, so a few silent connections per
+        thread, reopened as they are closed, kept every other request waiting."""
         try:
             client, address = listener.accept()
         except OSError as e:
@@ -473,10 +478,7 @@ class ThreadWorker(gthread.ThreadWorker):
             client.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             client.setblocking(False)
-            conn.timeout = time.monotonic() + self.cfg.keepalive
-            self.pending_conns.append(conn)
-            self.poller.register(client, selectors.EVENT_READ,
-                                 partial(self.on_pending_socket_readable, conn))
+            self._wait_for_first_byte(conn)
             return
         except OSError:
             pass  # reset already: the thread finds out and closes it
@@ -502,11 +504,8 @@ class ThreadWorker(gthread.ThreadWorker):
                 self.nr_conns -= 1
                 conn.close()
                 return
-            if new:  # nothing sent yet: wait for the first byte, up to `keepalive`
-                conn.timeout = time.monotonic() + self.cfg.keepalive
-                self.pending_conns.append(conn)
-                self.poller.register(sock, selectors.EVENT_READ,
-                                     partial(self.on_pending_socket_readable, conn))
+            if new:
+                self._wait_for_first_byte(conn)
                 return
         if still_open and len(sock.gathered) < GATHER_LIMIT and \
                 not request_complete(sock.gathered):
@@ -516,6 +515,13 @@ class ThreadWorker(gthread.ThreadWorker):
             return
         conn.data_ready = True
         self.enqueue_req(conn)
+
+    def _wait_for_first_byte(self, conn) -> None:
+        """Nothing sent yet: wait in the event loop, up to `keepalive` seconds."""
+        conn.timeout = time.monotonic() + self.cfg.keepalive
+        self.pending_conns.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ,
+                             partial(self.on_pending_socket_readable, conn))
 
     def on_pending_socket_readable(self, conn, client):
         self.poller.unregister(client)
