@@ -1,0 +1,26 @@
+"""bench/members.py: the design-cut diagnostics never score an evaluation month."""
+
+import pytest
+
+from bench.members import MIN_CUT, forecasts, main
+from bench.quality import load
+from tests.conftest import WINEIND
+
+
+def test_cuts_that_would_reach_the_evaluation_windows_are_refused(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main([str(WINEIND), "--before", "36", "12"])
+    assert stopped.value.code == 2
+    assert "--before 12 would score months the evaluation scores" in \
+        capsys.readouterr().err
+
+
+def test_every_scored_month_precedes_the_evaluation_origins():
+    frame = load(WINEIND)
+    rows = forecasts(frame, MIN_CUT)
+    last = frame["month"].max()
+    # The evaluation's oldest origin is 24 months before the end; it scores after it.
+    oldest_evaluation_origin = frame.loc[frame["month"] == last - 24, "date"].item()
+    assert rows["date"].max() <= oldest_evaluation_origin
+    assert len(rows) == 5 * 12
+    assert (rows["blend"] > 0).all()
