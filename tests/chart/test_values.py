@@ -318,6 +318,23 @@ def test_schema_rejects_bad_values(values, message):
             "autoscaling.enabled is true but resources.requests.cpu is not set",
         ),
         (
+            {"resources": {"requests": {"cpu": "0m"}}},
+            "autoscaling.enabled is true but resources.requests.cpu is 0m",
+        ),
+        (
+            {"resources": {"requests": {"memory": "1Gi"}, "limits": {"memory": "1G"}}},
+            "resources.requests.memory (1Gi) is above resources.limits.memory (1G)",
+        ),
+        (
+            {"resources": {"requests": {"cpu": 2}, "limits": {"cpu": "1500m"}}},
+            "resources.requests.cpu (2) is above resources.limits.cpu (1500m)",
+        ),
+        (
+            {"training": {"resources": {"requests": {"memory": "1.5Gi"}}}},
+            "training.resources.requests.memory (1.5Gi) is above "
+            "training.resources.limits.memory (1Gi)",
+        ),
+        (
             {"metrics": {"serviceMonitor": {"enabled": True, "interval": "30s",
                                             "scrapeTimeout": "1m"}}},
             "metrics.serviceMonitor.scrapeTimeout (1m) is longer than "
@@ -339,6 +356,10 @@ def test_schema_rejects_bad_values(values, message):
         "pvc-without-path",
         "url-empty",
         "hpa-without-cpu-request",
+        "hpa-with-zero-cpu-request",
+        "memory-request-above-limit",
+        "cpu-request-above-limit",
+        "training-request-above-limit",
         "scrape-timeout-above-interval",
         "scrape-timeout-above-interval-hours",
     ],
@@ -355,6 +376,25 @@ def test_without_autoscaling_the_cpu_request_may_be_left_out():
 
     container = rendered.one("Deployment")["spec"]["template"]["spec"]["containers"]
     assert "cpu" not in container[0]["resources"]["requests"]
+
+
+@pytest.mark.parametrize(
+    "requests, limits",
+    [
+        ({"cpu": "250m", "memory": "768Mi"}, {"cpu": 0.25, "memory": "0.75Gi"}),
+        ({"cpu": 1, "memory": "1G"}, {"cpu": "1000m", "memory": "1Gi"}),
+        ({"cpu": None, "memory": "512Mi"}, {"cpu": None, "memory": "768Mi"}),
+    ],
+    ids=["equal-in-other-units", "decimal-below-binary", "no-cpu"],
+)
+def test_requests_up_to_their_limits_render(requests, limits):
+    rendered = render({"autoscaling": {"enabled": bool(requests["cpu"])},
+                       "resources": {"requests": requests, "limits": limits},
+                       "training": {"resources": {"requests": requests,
+                                                  "limits": limits}}})
+
+    container = rendered.one("Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container[0]["resources"]["requests"]["memory"] == requests["memory"]
 
 
 @pytest.mark.parametrize(

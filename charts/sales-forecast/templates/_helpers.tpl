@@ -157,9 +157,15 @@ every release renders, so a bad combination stops the whole render.
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- fail (printf "autoscaling.minReplicas (%d) is above autoscaling.maxReplicas (%d); make minReplicas <= maxReplicas." (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- end }}
-{{- if and .Values.autoscaling.enabled (not (dig "requests" "cpu" "" .Values.resources)) }}
+{{- $cpuRequest := dig "requests" "cpu" "" .Values.resources }}
+{{- if and .Values.autoscaling.enabled (not $cpuRequest) }}
 {{- fail "autoscaling.enabled is true but resources.requests.cpu is not set; the HPA aims at a share of that request and cannot scale without it. Set resources.requests.cpu (e.g. 250m) or autoscaling.enabled=false." }}
 {{- end }}
+{{- if and .Values.autoscaling.enabled $cpuRequest (eq (include "sales-forecast.quantity" $cpuRequest | float64) 0.0) }}
+{{- fail (printf "autoscaling.enabled is true but resources.requests.cpu is %v; the HPA aims at a share of that request and cannot scale on a share of nothing. Set resources.requests.cpu above 0 (e.g. 250m) or autoscaling.enabled=false." $cpuRequest) }}
+{{- end }}
+{{- include "sales-forecast.requestsWithinLimits" (dict "resources" .Values.resources "value" "resources") }}
+{{- include "sales-forecast.requestsWithinLimits" (dict "resources" .Values.training.resources "value" "training.resources") }}
 {{- include "sales-forecast.validateExtraEnv" . }}
 {{- $monitor := .Values.metrics.serviceMonitor }}
 {{- $interval := include "sales-forecast.seconds" $monitor.interval | int }}
@@ -177,6 +183,40 @@ every release renders, so a bad combination stops the whole render.
 {{- end }}
 {{- if and (eq $data.source "url") (not $data.url) }}
 {{- fail "training.data.source is url but training.data.url is empty; give an https:// address of a CSV file." }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A CPU or memory quantity of the forms the schema admits (250m, 0.5, 2, 512Mi,
+1G) as a plain number of cores or bytes, so a request can be compared with its
+limit. A YAML number is taken as it is.
+*/}}
+{{- define "sales-forecast.quantity" -}}
+{{- if kindIs "string" . }}
+{{- $number := regexFind "^[0-9]+([.][0-9]+)?" . }}
+{{- $scale := dict "" 1.0 "m" 0.001 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15
+      "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0
+      "Pi" 1125899906842624.0 }}
+{{- mulf ($number | float64) (get $scale (trimPrefix $number .) | default 1.0) }}
+{{- else }}
+{{- float64 . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Kubernetes refuses a container whose request is above its limit, but only
+once the object reaches the API server; this says so at render time, naming
+the values ("value" is where "resources" came from).
+*/}}
+{{- define "sales-forecast.requestsWithinLimits" -}}
+{{- range $kind := list "cpu" "memory" }}
+{{- $request := dig "requests" $kind "" $.resources }}
+{{- $limit := dig "limits" $kind "" $.resources }}
+{{- if and $request $limit }}
+{{- if gt (include "sales-forecast.quantity" $request | float64) (include "sales-forecast.quantity" $limit | float64) }}
+{{- fail (printf "%s.requests.%s (%v) is above %s.limits.%s (%v); Kubernetes refuses a request larger than its limit. Lower the request or raise the limit." $.value $kind $request $.value $kind $limit) }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}
