@@ -117,6 +117,21 @@ def test_helm_template_refuses_a_cluster_older_than_kubeversion(helm_cli):
     assert "kubeVersion" in result.stderr
 
 
+@pytest.mark.parametrize("release", ["1st-forecast", "2024"])
+def test_a_service_name_starting_with_a_digit_stops_before_1_36(helm_cli, release):
+    command = [helm_cli, "template", release, CHART, "--kube-version"]
+
+    old = run([*command, "1.35.4"])
+    new = run([*command, "1.36.0"])
+    renamed = run([*command, "1.35.4", "--set", "fullnameOverride=forecast"])
+
+    assert old.returncode != 0
+    assert "starts with a digit" in old.stderr
+    assert "release name that starts with a letter" in old.stderr
+    assert new.returncode == 0, new.stderr
+    assert renamed.returncode == 0, renamed.stderr
+
+
 def test_helm_package_leaves_out_ci_values(helm_cli, tmp_path):
     result = run([helm_cli, "package", CHART, "--destination", tmp_path])
     assert result.returncode == 0, result.stderr

@@ -166,6 +166,7 @@ every release renders, so a bad combination stops the whole render.
 {{- end }}
 {{- include "sales-forecast.requestsWithinLimits" (dict "resources" .Values.resources "value" "resources") }}
 {{- include "sales-forecast.requestsWithinLimits" (dict "resources" .Values.training.resources "value" "training.resources") }}
+{{- include "sales-forecast.validateServiceName" . }}
 {{- include "sales-forecast.validateExtraEnv" . }}
 {{- $monitor := .Values.metrics.serviceMonitor }}
 {{- $interval := include "sales-forecast.seconds" $monitor.interval | int }}
@@ -218,6 +219,18 @@ the values ("value" is where "resources" came from).
 {{- fail (printf "%s.requests.%s (%v) is above %s.limits.%s (%v); Kubernetes refuses a request larger than its limit. Lower the request or raise the limit." $.value $kind $request $.value $kind $limit) }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Before Kubernetes 1.36 a Service name must start with a letter (a DNS-1035
+label), while Helm lets a release name start with a digit; the Service would
+be refused halfway through the install, after the other objects were made.
+*/}}
+{{- define "sales-forecast.validateServiceName" -}}
+{{- $name := include "sales-forecast.fullname" . }}
+{{- if and (regexMatch "^[0-9]" $name) (semverCompare "<1.36.0-0" .Capabilities.KubeVersion.Version) }}
+{{- fail (printf "The Service would be named %q, which starts with a digit; Kubernetes %s accepts Service names starting with a letter only (1.36 and later accept both). Install under a release name that starts with a letter, or set fullnameOverride to a name that does." $name .Capabilities.KubeVersion.Version) }}
 {{- end }}
 {{- end }}
 
