@@ -266,6 +266,13 @@ def test_default_values_pass_the_schema():
             {"metrics": {"serviceMonitor": {"scrapeTimeout": ""}}},
             "/metrics/serviceMonitor/scrapeTimeout",
         ),
+        ({"modelStore": {"size": "0Gi"}}, "/modelStore/size"),
+        ({"modelStore": {"size": "0.0Mi"}}, "/modelStore/size"),
+        ({"extraEnv": [{"name": "WORKERS", "value": 5}]}, "/extraEnv/0/value"),
+        ({"extraEnv": [{"name": "DEBUG", "value": True}]}, "/extraEnv/0/value"),
+        ({"extraEnv": [{"name": "TZ", "valu": "UTC"}]}, "additional properties 'valu'"),
+        ({"ingress": {"tls": [{"hosts": "a.example"}]}}, "/ingress/tls/0/hosts"),
+        ({"ingress": {"tls": [{"secret": "cert"}]}}, "additional properties 'secret'"),
     ],
     ids=lambda v: json.dumps(v) if isinstance(v, dict) else None,
 )
@@ -442,9 +449,29 @@ def test_extra_env_refusal_names_the_value_to_use(name, instead):
         render({"extraEnv": [{"name": name, "value": "4"}]})
 
 
+@pytest.mark.parametrize("size", ["0.5Gi", "10Mi", "1Ti"])
+def test_model_store_sizes_above_zero_render(size):
+    rendered = render({"modelStore": {"size": size}})
+
+    claim = rendered.one("PersistentVolumeClaim")
+    assert claim["spec"]["resources"]["requests"]["storage"] == size
+
+
+def test_ingress_tls_renders_and_its_hosts_are_served_over_https():
+    tls = [{"hosts": ["forecast.example"], "secretName": "forecast-tls"}]
+
+    rendered = render({"ingress": {"enabled": True, "hosts": ["forecast.example"],
+                                   "tls": tls}})
+
+    assert rendered.one("Ingress")["spec"]["tls"] == tls
+    assert "https://forecast.example/" in rendered.notes
+
+
 def test_other_extra_env_reaches_the_server_container():
     extra = [{"name": "TZ", "value": "Europe/Paris"},
-             {"name": "SALES_FORECAST_SOMETHING_NEW", "value": "1"}]
+             {"name": "SALES_FORECAST_SOMETHING_NEW", "value": "1"},
+             {"name": "POD_NAME",
+              "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
 
     rendered = render({"extraEnv": extra})
 
