@@ -442,7 +442,13 @@ def training_args(rendered) -> list[str]:
 
 
 def arg_after(args: list[str], flag: str) -> str:
-    return args[args.index(flag) + 1]
+    """The value of a flag given as `--flag VALUE` or as `--flag=VALUE`."""
+    for index, arg in enumerate(args):
+        if arg == flag:
+            return args[index + 1]
+        if arg.startswith(f"{flag}="):
+            return arg.removeprefix(f"{flag}=")
+    raise AssertionError(f"{flag} is not among the arguments {args}")
 
 
 def test_training_defaults_to_the_bundled_data(default_render):
@@ -555,6 +561,19 @@ def test_series_name_and_force_reach_the_training_command():
 
     assert "--series-name" not in plain and "--force" not in plain
     assert arg_after(chosen, "--series-name") == "wineind" and "--force" in chosen
+
+
+def test_names_starting_with_a_dash_reach_training_as_values_not_options():
+    from training.cli import parse_args
+
+    names = {"dateColumn": "-date", "salesColumn": "--sales",
+             "seriesColumn": "-store", "seriesName": "-1 store"}
+
+    parsed = parse_args(training_args(render({"training": names})))
+
+    assert (parsed.date_col, parsed.sales_col, parsed.series_col,
+            parsed.series_name) == ("-date", "--sales", "-store", "-1 store")
+    assert str(parsed.data) == "/app/data/wineind.csv"
 
 
 def test_refused_data_and_unpromoted_versions_fail_the_job_without_retries():

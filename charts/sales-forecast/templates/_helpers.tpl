@@ -334,17 +334,17 @@ containers:
       {{- end }}
       - --model-dir
       - /models
-      - --date-col
-      - {{ .Values.training.dateColumn | quote }}
-      - --sales-col
-      - {{ .Values.training.salesColumn | quote }}
+      {{- /*
+      One argument each, "--flag=value": a column or series named "-x" would
+      otherwise be read as an option, and training would refuse to start.
+      */}}
+      - {{ printf "--date-col=%s" .Values.training.dateColumn | quote }}
+      - {{ printf "--sales-col=%s" .Values.training.salesColumn | quote }}
       {{- with .Values.training.seriesColumn }}
-      - --series-col
-      - {{ . | quote }}
+      - {{ printf "--series-col=%s" . | quote }}
       {{- end }}
       {{- with .Values.training.seriesName }}
-      - --series-name
-      - {{ . | quote }}
+      - {{ printf "--series-name=%s" . | quote }}
       {{- end }}
       {{- if .Values.training.strict }}
       - --strict
