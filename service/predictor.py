@@ -239,8 +239,8 @@ class Predictor:
             # A misspelt "series" would otherwise fall back to the default series.
             check_fields(row, INSTANCE_FIELDS, position)
             table = self.table(row.get("series"), f"{position}.series")
-            out.append(table.value(parse_request_month(row.get("date"), position),
-                                   position))
+            out.append(table.value(
+                parse_request_month(row.get("date"), f"{position}.date"), position))
         return out
 
     def values(self, dates: list, series: list) -> list:
@@ -261,12 +261,14 @@ def _look_up(lookup: dict, series, dates) -> list:
     return list(map(getitem, map(lookup.__getitem__, series), dates))
 
 
-def parse_request_month(value, position: str) -> int:
+def parse_request_month(value, field: str) -> int:
+    """The month of a request's date; a 400 naming `field` (instances[3].date for
+    /predict, date[3] for a V2 tensor element) when it is not one."""
     try:
         return parse_month(value)
     except (ValueError, TypeError):
         shown = repr(value)[:40] if value is not None else "nothing"
-        raise BadRequest(f"{position}.date must be a month as 'YYYY-MM' or "
+        raise BadRequest(f"{field} must be a month as 'YYYY-MM' or "
                          f"'YYYY-MM-DD', got {shown}.") from None
 
 

@@ -132,6 +132,10 @@ BAD_REQUESTS = [
     ("v2 no date", "/v2/models/sales-forecast/infer",
      b'{"inputs": [{"name": "series", "datatype": "BYTES", "shape": [1], '
      b'"data": ["wineind"]}]}', 400, "must include a 'date' tensor"),
+    ("v2 bad date", "/v2/models/sales-forecast/infer",
+     b'{"inputs": [{"name": "date", "datatype": "BYTES", "shape": [2], '
+     b'"data": ["1995-01", "1995-13"]}]}', 400,
+     "date[1] must be a month as 'YYYY-MM' or 'YYYY-MM-DD', got '1995-13'"),
 ]
 
 
