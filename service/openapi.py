@@ -78,6 +78,9 @@ ERROR_DESCRIPTIONS = {
 FLAG = ("true or false, in any case; 1/0, on/off and yes/no also do, empty is false; "
         "anything else is refused")
 
+# The Open Inference Protocol's $parameters: an object of name: value, accepted
+# and ignored here.
+PARAMETERS = {"type": ["object", "null"], "description": "accepted and ignored"}
 SCHEMAS = {
     "Error": {
         "type": "object",
@@ -202,7 +205,7 @@ SCHEMAS = {
             "datatype": {"enum": ["BYTES"]},
             "data": {"type": "array", "minItems": 1, "maxItems": MAX_ROWS,
                      "description": "the values, flat or as [[value], ...]"},
-            "parameters": {"description": "accepted and ignored"},
+            "parameters": PARAMETERS,
         },
     },
     "InferRequest": {
@@ -210,13 +213,13 @@ SCHEMAS = {
         "required": ["inputs"],
         "additionalProperties": False,
         "properties": {
-            "id": {"description": "echoed back in the response"},
-            "parameters": {"description": "accepted and ignored"},
+            "id": {"type": "string", "description": "echoed back in the response"},
+            "parameters": PARAMETERS,
             "inputs": {"type": "array", "minItems": 1, "maxItems": 2,
                        "items": _ref("Tensor")},
             "outputs": {"type": ["array", "null"], "items": {
                 "type": "object", "required": ["name"],
-                "properties": {"name": {"const": "sales"}},
+                "properties": {"name": {"const": "sales"}, "parameters": PARAMETERS},
             }},
         },
     },
@@ -226,7 +229,7 @@ SCHEMAS = {
         "properties": {
             "model_name": {"type": "string"},
             "model_version": {"type": "string"},
-            "id": {},
+            "id": {"type": "string"},
             "outputs": {"type": "array", "items": {
                 "type": "object", "required": ["name", "datatype", "shape", "data"],
                 "properties": {

@@ -73,6 +73,11 @@ def register(app: Flask, model_name: str, predictor) -> None:
         current = model_or_404(name, version)
         body = read_json()
         check_fields(body, INFER_FIELDS)
+        # The response echoes the id, which the protocol makes a string.
+        if "id" in body and not isinstance(body["id"], str):
+            raise BadRequest(f"id must be a string, got "
+                             f"{orjson.dumps(body['id']).decode()[:40]}.")
+        check_parameters(body, "the request")
         tensors = parse_inputs(body.get("inputs"), MAX_ROWS)
         check_requested_outputs(body.get("outputs"))
 
@@ -104,6 +109,7 @@ def parse_inputs(inputs, max_rows: int) -> dict[str, list]:
         if not isinstance(tensor, dict):
             raise BadRequest(f"{where} must be a tensor object.")
         check_fields(tensor, TENSOR_FIELDS, where)
+        check_parameters(tensor, where)
         name = tensor.get("name")
         # The type test first: a name like {} or [] is unhashable and would make the
         # membership test itself raise.
@@ -150,3 +156,14 @@ def check_requested_outputs(outputs) -> None:
     if not isinstance(outputs, list) or not all(
             isinstance(o, dict) and o.get("name") == OUTPUT for o in outputs):
         raise BadRequest(f"outputs may only request {OUTPUT!r}.")
+    for i, output in enumerate(outputs):
+        check_parameters(output, f"outputs[{i}]")
+
+
+def check_parameters(holder: dict, where: str) -> None:
+    """`parameters`, where the protocol allows it, is an object of name: value."""
+    parameters = holder.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        shown = orjson.dumps(parameters).decode()[:40]
+        raise BadRequest(f"parameters in {where} must be an object such as "
+                         f'{{"name": value}}, got {shown}.')

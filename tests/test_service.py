@@ -69,6 +69,18 @@ def test_v2_metadata_and_infer(client):
     assert body["outputs"][0]["data"] == predict["predictions"]
 
 
+def test_v2_infer_accepts_parameters_objects_where_the_protocol_allows_them(client):
+    response = client.post("/v2/models/sales-forecast/infer", json={
+        "id": "r2", "parameters": {"content_type": "str"},
+        "inputs": [{"name": "date", "datatype": "BYTES", "shape": [1],
+                    "data": ["1995-01"], "parameters": None}],
+        "outputs": [{"name": "sales", "parameters": {"binary_data": False}}],
+    })
+
+    assert response.status_code == 200
+    assert response.get_json()["id"] == "r2"
+
+
 def test_health_and_readiness(client):
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").get_json()["status"] == "ready"
@@ -136,6 +148,22 @@ BAD_REQUESTS = [
      b'{"inputs": [{"name": "date", "datatype": "BYTES", "shape": [2], '
      b'"data": ["1995-01", "1995-13"]}]}', 400,
      "date[1] must be a month as 'YYYY-MM' or 'YYYY-MM-DD', got '1995-13'"),
+    ("v2 id not a string", "/v2/models/sales-forecast/infer",
+     b'{"id": {"a": 1}, "inputs": [{"name": "date", "datatype": "BYTES", '
+     b'"shape": [1], "data": ["1995-01"]}]}', 400,
+     'id must be a string, got {"a":1}'),
+    ("v2 parameters not an object", "/v2/models/sales-forecast/infer",
+     b'{"parameters": 5, "inputs": [{"name": "date", "datatype": "BYTES", '
+     b'"shape": [1], "data": ["1995-01"]}]}', 400,
+     "parameters in the request must be an object"),
+    ("v2 tensor parameters not an object", "/v2/models/sales-forecast/infer",
+     b'{"inputs": [{"name": "date", "datatype": "BYTES", "shape": [1], '
+     b'"data": ["1995-01"], "parameters": "x"}]}', 400,
+     "parameters in inputs[0] must be an object"),
+    ("v2 output parameters not an object", "/v2/models/sales-forecast/infer",
+     b'{"inputs": [{"name": "date", "datatype": "BYTES", "shape": [1], '
+     b'"data": ["1995-01"]}], "outputs": [{"name": "sales", "parameters": []}]}',
+     400, "parameters in outputs[0] must be an object"),
 ]
 
 
