@@ -405,6 +405,36 @@ def test_requests_up_to_their_limits_render(requests, limits):
 
 
 @pytest.mark.parametrize(
+    "schedule, field, value",
+    [
+        ("60 3 * * 1", "minute", "60"),
+        ("0 24 * * 1", "hour", "24"),
+        ("0 3 0 * *", "day of month", "0"),
+        ("0 3 * 13 *", "month", "13"),
+        ("0 3 * * 7", "day of week", "7"),
+        ("*/0 3 * * 1", "minute", "*/0"),
+        ("0 3 * * Monday", "day of week", "Monday"),
+    ],
+)
+def test_a_schedule_field_kubernetes_would_refuse_is_named(schedule, field, value):
+    message = f'retraining.schedule "{schedule}": its {field} field "{value}"'
+
+    with pytest.raises(helm.HelmRenderError, match=re.escape(message)):
+        render({"retraining": {"enabled": True, "schedule": schedule}})
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    ["0 3 * * 1", "*/15 0-23/2 1,15 JAN-jun ?", "5/10 3 * * MON-FRI", "@weekly",
+     "0\t3 * *  sun"],
+)
+def test_schedules_kubernetes_accepts_render(schedule):
+    rendered = render({"retraining": {"enabled": True, "schedule": schedule}})
+
+    assert rendered.one("CronJob")["spec"]["schedule"] == schedule
+
+
+@pytest.mark.parametrize(
     "interval, timeout",
     [("1m", "60s"), ("1h30m", "90m"), ("2m", "1m59s"), ("0", "10s"), ("30s", "0")],
 )

@@ -167,6 +167,7 @@ every release renders, so a bad combination stops the whole render.
 {{- include "sales-forecast.requestsWithinLimits" (dict "resources" .Values.resources "value" "resources") }}
 {{- include "sales-forecast.requestsWithinLimits" (dict "resources" .Values.training.resources "value" "training.resources") }}
 {{- include "sales-forecast.validateServiceName" . }}
+{{- include "sales-forecast.validateSchedule" . }}
 {{- include "sales-forecast.validateExtraEnv" . }}
 {{- $monitor := .Values.metrics.serviceMonitor }}
 {{- $interval := include "sales-forecast.seconds" $monitor.interval | int }}
@@ -231,6 +232,33 @@ be refused halfway through the install, after the other objects were made.
 {{- $name := include "sales-forecast.fullname" . }}
 {{- if and (regexMatch "^[0-9]" $name) (semverCompare "<1.36.0-0" .Capabilities.KubeVersion.Version) }}
 {{- fail (printf "The Service would be named %q, which starts with a digit; Kubernetes %s accepts Service names starting with a letter only (1.36 and later accept both). Install under a release name that starts with a letter, or set fullnameOverride to a name that does." $name .Capabilities.KubeVersion.Version) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The schema checks that retraining.schedule has five fields; this checks each
+field's values the way Kubernetes' cron parser does (numbers in range, names
+of months and days, *, ?, ranges, lists and steps), so "60 3 * * *" or a day
+of week 7 stops the render instead of the CronJob being refused.
+*/}}
+{{- define "sales-forecast.validateSchedule" -}}
+{{- $schedule := .Values.retraining.schedule }}
+{{- if and .Values.retraining.enabled .Values.training.enabled (not (hasPrefix "@" $schedule)) }}
+{{- $fields := list
+  (list "minute" "0-59" "0?[0-9]|[1-5][0-9]")
+  (list "hour" "0-23" "0?[0-9]|1[0-9]|2[0-3]")
+  (list "day of month" "1-31" "0?[1-9]|[12][0-9]|3[01]")
+  (list "month" "1-12 or JAN-DEC"
+    "0?[1-9]|1[0-2]|(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)")
+  (list "day of week" "0-6 or SUN-SAT" "[0-6]|(?i:sun|mon|tue|wed|thu|fri|sat)") }}
+{{- range $i, $value := regexSplit "\\s+" (trim $schedule) -1 }}
+{{- $field := index $fields $i }}
+{{- $one := printf "(%s)" (index $field 2) }}
+{{- $item := printf "(\\*|\\?|%s(-%s)?)(/[1-9][0-9]*)?" $one $one }}
+{{- if not (regexMatch (printf "^%s(,%s)*$" $item $item) $value) }}
+{{- fail (printf "retraining.schedule %q: its %s field %q is not a value in %s, a range (1-5), a list (1,15), a step (*/10) or *; Kubernetes would refuse the CronJob." $schedule (index $field 0) $value (index $field 1)) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 
