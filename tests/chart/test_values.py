@@ -583,3 +583,34 @@ def test_lint_strict_with_helms_engine_reports_a_bad_value():
     report = helm.lint(CHART, {"service": {"port": 0}}, strict=True)
 
     assert any("/service/port" in m["error"] for m in report["messages"])
+
+
+def test_pull_secrets_given_as_names_or_as_objects_render_alike():
+    # Many charts take {name: ...} entries, others plain names; both are accepted.
+    secrets = ["regcred", {"name": "mirror-cred"}]
+
+    rendered = render({"imagePullSecrets": secrets,
+                       "retraining": {"enabled": True}})
+
+    expected = [{"name": "regcred"}, {"name": "mirror-cred"}]
+    specs = [o["spec"]["template"]["spec"] for o in rendered.of_kind("Deployment")]
+    specs += [o["spec"]["template"]["spec"] for o in rendered.of_kind("Job")]
+    specs += [o["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+              for o in rendered.of_kind("CronJob")]
+    specs += [o["spec"] for o in rendered.of_kind("Pod")]
+    assert len(specs) == 4
+    assert all(spec["imagePullSecrets"] == expected for spec in specs)
+
+
+@pytest.mark.parametrize("entry", [{"nam": "regcred"}, {"name": "Reg_Cred"}, 5])
+def test_a_pull_secret_entry_of_another_shape_names_the_value(entry):
+    with pytest.raises(helm.HelmValuesError, match=r"at '/imagePullSecrets/0'"):
+        render({"imagePullSecrets": [entry]})
+
+
+def test_no_pull_secrets_leaves_the_pod_specs_without_the_field():
+    rendered = render({})
+
+    pod = rendered.one("Deployment")["spec"]["template"]["spec"]
+    assert "imagePullSecrets" not in pod
+    assert "imagePullSecrets:" not in "".join(rendered.files.values())

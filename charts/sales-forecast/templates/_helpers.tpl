@@ -336,12 +336,7 @@ uploads are on).
 serviceAccountName: {{ include "sales-forecast.serviceAccountName" . | quote }}
 automountServiceAccountToken: false
 restartPolicy: Never
-{{- with .Values.imagePullSecrets }}
-imagePullSecrets:
-  {{- range . }}
-  - name: {{ . | quote }}
-  {{- end }}
-{{- end }}
+{{- include "sales-forecast.imagePullSecrets" . }}
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 containers:
@@ -476,4 +471,21 @@ podFailurePolicy:
       onPodConditions:
         - type: DisruptionTarget
           status: "True"
+{{- end }}
+
+{{/*
+imagePullSecrets of a pod spec, or nothing. Each entry of the value is a Secret's
+name or, as many charts write it, {name: ...}; both render as {name: ...}.
+*/}}
+{{- define "sales-forecast.imagePullSecrets" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- range . }}
+  {{- if kindIs "map" . }}
+  - name: {{ .name | quote }}
+  {{- else }}
+  - name: {{ . | quote }}
+  {{- end }}
+  {{- end }}
+{{- end }}
 {{- end }}
