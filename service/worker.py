@@ -5,7 +5,7 @@ pool thread at once, which waits up to 5 s for its first byte before handing it 
 to the event loop, and once a byte is there the thread reads the request with a
 blocking socket and no timeout. A client that sends half a request and stops, or
 sends it a byte at a time, holds that thread for as long as it likes; `threads` x
-`workers` such clients (8 with the defaults) and every other client waits forever.
+`workers` such clients (6 with the defaults) and every other client waits forever.
 gunicorn's `timeout` does not help: it watches the worker's main loop, which keeps
 running.
 
