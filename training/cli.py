@@ -5,7 +5,8 @@ Exit codes: 0 published (CURRENT now names the new version); 2 refused input, a
 refused by the strict quality gate (nothing written); 3 trained and written,
 but not promoted because it is worse on the backtest than the version being served,
 or lacks a series that version answers (the version stays in versions/,
-unpublished; `--force` promotes anyway).
+unpublished; `--force` promotes anyway); 4 the model store could not be written
+(a full disk: nothing published, nothing half-written left).
 """
 
 import argparse
