@@ -147,17 +147,17 @@ class ModelStore:
             return
 
     def _fallbacks(self, refused: str | None):
-        """Versions to fall back on, best first, each with how it was chosen: those
-        CURRENT named before, newest first; then, for a store written before
-        PUBLISHED existed, the versions training promoted, newest first (only those
-        older than `refused`)."""
-        seen = set()
-        for version in reversed(artifact.read_published(self.model_dir)):
-            if version not in seen:
-                seen.add(version)
-                yield version, "the version published last that loads"
+        """Versions to fall back on, best first, each with how it was chosen: the
+        store's publication record followed back from its last entry
+        (`artifact.publication_chain`: never to a version rolled back from); then,
+        for a store written before PUBLISHED existed, the versions training
+        promoted that the record does not name, newest first (only those older than
+        `refused`)."""
+        published = artifact.read_published(self.model_dir)
+        for version in artifact.publication_chain(published):
+            yield version, "the version published last that loads"
         for version in reversed(versions_in(self.model_dir)):
-            if version in seen or (refused is not None and version >= refused):
+            if version in published or (refused is not None and version >= refused):
                 continue
             try:
                 promotion = artifact.read_metadata(self.model_dir, version) \

@@ -404,6 +404,24 @@ def test_after_a_rollback_a_new_worker_does_not_bring_back_the_newer_version(
     assert store.serving().version == first
 
 
+def test_when_the_version_rolled_back_to_is_damaged_a_new_worker_stays_unready(
+        store_copy, trained_store):
+    """Rolled back from `newer` to `first`, then `first`'s file is damaged: the
+    siblings keep serving `first` from memory, and a new worker must not bring
+    back `newer`, the version the operator rolled back from."""
+    first = artifact.read_current(store_copy)
+    publish_copy(store_copy, trained_store, 2)
+    with artifact.publish_lock(store_copy):
+        artifact.set_current(store_copy, first)
+    flip_one_byte(store_copy, first)
+
+    store = ModelStore(store_copy)
+    store.refresh()
+
+    assert store.predictor is None
+    assert "does not match its metadata" in store.problem
+
+
 def test_with_no_good_version_left_a_new_worker_stays_unready(store_copy,
                                                              trained_store):
     only = artifact.read_current(store_copy)

@@ -94,20 +94,21 @@ def test_prune_keeps_the_newest_the_served_and_the_one_published_before(store,
     assert train(WINEIND, store, "--force") == 0
     third = ids(store)[-1]
 
+    # A rollback from third to first: first is served, and nothing is where a
+    # worker would go back to (third and second were rolled back from).
     assert main(["publish", "--model-dir", str(store), first]) == 0
     assert main(["prune", "--model-dir", str(store), "--keep", "1"]) == 0
-    # first is served, third the newest and the version published before first
-    assert ids(store) == [first, third]
-    assert f"removed 1 version(s): {second}; kept the 1 newest, {first} (served) " \
-        f"and {third} (published before it" in capsys.readouterr().out
+    assert ids(store) == [first, third]  # third is the newest
+    assert capsys.readouterr().out.endswith(
+        f"removed 1 version(s): {second}; kept {first} (served) and the 1 newest\n")
 
     assert main(["publish", "--model-dir", str(store), third]) == 0
     assert main(["prune", "--model-dir", str(store), "--keep", "1"]) == 0
     assert ids(store) == [first, third]  # first is where a worker would go back to
     assert capsys.readouterr().out.endswith(
-        f"removed 0 version(s); kept the 1 newest, {third} (served) and {first} "
-        "(published before it, where workers go back to if the served one is "
-        "damaged)\n")
+        f"removed 0 version(s); kept {third} (served), {first} (published before "
+        "it, where workers go back to if the served one is damaged) and the 1 "
+        "newest\n")
 
 
 def test_prune_is_refused_when_the_served_version_is_unknown(store, capsys):
@@ -239,3 +240,17 @@ def test_prune_leaves_an_incomplete_version_folder_alone(store, capsys):
     assert main(["prune", "--model-dir", str(store), "--keep", "3"]) == 0
 
     assert ids(store) == [v2, v3, v4, planted.name]
+
+
+@pytest.mark.parametrize("published, chain", [
+    ([], []),
+    (["A"], ["A"]),
+    (["A", "B", "C"], ["C", "B", "A"]),
+    (["A", "B", "A"], ["A"]),  # rolled back from B: B is not on the way back
+    (["A", "B", "C", "B"], ["B", "A"]),
+    (["A", "B", "A", "B"], ["B", "A"]),
+    (["A", "B", "A", "C"], ["C", "A"]),
+    (["A", "A"], ["A"]),
+])
+def test_the_way_back_skips_versions_rolled_back_from(published, chain):
+    assert artifact.publication_chain(published) == chain

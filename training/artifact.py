@@ -36,7 +36,8 @@ from training.unpickle import load_model
 CURRENT = "CURRENT"
 # The versions CURRENT has named, one per line, oldest first (the newest
 # PUBLISHED_KEPT): a worker that finds CURRENT's version refused goes back along it
-# (service.model_store), and pruning keeps the version it would go back to.
+# (`publication_chain`, service.model_store), and pruning keeps the version it would
+# go back to.
 PUBLISHED = "PUBLISHED"
 PUBLISHED_KEPT = 100
 VERSIONS = "versions"
@@ -194,6 +195,30 @@ def read_published(model_dir: Path) -> list[str]:
         return []
     return [line for line in raw.decode("ascii", "replace").split()
             if VERSION_PATTERN.match(line)]
+
+
+def publication_chain(published: list[str]) -> list[str]:
+    """The versions the store stood at, from the last publication back: each step
+    goes to the version that publication replaced. A version published again (a
+    rollback) returns the store to where its earlier publication stood, so the
+    versions published in between, those rolled back from, are not on the way back.
+    `published` is `read_published`'s list; the result starts with its last entry.
+
+    [A, B, C] gives [C, B, A]; after a rollback from B to A, [A, B, A] gives [A];
+    and [A, B, C, B] gives [B, A]."""
+    before = []  # per entry: the index of the entry it goes back to, or None
+    latest = {}  # version -> index of its latest entry so far
+    for index, version in enumerate(published):
+        before.append(before[latest[version]] if version in latest
+                      else (index - 1 if index else None))
+        latest[version] = index
+    chain = []
+    index = len(published) - 1 if published else None
+    while index is not None:
+        if published[index] not in chain:
+            chain.append(published[index])
+        index = before[index]
+    return chain
 
 
 def remove_stale_staging(model_dir: Path) -> list[str]:

@@ -11,9 +11,11 @@ is checked the way a service worker checks it (its model file against the SHA-25
 its metadata, loaded through the allow-list unpickler, then asked about every month it
 will ever answer) before CURRENT names it, and a running service switches to it within
 its reload interval. `prune` runs only while CURRENT names a version that passes the
-same check, and never removes that version or the one published before it (where a
-worker goes back to if CURRENT's version is damaged later). Both hold the store's
-publish lock, so they cannot interleave with a training run finishing.
+same check, and never removes that version or the one a worker would go back to if
+CURRENT's version were damaged later: the one published before it, or after a
+rollback the one published before the version rolled back to, never one rolled back
+from (`artifact.publication_chain`). Both hold the store's publish lock, so they
+cannot interleave with a training run finishing.
 """
 
 from __future__ import annotations
@@ -90,8 +92,8 @@ def pointer_problem(model_dir: Path) -> str | None:
     problem = servable_problem(model_dir, current)
     if problem:
         return (f"{artifact.CURRENT} names {current}, which a service refuses: "
-                f"{problem} Its workers serve the version published before it; "
-                "publish one that loads.")
+                f"{problem} Its workers serve the version published before it "
+                "(never one rolled back from); publish one that loads.")
     return None
 
 
@@ -127,8 +129,9 @@ def publish_version(model_dir: Path, version: str) -> tuple[str | None, list[str
 
 def prune_versions(model_dir: Path, keep: int) -> tuple[list[str], str, str | None]:
     """Remove all but the `keep` newest versions, never the one CURRENT names nor the
-    one published before it; returns the versions removed (oldest first), the served
-    one, and the one published before it (None if there is none)."""
+    one workers go back to from it (`artifact.publication_chain`); returns the
+    versions removed (oldest first), the served one, and that one (None if there is
+    none)."""
     if keep < 1:
         raise VersionRefused(f"--keep must be at least 1, got {keep}.")
     with artifact.publish_lock(model_dir):
@@ -149,13 +152,13 @@ def prune_versions(model_dir: Path, keep: int) -> tuple[list[str], str, str | No
         names = [v for v in versions_in(model_dir)
                  if (Path(model_dir) / artifact.VERSIONS / v
                      / artifact.METADATA_FILE).is_file()]
-        earlier = [v for v in artifact.read_published(model_dir)
-                   if v != current and v in names]
-        kept = {current, *earlier[-1:], *names[max(len(names) - keep, 0):]}
+        earlier = [v for v in artifact.publication_chain(
+            artifact.read_published(model_dir)) if v != current and v in names]
+        kept = {current, *earlier[:1], *names[max(len(names) - keep, 0):]}
         doomed = [v for v in names if v not in kept]
         for version in doomed:
             shutil.rmtree(Path(model_dir) / artifact.VERSIONS / version)
-    return doomed, current, (earlier[-1] if earlier else None)
+    return doomed, current, (earlier[0] if earlier else None)
 
 
 def servable_problem(model_dir: Path, version: str) -> str | None:
@@ -210,7 +213,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     publish.add_argument("version")
     prune = commands.add_parser(
         "prune", help="remove all but the newest versions (never the served one or "
-                      "the one published before it)")
+                      "the one workers go back to from it)")
     prune.add_argument("--keep", type=int, required=True,
                        help="how many of the newest versions to keep")
     for command in (listing, publish, prune):
@@ -245,9 +248,10 @@ def main(argv=None) -> int:
             removed, served, before = prune_versions(model_dir, args.keep)
             print(f"removed {len(removed)} version(s)"
                   + (f": {', '.join(removed)}" if removed else "")
-                  + f"; kept the {args.keep} newest, {served} (served)"
-                  + (f" and {before} (published before it, where workers go back "
-                     "to if the served one is damaged)" if before else ""))
+                  + f"; kept {served} (served)"
+                  + (f", {before} (published before it, where workers go back to "
+                     "if the served one is damaged)" if before else "")
+                  + f" and the {args.keep} newest")
     except (VersionRefused, artifact.ArtifactError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_REFUSED
