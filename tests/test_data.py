@@ -516,6 +516,15 @@ def test_a_history_too_short_for_a_season_is_refused(tmp_path):
     assert len(load_sales(path, min_months=12).frame) == 20
 
 
+def test_a_history_shorter_than_training_takes_is_refused_without_a_season_claim(
+        tmp_path):
+    # Training takes 6 months and serves 6 to 11 the mean: no season is needed.
+    path = write(tmp_path, csv_bytes(CENTS[:5]))
+
+    refuse(path, "shop.csv: only 5 month(s) of history (1980-01 to 1980-05), but at "
+           "least 6 are needed to train on (min_months=6)", min_months=6)
+
+
 # File structure ----------------------------------------------------------------------
 
 @pytest.mark.parametrize(

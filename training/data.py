@@ -1250,11 +1250,14 @@ def _drop_leading_zeros(rows: pd.DataFrame, notes: list) -> pd.DataFrame:
 
 def _reject_short(rows: pd.DataFrame, rejected: dict, min_months: int) -> pd.DataFrame:
     spans = rows.groupby("series", sort=False)["month"].agg(["size", "first", "last"])
+    # Training asks for 6 months and serves a shorter series a simpler model; a
+    # caller asking for two years or more wants a season learned.
+    purpose = "to learn a yearly season" if min_months >= 24 else "to train on"
     for name, span in spans[spans["size"] < min_months].iterrows():
         rejected[name] = (
             f"only {span['size']} month(s) of history ({_ym(span['first'])} to "
-            f"{_ym(span['last'])}), but at least {min_months} are needed to learn a "
-            f"yearly season (min_months={min_months}). Load a longer history."
+            f"{_ym(span['last'])}), but at least {min_months} are needed {purpose} "
+            f"(min_months={min_months}). Load a longer history."
         )
 
     return _without_rejected(rows, rejected)
