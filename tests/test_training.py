@@ -114,6 +114,27 @@ def test_with_json_a_refusal_is_json_on_stdout_too(tmp_path, capsys):
     assert not (tmp_path / "models").exists()
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--holdout", "0"], "--holdout must be between 1 and 60 months, got 0"),
+    (["--encoding", "nope"], "argument --encoding: "),
+    (["--model-dir", ""], "argument --model-dir: is empty"),
+], ids=["holdout", "encoding", "model-dir"])
+def test_with_json_a_usage_error_is_json_on_stdout_too(tmp_path, capsys, extra,
+                                                       message):
+    argv = ["--data", str(WINEIND), "--model-dir", str(tmp_path / "m"), *extra,
+            "--jso"]  # argparse takes a prefix of an option for the option
+
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(argv)
+
+    assert stopped.value.code == 2
+    captured = capsys.readouterr()
+    answer = json.loads(captured.out)
+    assert answer["exit_code"] == 2 and message in answer["error"]
+    assert f"error: {answer['error']}" in captured.err
+    assert not (tmp_path / "m").exists()
+
+
 def test_training_publishes_a_complete_verified_version(tmp_path, capsys):
     model_dir = tmp_path / "models"
 

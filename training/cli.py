@@ -66,8 +66,32 @@ def model_dir_argument(text: str) -> Path:
     return Path(text)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors (exit 2) are also printed on stdout as
+    {"error", "exit_code"} when the command line asks for --json, as every other
+    refusal is: a script reading stdout (the chart's training Job) is not left with
+    nothing."""
+
+    def __init__(self, *args, json_errors: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.json_errors = json_errors
+
+    def error(self, message):
+        if self.json_errors:
+            print(json.dumps({"error": message, "exit_code": EXIT_BAD_INPUT},
+                             indent=2))
+        super().error(message)
+
+
+def asks_for_json(argv) -> bool:
+    """Whether --json (or a prefix argparse would take for it) is on the line."""
+    return any(len(arg) > 2 and "--json".startswith(arg) for arg in argv)
+
+
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = Parser(
+        json_errors=asks_for_json(argv),
         prog="python -m training",
         description="Train a monthly sales model and publish it into a model "
                     "directory.",
