@@ -187,6 +187,39 @@ def test_forcing_a_version_without_a_served_series_says_what_was_dropped(
     assert meta["promotion"]["forced"] is True
 
 
+def test_another_series_is_not_offered_the_served_series_name(wineind_served,
+                                                              tmp_path, capsys):
+    models, served, _ = wineind_served
+    other = tmp_path / "beer.csv"
+    frame = pd.read_csv(WINEIND)
+    frame["sales"] = frame["sales"] * 0.5 + 7
+    frame.to_csv(other, index=False)
+
+    assert train(other, models) == 3
+
+    err = capsys.readouterr().err
+    assert "--series-name wineind" not in err
+    assert "The file's sales are not those of the served series 'wineind'" in err
+    assert "To serve both, train on a file that has both." in err
+
+
+def test_the_served_series_renamed_with_months_added_is_offered_its_name(
+        wineind_served, tmp_path, capsys):
+    models, served, _ = wineind_served
+    longer = tmp_path / "wineind_update.csv"
+    frame = pd.read_csv(WINEIND)
+    last = pd.Timestamp(frame["date"].iloc[-1])
+    extra = pd.DataFrame({"date": [(last + pd.DateOffset(months=k)).strftime(
+        "%Y-%m-%d") for k in (1, 2)], "sales": [25000.0, 26000.0]})
+    pd.concat([frame, extra]).to_csv(longer, index=False)
+
+    assert train(longer, models) == 3
+
+    err = capsys.readouterr().err
+    assert "The file's sales are those of the served series 'wineind' on the months " \
+        "both have: train with --series-name wineind to keep it served." in err
+
+
 def test_naming_the_series_keeps_it_served(wineind_served):
     models, served, renamed = wineind_served
 

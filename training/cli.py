@@ -27,6 +27,7 @@ import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from training import artifact, backtest, intervals, report
@@ -503,19 +504,51 @@ def refusal(trained: dict, comparison: dict, worse: bool, path: Path) -> str:
         why.append(f"does not have {len(dropped)} series that the served version "
                    f"{served} answers ({some_names(dropped)}), so requests for them "
                    "would be refused")
-        # A renamed copy of the served one-series file is the likely cause: without
-        # a series column, the series is named after the file.
-        example = (f" (here, --series-name {dropped[0]})"
-                   if len(dropped) == 1 and len(trained["metadata"]["series"]) == 1
-                   else "")
         how = (" To keep serving them, train on a file that has them too: a file "
                "without a series column names its one series after the file unless "
-               f"--series-name names it{example}.")
+               "--series-name names it.")
+        if len(dropped) == 1 and len(trained["metadata"]["series"]) == 1:
+            # One series for another: a renamed copy of the served file, or
+            # another product's file. Only the first may take the served name.
+            if same_sales(path.parent.parent, served, dropped[0], trained["frame"]):
+                how = (" The file's sales are those of the served series "
+                       f"{dropped[0]!r} on the months both have: train with "
+                       f"--series-name {dropped[0]} to keep it served.")
+            else:
+                how = (" The file's sales are not those of the served series "
+                       f"{dropped[0]!r} (they differ, or share fewer than "
+                       f"{SAME_SALES_MONTHS} months), so it is another series; "
+                       "naming it that would serve these sales under the served "
+                       "series' name. To serve both, train on a file that has both.")
     return (f"Not promoted: version {trained['version']} {' and '.join(why)}. CURRENT "
             f"still names {served}; the new version was kept unpublished in {path}."
             f"{how} Pass --force to train and publish anyway, or publish this "
             f"version as it is: {this_python()} -m training.versions publish "
             f"--model-dir {path.parent.parent} {trained['version']}")
+
+
+# Months two histories must share, all with the same sales, to count as one series.
+SAME_SALES_MONTHS = 12
+
+
+def same_sales(model_dir: Path, version: str, name: str, frame: pd.DataFrame) -> bool:
+    """Whether `frame` (one series) has the sales of series `name` as stored in
+    `version`'s history on every month both have, at least SAME_SALES_MONTHS of
+    them: the same series under another name, perhaps with months added."""
+    path = Path(model_dir) / artifact.VERSIONS / version / artifact.HISTORY_FILE
+    try:
+        entry = json.loads(artifact.read_regular(path).decode("utf-8"))["series"][name]
+        stored = pd.Series([float(v) for v in entry["sales"]],
+                           index=pd.period_range(entry["first"],
+                                                 periods=len(entry["sales"]),
+                                                 freq="M"))
+    except (OSError, ValueError, KeyError, TypeError, artifact.ArtifactError):
+        return False  # no history to compare with: do not vouch for the name
+    new = pd.Series(frame["sales"].to_numpy(dtype=float),
+                    index=pd.PeriodIndex(frame["date"], freq="M"))
+    common = stored.index.intersection(new.index)
+    return len(common) >= SAME_SALES_MONTHS and bool(
+        np.allclose(stored[common], new[common], rtol=1e-9, atol=0))
 
 
 def this_python() -> str:
