@@ -10,7 +10,6 @@ exactly what the estimator's own `predict` returns, and a model that cannot answ
 """
 
 import calendar
-import math
 import unicodedata
 from operator import getitem, itemgetter
 
@@ -274,8 +273,3 @@ def parse_request_month(value, field: str) -> int:
 
 def _month(text: str) -> int:
     return parse_month(text[:7])
-
-
-def is_finite_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value)
