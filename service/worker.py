@@ -42,7 +42,7 @@ accept from one listening socket, and whichever wakes first takes what is queued
 client opening 32 keep-alive connections at once could find all 32 on one worker,
 whose threads then share one core (one GIL) while the other worker idles. Measured
 with wrk on the hello-world route at 32 connections: 1,200-2,000 requests per second
-with a 33/0 split, 4,300 with 16/16.
+with a 32/0 split, 4,300 with 16/16.
 """
 
 import errno
