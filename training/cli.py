@@ -6,7 +6,7 @@ refused by the strict quality gate (nothing written); 3 trained and written,
 but not promoted because it is worse on the backtest than the version being served,
 or lacks a series that version answers (the version stays in versions/,
 unpublished; `--force` promotes anyway); 4 the model store could not be written
-(a full disk: nothing published, nothing half-written left).
+(a full disk, an I/O error: nothing published, nothing half-written left).
 """
 
 import argparse
@@ -406,7 +406,8 @@ def train(args, loaded: LoadedSales | None = None) -> dict:
 
 
 class PromotionRefused(Exception):
-    """The new version is worse on the backtest than the one being served."""
+    """The new version was kept unpublished: it is worse on the backtest than the one
+    being served, or lacks a series that one answers."""
 
     def __init__(self, message: str, path: Path):
         super().__init__(message)
