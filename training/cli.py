@@ -468,8 +468,7 @@ def publish(model_dir: Path, trained: dict, force: bool = False,
         # A run killed while writing left a hidden staging directory; under the lock
         # nobody else is writing, so whatever staging is there now is dead.
         artifact.remove_stale_staging(model_dir)
-        comparison = promotion_check(model_dir, trained) if "outcome" in trained \
-            else None
+        comparison = promotion_check(model_dir, trained)
         worse = bool(comparison and comparison.get("comparable")
                      and not comparison["not_worse"])
         dropped = (comparison or {}).get("missing_series", [])
