@@ -7,6 +7,8 @@ Layout of a model directory::
     versions/<version>/model.joblib
     versions/<version>/metadata.json   includes the SHA-256 of model.joblib
     versions/<version>/history.json    the months trained on, for the browser page
+    versions/<version>/report.html     the training report, served at /report
+    versions/<version>/report.png      its overview image, served at /report.png
 
 A version is written under a hidden temporary name and renamed into place only when
 complete, and CURRENT is replaced with `os.replace`, so a reader sees either the old
