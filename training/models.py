@@ -10,6 +10,8 @@ The kinds, and why each is there:
 
 - `seasonal-naive`: the same month one year earlier; the bar every model must clear.
 - `linear`: the seed's regression on a time index, kept as a second baseline.
+- `mean`: the mean of the history, for a series too short to show a season and for
+  intermittent demand (training.selection decides).
 - `seasonal`, `log-seasonal`: trend plus month-of-year, on sales or on log sales
   (seasonal swings that grow with the level, as in airline passengers).
 - `recent-seasonal`, `recent-log-seasonal`: the same, fitted on the last four years
