@@ -25,8 +25,8 @@ from training.selection import (AUTO, BACKTEST_MONTHS, BASELINES, BLEND, CANDIDA
 
 # The service answers up to this many months after a history; intervals cover them.
 FORECAST_MONTHS = 60
-# Cut-offs of the backtest that training runs: six, three months apart, so the
-# newest error is 12 months before the end and the oldest cut-off 27 months before.
+# Cut-offs of the backtest that training runs: six, three months apart, so with the
+# default horizon the newest cut-off is 12 months before the end and the oldest 27.
 TRAINING_ORIGINS = 6
 # Per-month backtest rows kept in the metadata for the page: the newest origin only.
 PAGE_ORIGINS = 1
