@@ -52,7 +52,6 @@ class ModelStore:
         # The problem logged last: one that persists is logged once, not per check.
         self._reported = ""
         self._lock = threading.Lock()
-        self._stop = threading.Event()
 
     @property
     def ready(self) -> bool:
@@ -208,16 +207,14 @@ class ModelStore:
             return
 
         def loop():
-            while not self._stop.wait(interval):
+            while True:
+                time.sleep(interval)
                 try:
                     self.refresh()
                 except Exception:  # the watcher must outlive any single bad check
                     log.exception("model store check failed")
 
         threading.Thread(target=loop, name="model-watch", daemon=True).start()
-
-    def stop(self) -> None:
-        self._stop.set()
 
 
 def version_files(model_dir: Path, version: str) -> tuple:
