@@ -3,7 +3,7 @@
 import os
 import re
 import tempfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 ENV_PREFIX = "SALES_FORECAST_"
@@ -116,6 +116,3 @@ class Settings:
                                for h in _env("UPLOAD_HOSTS", "").split(",")
                                if h.strip()),
         )
-
-    def as_dict(self) -> dict:
-        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
