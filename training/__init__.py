@@ -1,7 +1,9 @@
 """Learn monthly sales from a CSV history and publish a versioned model artifact.
 
 `python -m training --data FILE --model-dir DIR` loads and checks the file
-(`training.data`), fits one model per series (`training.models`), scores it on a
-time-ordered holdout against seasonal naive (`training.evaluate`) and writes a new
-version into the model directory (`training.artifact`).
+(`training.data`), backtests the candidate models at rolling cut-offs
+(`training.backtest`), chooses the models that serve each series and gates them
+against seasonal naive (`training.selection`), fits them on every month and
+calibrates prediction intervals (`training.procedure`), and writes a new version
+into the model directory (`training.artifact`).
 """
