@@ -6,16 +6,17 @@ one, remove old ones.
     python -m training.versions prune --model-dir models --keep 10
 
 `publish` is how a version is rolled back to, or how one that training kept
-unpublished (it scored worse than the served one) is served after all: the version
-is checked the way a service worker checks it (its model file against the SHA-256 in
-its metadata, loaded through the allow-list unpickler, then asked about every month it
-will ever answer) before CURRENT names it, and a running service switches to it within
-its reload interval. `prune` runs only while CURRENT names a version that passes the
-same check, and never removes that version or the one a worker would go back to if
-CURRENT's version were damaged later: the one published before it, or after a
-rollback the one published before the version rolled back to, never one rolled back
-from (`artifact.publication_chain`). Both hold the store's publish lock, so they
-cannot interleave with a training run finishing.
+unpublished (it scored worse than the served one, or lacked a series that one
+answers) is served after all: the version is checked the way a service worker checks
+it (its model file against the SHA-256 in its metadata, loaded through the allow-list
+unpickler, then asked about every month it will ever answer) before CURRENT names it,
+and a running service switches to it within its reload interval. `prune` runs only
+while CURRENT names a version that passes the same check, and never removes that
+version or the one a worker would go back to if CURRENT's version were damaged
+later: the one published before it, or after a rollback the one published before the
+version rolled back to, never one rolled back from (`artifact.publication_chain`).
+Both hold the store's publish lock, so they cannot interleave with a training run
+finishing.
 """
 
 from __future__ import annotations
