@@ -23,7 +23,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-__all__ = ["Columns", "DataError", "LoadedSales", "load_sales"]
+__all__ = ["Columns", "DataError", "LoadedSales", "check_encoding", "load_sales"]
 
 # Column separators the loader recognises, with the word used for them in messages.
 SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}
