@@ -1,4 +1,7 @@
-"""Scores on a time-ordered holdout, always beside the seasonal-naive baseline."""
+"""Forecast error metrics (RMSE, MAE, MAPE, sMAPE, MASE) and MASE's scale, as the
+backtest (`training.backtest`) and the benchmarks score with them; and
+`holdout_scores`, one time-ordered holdout beside the baselines, which reproduces the
+published baseline scores of the shared series (`tests/test_training.py`)."""
 
 import math
 
@@ -8,7 +11,8 @@ import pandas as pd
 from training.models import SEASON_LENGTH, make_model
 
 DEFAULT_HOLDOUT = 12
-# Compared with the chosen model on every series, whatever the user picked.
+# Scored beside the model by `holdout_scores` (the backtest has its own list,
+# `training.selection.BASELINES`).
 BASELINES = ("seasonal-naive", "linear")
 
 
