@@ -219,15 +219,15 @@ def _gate_group(names, scores, label, sales) -> dict[str, Choice]:
     choices = {}
     for name in names:
         members = members_of(chosen, sales[name])
-        label, why = chosen, verdict
+        served, why = chosen, verdict
         if chosen != BLEND and chosen not in members:
-            label, why = NAIVE, (f"{verdict}; this series is too short for {chosen}, "
-                                 "so seasonal naive serves it")
+            served, why = NAIVE, (f"{verdict}; this series is too short for {chosen}, "
+                                  "so seasonal naive serves it")
         elif len(names) > 1 and not np.isfinite(scores[name].get(chosen, np.nan)):
             why = (f"{verdict}; {chosen} itself could not be fitted at this series' "
                    "cut-offs (too little history before them), so its choice rests "
                    "on the other series")
-        choices[name] = Choice("regular", label, members, why,
+        choices[name] = Choice("regular", served, members, why,
                                {k: _finite(v) for k, v in scores[name].items()})
     return choices
 
