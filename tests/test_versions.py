@@ -254,3 +254,41 @@ def test_prune_leaves_an_incomplete_version_folder_alone(store, capsys):
 ])
 def test_the_way_back_skips_versions_rolled_back_from(published, chain):
     assert artifact.publication_chain(published) == chain
+
+
+def fake_store(tmp_path, count: int) -> tuple[Path, list[str]]:
+    """A store of `count` version folders, enough for set_current to name them."""
+    names = [f"2026010{k}T000000Z-0000000{k}" for k in range(1, count + 1)]
+    for name in names:
+        folder = tmp_path / artifact.VERSIONS / name
+        folder.mkdir(parents=True)
+        (folder / artifact.METADATA_FILE).write_text("{}")
+    return tmp_path, names
+
+
+def test_a_long_record_keeps_the_way_back_of_a_version_published_long_ago(tmp_path):
+    """Rolled back to `first` after more publications than the record keeps: the
+    way back from it must still end there, not lead to the version rolled back
+    from."""
+    store, (first, second, third) = fake_store(tmp_path, 3)
+    artifact.set_current(store, first)
+    for turn in range(artifact.PUBLISHED_KEPT + 10):
+        artifact.set_current(store, third if turn % 2 else second)
+    assert artifact.publication_chain(artifact.read_published(store)) == [
+        third, second, first]
+
+    artifact.set_current(store, first)
+
+    published = artifact.read_published(store)
+    assert artifact.publication_chain(published) == [first]
+    assert len(published) <= artifact.PUBLISHED_KEPT
+
+
+def test_a_compacted_record_drops_versions_no_longer_in_the_store(tmp_path):
+    store, (first, second, third) = fake_store(tmp_path, 3)
+    published = [first, second, third, second] * 30 + [third]
+
+    record = artifact.compact_published(published, {first, third})
+
+    assert record == [first, third]
+    assert artifact.publication_chain(record + [first]) == [first]

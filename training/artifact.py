@@ -36,12 +36,17 @@ import joblib
 from training.unpickle import load_model
 
 CURRENT = "CURRENT"
-# The versions CURRENT has named, one per line, oldest first (the newest
-# PUBLISHED_KEPT): a worker that finds CURRENT's version refused goes back along it
-# (`publication_chain`, service.model_store), and pruning keeps the version it would
-# go back to.
+# The versions CURRENT has named, one per line, oldest first: a worker that finds
+# CURRENT's version refused goes back along it (`publication_chain`,
+# service.model_store), and pruning keeps the version it would go back to. Past
+# PUBLISHED_KEPT entries it is rewritten shorter with the same way back for every
+# version still in the store (`compact_published`).
 PUBLISHED = "PUBLISHED"
 PUBLISHED_KEPT = 100
+# A compacted record holds two entries per version in the store at most; a store of
+# over a thousand versions, never pruned, loses the oldest beyond this many, which
+# keeps the file within what `read_published` reads.
+PUBLISHED_MAX = 2000
 VERSIONS = "versions"
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
@@ -167,7 +172,10 @@ def set_current(model_dir: Path, version: str) -> None:
         except ArtifactError:
             pass
     _replace_file(model_dir, CURRENT, version + "\n")
-    lines = (published + [version])[-PUBLISHED_KEPT:]
+    lines = published + [version]
+    if len(lines) > PUBLISHED_KEPT:
+        present = {path.name for path in (model_dir / VERSIONS).iterdir()}
+        lines = compact_published(lines, present)[-PUBLISHED_MAX:]
     _replace_file(model_dir, PUBLISHED, "".join(v + "\n" for v in lines))
 
 
@@ -221,6 +229,38 @@ def publication_chain(published: list[str]) -> list[str]:
             chain.append(published[index])
         index = before[index]
     return chain
+
+
+def compact_published(published: list[str], present: set[str]) -> list[str]:
+    """A shorter record with the same way back (`publication_chain`) from its last
+    entry and from every version in `present`, the versions still in the store.
+
+    Every publication of a version goes back where its first one did, to the entry
+    before it. Cutting the oldest entries would lose that: a version published again
+    after its first publication was cut would go back to the entry before the new
+    one, a version rolled back from. So the record keeps, in the order of their first
+    publication, the versions in `present`, its last entry and its first (where
+    every way back ends), each first written after the nearest of them it goes back
+    to; the versions left out are those no longer in the store, which no worker can
+    load and nobody can publish again."""
+    parent, order = {}, []
+    for index, version in enumerate(published):
+        if version not in parent:
+            parent[version] = published[index - 1] if index else None
+            order.append(version)
+    kept = (set(present) & set(order)) | {published[0], published[-1]}
+
+    record = []
+    for version in (v for v in order if v in kept):
+        back = parent[version]
+        while back is not None and back not in kept:
+            back = parent[back]
+        if back is not None and record[-1] != back:
+            record.append(back)  # published again: it keeps its own way back
+        record.append(version)
+    if record[-1] != published[-1]:
+        record.append(published[-1])
+    return record
 
 
 def remove_stale_staging(model_dir: Path) -> list[str]:
