@@ -220,6 +220,24 @@ def test_the_served_series_renamed_with_months_added_is_offered_its_name(
         "both have: train with --series-name wineind to keep it served." in err
 
 
+@pytest.mark.parametrize("damage", [
+    lambda path: path.unlink(),
+    lambda path: path.write_text("{not json"),
+], ids=["missing", "unreadable"])
+def test_without_the_served_history_the_file_is_not_called_another_series(
+        wineind_served, capsys, damage):
+    models, served, renamed = wineind_served
+    damage(models / artifact.VERSIONS / served / artifact.HISTORY_FILE)
+
+    assert train(renamed, models) == 3
+
+    err = capsys.readouterr().err
+    assert "not those of the served series" not in err
+    assert "--series-name wineind" not in err
+    assert "names its one series after the file unless --series-name names it." \
+        in err
+
+
 def test_naming_the_series_keeps_it_served(wineind_served):
     models, served, renamed = wineind_served
 

@@ -509,12 +509,14 @@ def refusal(trained: dict, comparison: dict, worse: bool, path: Path) -> str:
                "--series-name names it.")
         if len(dropped) == 1 and len(trained["metadata"]["series"]) == 1:
             # One series for another: a renamed copy of the served file, or
-            # another product's file. Only the first may take the served name.
-            if same_sales(path.parent.parent, served, dropped[0], trained["frame"]):
+            # another product's file. Only the first may take the served name;
+            # without the served history to compare with, neither is said.
+            same = same_sales(path.parent.parent, served, dropped[0], trained["frame"])
+            if same:
                 how = (" The file's sales are those of the served series "
                        f"{dropped[0]!r} on the months both have: train with "
                        f"--series-name {dropped[0]} to keep it served.")
-            else:
+            elif same is False:
                 how = (" The file's sales are not those of the served series "
                        f"{dropped[0]!r} (they differ, or share fewer than "
                        f"{SAME_SALES_MONTHS} months), so it is another series; "
@@ -531,10 +533,12 @@ def refusal(trained: dict, comparison: dict, worse: bool, path: Path) -> str:
 SAME_SALES_MONTHS = 12
 
 
-def same_sales(model_dir: Path, version: str, name: str, frame: pd.DataFrame) -> bool:
+def same_sales(model_dir: Path, version: str, name: str,
+               frame: pd.DataFrame) -> bool | None:
     """Whether `frame` (one series) has the sales of series `name` as stored in
     `version`'s history on every month both have, at least SAME_SALES_MONTHS of
-    them: the same series under another name, perhaps with months added."""
+    them: the same series under another name, perhaps with months added. None when
+    that history is missing or unreadable, so nothing can be said either way."""
     path = Path(model_dir) / artifact.VERSIONS / version / artifact.HISTORY_FILE
     try:
         entry = json.loads(artifact.read_regular(path).decode("utf-8"))["series"][name]
@@ -543,7 +547,7 @@ def same_sales(model_dir: Path, version: str, name: str, frame: pd.DataFrame) ->
                                                  periods=len(entry["sales"]),
                                                  freq="M"))
     except (OSError, ValueError, KeyError, TypeError, artifact.ArtifactError):
-        return False  # no history to compare with: do not vouch for the name
+        return None  # no history to compare with: neither vouch nor deny
     new = pd.Series(frame["sales"].to_numpy(dtype=float),
                     index=pd.PeriodIndex(frame["date"], freq="M"))
     common = stored.index.intersection(new.index)
