@@ -327,6 +327,23 @@ def test_a_store_that_cannot_be_written_leaves_nothing_behind(tmp_path, capsys,
     assert artifact.read_current(model_dir) == served
 
 
+def test_a_record_that_cannot_be_written_leaves_current_unchanged(tmp_path, capsys):
+    """CURRENT is switched before PUBLISHED is written; when PUBLISHED cannot be
+    written (here a folder put in its place), CURRENT is put back, as exit 4 says."""
+    model_dir = tmp_path / "models"
+    assert train(WINEIND, model_dir) == 0
+    served = artifact.read_current(model_dir)
+    (model_dir / artifact.PUBLISHED).unlink()
+    (model_dir / artifact.PUBLISHED).mkdir()
+    capsys.readouterr()
+
+    assert train(WINEIND, model_dir, "--force") == 4
+
+    assert "Nothing was published; CURRENT is unchanged." in capsys.readouterr().err
+    assert artifact.read_current(model_dir) == served
+    assert [p.name for p in (model_dir / "versions").iterdir()] == [served]
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a file system needs root")
 def test_a_model_dir_on_a_read_only_file_system_is_named_as_such(tmp_path, capsys):
     mount = tmp_path / "ro"
