@@ -423,10 +423,23 @@ def test_a_schedule_field_kubernetes_would_refuse_is_named(schedule, field, valu
         render({"retraining": {"enabled": True, "schedule": schedule}})
 
 
+@pytest.mark.parametrize("schedule, field, part", [
+    ("30-10 3 * * 1", "minute", "30-10"),
+    ("0 3 * * FRI-MON", "day of week", "FRI-MON"),
+    ("0 3 10-9/2 * *", "day of month", "10-9/2"),
+])
+def test_a_schedule_range_that_runs_backwards_is_named(schedule, field, part):
+    message = (f'retraining.schedule "{schedule}": its {field} field has the range '
+               f'"{part}", which ends before it starts')
+
+    with pytest.raises(helm.HelmRenderError, match=re.escape(message)):
+        render({"retraining": {"enabled": True, "schedule": schedule}})
+
+
 @pytest.mark.parametrize(
     "schedule",
     ["0 3 * * 1", "*/15 0-23/2 1,15 JAN-jun ?", "5/10 3 * * MON-FRI", "@weekly",
-     "0\t3 * *  sun"],
+     "0\t3 * *  sun", "08-09 3 * * 5-5"],
 )
 def test_schedules_kubernetes_accepts_render(schedule):
     rendered = render({"retraining": {"enabled": True, "schedule": schedule}})

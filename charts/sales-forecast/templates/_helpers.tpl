@@ -258,8 +258,30 @@ of week 7 stops the render instead of the CronJob being refused.
 {{- if not (regexMatch (printf "^%s(,%s)*$" $item $item) $value) }}
 {{- fail (printf "retraining.schedule %q: its %s field %q is not a value in %s, a range (1-5), a list (1,15), a step (*/10) or *; Kubernetes would refuse the CronJob." $schedule (index $field 0) $value (index $field 1)) }}
 {{- end }}
+{{- range $part := splitList "," $value }}
+{{- $bounds := splitList "-" (regexReplaceAll "/.*$" $part "") }}
+{{- if eq (len $bounds) 2 }}
+{{- $from := include "sales-forecast.cronNumber" (first $bounds) | atoi }}
+{{- $to := include "sales-forecast.cronNumber" (last $bounds) | atoi }}
+{{- if gt $from $to }}
+{{- fail (printf "retraining.schedule %q: its %s field has the range %q, which ends before it starts; Kubernetes would refuse the CronJob. Write it from the lower value to the higher one." $schedule (index $field 0) $part) }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A value of a cron field as a number: a month or day name as its number (JAN 1,
+SUN 0), digits as they are (leading zeros are decimal there, not octal).
+*/}}
+{{- define "sales-forecast.cronNumber" -}}
+{{- $names := dict "jan" 1 "feb" 2 "mar" 3 "apr" 4 "may" 5 "jun" 6 "jul" 7 "aug" 8
+      "sep" 9 "oct" 10 "nov" 11 "dec" 12
+      "sun" 0 "mon" 1 "tue" 2 "wed" 3 "thu" 4 "fri" 5 "sat" 6 }}
+{{- $name := lower . }}
+{{- if hasKey $names $name }}{{ get $names $name }}{{ else }}{{ . }}{{ end }}
 {{- end }}
 
 {{/*
