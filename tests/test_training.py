@@ -328,8 +328,8 @@ def test_a_store_that_cannot_be_written_leaves_nothing_behind(tmp_path, capsys,
 
 
 def test_a_record_that_cannot_be_written_leaves_current_unchanged(tmp_path, capsys):
-    """CURRENT is switched before PUBLISHED is written; when PUBLISHED cannot be
-    written (here a folder put in its place), CURRENT is put back, as exit 4 says."""
+    """When PUBLISHED cannot be written (here a folder put in its place), CURRENT is
+    left as it was, as exit 4 says."""
     model_dir = tmp_path / "models"
     assert train(WINEIND, model_dir) == 0
     served = artifact.read_current(model_dir)

@@ -112,14 +112,17 @@ elif point == "before-rename":
     os.rename = stop_here
 elif point == "before-current":
     artifact.set_current = stop_here
-elif point == "current-temp-written":
+elif point == "pointer-temp-written":
+    # PUBLISHED's temporary file, the first of the two pointer files replaced
     os.replace = stop_here
+elif point == "record-written":
+    artifact._replace_file = after(artifact._replace_file)
 # --force: the file's series differ from the served ones, which alone would stop the
 # run before CURRENT moves.
 sys.exit(cli.main(["--data", data, "--model-dir", model_dir, "--force"]))
 """
 KILL_POINTS = ["fitting", "model-file-written", "before-rename", "before-current",
-               "current-temp-written"]
+               "pointer-temp-written", "record-written"]
 
 
 def visible_versions(store: Path) -> set[str]:
@@ -129,7 +132,8 @@ def visible_versions(store: Path) -> set[str]:
 
 def staging_left(store: Path) -> list[str]:
     return sorted([p.name for p in (store / artifact.VERSIONS).glob(".incoming-*")]
-                  + [p.name for p in store.glob(".CURRENT-*")])
+                  + [p.name for prefix in artifact.POINTER_TEMP_PREFIXES
+                     for p in store.glob(prefix + "*")])
 
 
 @pytest.mark.parametrize("point", KILL_POINTS)
@@ -158,7 +162,7 @@ def test_a_training_run_killed_while_publishing_changes_nothing_served(
     assert store.predictor is not None and store.predictor.version == served
     for version in visible_versions(store_copy) - versions_before:
         # Only a complete version may have become visible (killed after its rename).
-        assert point in ("before-current", "current-temp-written")
+        assert point in ("before-current", "pointer-temp-written", "record-written")
         artifact.load_version(store_copy, version)
     print(f"\nkilled at {point}: staging left behind {left or 'none'}")
 

@@ -175,32 +175,21 @@ def set_current(model_dir: Path, version: str) -> None:
     if len(lines) > PUBLISHED_KEPT:
         present = {path.name for path in (model_dir / VERSIONS).iterdir()}
         lines = compact_published(lines, present)[-PUBLISHED_MAX:]
-    try:
-        before = read_regular(model_dir / CURRENT, 256)
-    except FileNotFoundError:
-        before = None
-    except (OSError, ArtifactError):
-        before = False  # a link or worse, which publishing repairs: not put back
+    # The record first: if it cannot be written, CURRENT is left as it was and
+    # nothing is published. If CURRENT then fails, the record holds one version
+    # CURRENT never named; the way back from a later one passes over it (the
+    # caller removes its files) to where it went.
+    _replace_file(model_dir, PUBLISHED, "".join(v + "\n" for v in lines))
     _replace_file(model_dir, CURRENT, version + "\n")
-    try:
-        _replace_file(model_dir, PUBLISHED, "".join(v + "\n" for v in lines))
-    except BaseException:
-        # Put CURRENT back, so that a failure publishes nothing (callers say so) and
-        # CURRENT never names a version the record does not hold.
-        if before is None:
-            (model_dir / CURRENT).unlink(missing_ok=True)
-        elif before is not False:
-            _replace_file(model_dir, CURRENT, before)
-        raise
 
 
-def _replace_file(model_dir: Path, name: str, text: str | bytes) -> None:
+def _replace_file(model_dir: Path, name: str, text: str) -> None:
     """Write `text` to a hidden temporary file and rename it to `name`: a reader sees
     the old content or the new, never part of it."""
     fd, tmp = tempfile.mkstemp(prefix=f".{name}-", dir=model_dir)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode() if isinstance(text, str) else text)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
