@@ -147,13 +147,13 @@ class ModelStore:
 
     def _fallbacks(self, refused: str | None):
         """Versions to fall back on, best first, each with how it was chosen: the
-        store's publication record followed back from its last entry
+        store's publication record followed back from `refused` or its last entry
         (`artifact.publication_chain`: never to a version rolled back from); then,
         for a store written before PUBLISHED existed, the versions training
         promoted that the record does not name, newest first (only those older than
         `refused`)."""
         published = artifact.read_published(self.model_dir)
-        for version in artifact.publication_chain(published):
+        for version in artifact.publication_chain(published, refused):
             yield version, "the version published last that loads"
         for version in reversed(versions_in(self.model_dir)):
             if version in published or (refused is not None and version >= refused):

@@ -422,6 +422,22 @@ def test_when_the_version_rolled_back_to_is_damaged_a_new_worker_stays_unready(
     assert "does not match its metadata" in store.problem
 
 
+def test_a_rollback_made_by_editing_current_counts_as_one(store_copy,
+                                                         trained_store):
+    """CURRENT set back to `first` by hand, then `first` damaged: a new worker does
+    not bring back `newer`, which the hand edit rolled back from."""
+    first = artifact.read_current(store_copy)
+    publish_copy(store_copy, trained_store, 2)
+    point_current_at(store_copy, first + "\n")
+    flip_one_byte(store_copy, first)
+
+    store = ModelStore(store_copy)
+    store.refresh()
+
+    assert store.predictor is None
+    assert "does not match its metadata" in store.problem
+
+
 def test_with_no_good_version_left_a_new_worker_stays_unready(store_copy,
                                                              trained_store):
     only = artifact.read_current(store_copy)

@@ -292,3 +292,14 @@ def test_a_compacted_record_drops_versions_no_longer_in_the_store(tmp_path):
 
     assert record == [first, third]
     assert artifact.publication_chain(record + [first]) == [first]
+
+
+@pytest.mark.parametrize("published, current, chain", [
+    (["A", "B", "C"], "C", ["C", "B", "A"]),
+    (["A", "B", "C"], "A", ["A"]),  # CURRENT set back to A by hand
+    (["A", "B", "C"], "D", ["D", "C", "B", "A"]),
+    ([], "A", ["A"]),
+])
+def test_current_edited_by_hand_counts_as_one_more_publication(published, current,
+                                                              chain):
+    assert artifact.publication_chain(published, current) == chain

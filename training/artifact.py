@@ -211,15 +211,19 @@ def read_published(model_dir: Path) -> list[str]:
             if VERSION_PATTERN.match(line)]
 
 
-def publication_chain(published: list[str]) -> list[str]:
+def publication_chain(published: list[str], current: str | None = None) -> list[str]:
     """The versions the store stood at, from the last publication back: each step
     goes to the version that publication replaced. A version published again (a
     rollback) returns the store to where its earlier publication stood, so the
     versions published in between, those rolled back from, are not on the way back.
-    `published` is `read_published`'s list; the result starts with its last entry.
+    `published` is `read_published`'s list; the result starts with its last entry,
+    or with `current` (what CURRENT names) when that is another version: CURRENT
+    edited by hand counts as one more publication.
 
     [A, B, C] gives [C, B, A]; after a rollback from B to A, [A, B, A] gives [A];
     and [A, B, C, B] gives [B, A]."""
+    if current is not None and published[-1:] != [current]:
+        published = [*published, current]
     before = []  # per entry: the index of the entry it goes back to, or None
     latest = {}  # version -> index of its latest entry so far
     for index, version in enumerate(published):

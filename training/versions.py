@@ -154,7 +154,8 @@ def prune_versions(model_dir: Path, keep: int) -> tuple[list[str], str, str | No
                  if (Path(model_dir) / artifact.VERSIONS / v
                      / artifact.METADATA_FILE).is_file()]
         earlier = [v for v in artifact.publication_chain(
-            artifact.read_published(model_dir)) if v != current and v in names]
+            artifact.read_published(model_dir), current)
+            if v != current and v in names]
         kept = {current, *earlier[:1], *names[max(len(names) - keep, 0):]}
         doomed = [v for v in names if v not in kept]
         for version in doomed:
