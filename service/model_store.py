@@ -181,8 +181,16 @@ class ModelStore:
 
     def _no_pointer(self) -> None:
         if self.predictor is None:
-            self.problem = (f"no model published in {self.model_dir} yet "
-                            "(waiting for the training job)")
+            # Not fallen back from: with PUBLISHED written and CURRENT not (a first
+            # publication cut short), the version there was never published.
+            if artifact.read_published(self.model_dir):
+                self.problem = (
+                    f"{artifact.CURRENT} is missing from {self.model_dir}, though "
+                    f"{artifact.PUBLISHED} lists versions published before; publish "
+                    "one (python -m training.versions publish) or train again")
+            else:
+                self.problem = (f"no model published in {self.model_dir} yet "
+                                "(waiting for the training job)")
             return
         message = f"{artifact.CURRENT} is missing from {self.model_dir}"
         if self._reported != message:

@@ -438,6 +438,17 @@ def test_a_rollback_made_by_editing_current_counts_as_one(store_copy,
     assert "does not match its metadata" in store.problem
 
 
+def test_a_worker_finding_current_removed_says_what_to_publish(store_copy):
+    (store_copy / artifact.CURRENT).unlink()
+
+    store = ModelStore(store_copy)
+    store.refresh()
+
+    assert store.predictor is None
+    assert "CURRENT is missing from" in store.problem
+    assert "python -m training.versions publish" in store.problem
+
+
 def test_with_no_good_version_left_a_new_worker_stays_unready(store_copy,
                                                              trained_store):
     only = artifact.read_current(store_copy)
