@@ -216,8 +216,22 @@ def test_the_served_series_renamed_with_months_added_is_offered_its_name(
     assert train(longer, models) == 3
 
     err = capsys.readouterr().err
-    assert "The file's sales are those of the served series 'wineind' on the months " \
-        "both have: train with --series-name wineind to keep it served." in err
+    assert "The file's sales are those of the served series 'wineind' on (nearly) " \
+        "all the months both have: train with --series-name wineind to keep it " \
+        "served." in err
+
+
+def test_the_served_series_with_a_month_revised_is_offered_its_name(
+        wineind_served, tmp_path, capsys):
+    models, served, _ = wineind_served
+    revised = tmp_path / "wineind_revised.csv"
+    frame = pd.read_csv(WINEIND)
+    frame.loc[len(frame) - 3, "sales"] += 100  # a late return booked
+    frame.to_csv(revised, index=False)
+
+    assert train(revised, models) == 3
+
+    assert "train with --series-name wineind" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("damage", [

@@ -514,8 +514,8 @@ def refusal(trained: dict, comparison: dict, worse: bool, path: Path) -> str:
             same = same_sales(path.parent.parent, served, dropped[0], trained["frame"])
             if same:
                 how = (" The file's sales are those of the served series "
-                       f"{dropped[0]!r} on the months both have: train with "
-                       f"--series-name {dropped[0]} to keep it served.")
+                       f"{dropped[0]!r} on (nearly) all the months both have: "
+                       f"train with --series-name {dropped[0]} to keep it served.")
             elif same is False:
                 how = (" The file's sales are not those of the served series "
                        f"{dropped[0]!r} (they differ, or share fewer than "
@@ -529,16 +529,19 @@ def refusal(trained: dict, comparison: dict, worse: bool, path: Path) -> str:
             f"--model-dir {path.parent.parent} {trained['version']}")
 
 
-# Months two histories must share, all with the same sales, to count as one series.
+# Months two histories must share, nearly all with the same sales, to count as one
+# series: a figure revised since (a late return booked) leaves it the same series.
 SAME_SALES_MONTHS = 12
+SAME_SALES_SHARE = 0.9
 
 
 def same_sales(model_dir: Path, version: str, name: str,
                frame: pd.DataFrame) -> bool | None:
     """Whether `frame` (one series) has the sales of series `name` as stored in
-    `version`'s history on every month both have, at least SAME_SALES_MONTHS of
-    them: the same series under another name, perhaps with months added. None when
-    that history is missing or unreadable, so nothing can be said either way."""
+    `version`'s history on at least SAME_SALES_MONTHS months both have, and on
+    SAME_SALES_SHARE of them: the same series under another name, perhaps with
+    months added or a few revised. None when that history is missing or
+    unreadable, so nothing can be said either way."""
     path = Path(model_dir) / artifact.VERSIONS / version / artifact.HISTORY_FILE
     try:
         entry = json.loads(artifact.read_regular(path).decode("utf-8"))["series"][name]
@@ -551,8 +554,9 @@ def same_sales(model_dir: Path, version: str, name: str,
     new = pd.Series(frame["sales"].to_numpy(dtype=float),
                     index=pd.PeriodIndex(frame["date"], freq="M"))
     common = stored.index.intersection(new.index)
+    equal = np.isclose(stored[common], new[common], rtol=1e-9, atol=0)
     return len(common) >= SAME_SALES_MONTHS and bool(
-        np.allclose(stored[common], new[common], rtol=1e-9, atol=0))
+        equal.mean() >= SAME_SALES_SHARE)
 
 
 def this_python() -> str:
