@@ -224,19 +224,23 @@ def publication_chain(published: list[str], current: str | None = None) -> list[
     and [A, B, C, B] gives [B, A]."""
     if current is not None and published[-1:] != [current]:
         published = [*published, current]
-    before = []  # per entry: the index of the entry it goes back to, or None
-    latest = {}  # version -> index of its latest entry so far
-    for index, version in enumerate(published):
-        before.append(before[latest[version]] if version in latest
-                      else (index - 1 if index else None))
-        latest[version] = index
+    parent = first_parents(published)
     chain = []
-    index = len(published) - 1 if published else None
-    while index is not None:
-        if published[index] not in chain:
-            chain.append(published[index])
-        index = before[index]
+    version = published[-1] if published else None
+    while version is not None:
+        chain.append(version)
+        version = parent[version]
     return chain
+
+
+def first_parents(published: list[str]) -> dict[str, str | None]:
+    """Each version of the record -> the version published just before its first
+    publication (None for the first): where every publication of it goes back to.
+    A version first published after its parent cannot lead back to itself."""
+    parent = {}
+    for index, version in enumerate(published):
+        parent.setdefault(version, published[index - 1] if index else None)
+    return parent
 
 
 def compact_published(published: list[str], present: set[str]) -> list[str]:
@@ -251,11 +255,8 @@ def compact_published(published: list[str], present: set[str]) -> list[str]:
     every way back ends), each first written after the nearest of them it goes back
     to; the versions left out are those no longer in the store, which no worker can
     load and nobody can publish again."""
-    parent, order = {}, []
-    for index, version in enumerate(published):
-        if version not in parent:
-            parent[version] = published[index - 1] if index else None
-            order.append(version)
+    parent = first_parents(published)
+    order = list(parent)  # in the order of first publication
     kept = (set(present) & set(order)) | {published[0], published[-1]}
 
     record = []
