@@ -452,18 +452,54 @@ def test_lag_forecast_is_the_hand_computed_recursion():
     assert model.predict(future) == pytest.approx(expected, rel=1e-12)
 
 
-def test_every_model_answers_finite_values_far_ahead_and_before_the_history():
-    history = growing_seasonal(72)
-    rows = pd.DataFrame({"date": pd.date_range("2014-01-01", periods=72 + 80,
-                                               freq="MS"), "series": "shop"})
-    for kind in ("blend-members", "seasonal-naive", "linear", "mean"):
-        models = {"shop": dict.fromkeys(BLEND_MEMBERS, 1)} \
-            if kind == "blend-members" else None
-        model = SalesForecaster(models=models, default=kind if models is None
-                                else "seasonal")
-        model.fit(history[["date", "series"]], history["sales"])
-        first, second = model.predict(rows), model.predict(rows)
-        assert np.isfinite(first).all() and (first == second).all(), kind
+def taken_off_sale(name: str = "gone", zeros: int = 12, seed: int = 0) -> pd.DataFrame:
+    """Ten years of a 25% seasonal swing around 1,000 with 5% noise, the last `zeros`
+    months 0 (the product was taken off sale)."""
+    t = np.arange(120)
+    noise = 1 + 0.05 * np.random.default_rng(seed).standard_normal(120)
+    sales = 1000 * (1 + 0.25 * np.sin(2 * np.pi * t / 12)) * noise
+    sales[120 - zeros:] = 0.0
+    return pd.DataFrame({"date": pd.date_range("2015-01-01", periods=120, freq="MS"),
+                         "sales": sales, "series": name})
+
+
+def blend_of_members(frame: pd.DataFrame) -> SalesForecaster:
+    members = dict.fromkeys(BLEND_MEMBERS, 1)
+    model = SalesForecaster(models=dict.fromkeys(frame["series"].unique(), members))
+    return model.fit(frame[["date", "series"]], frame["sales"])
+
+
+def months_after(frame: pd.DataFrame, name: str, months: int = 60) -> pd.DataFrame:
+    return pd.DataFrame({"date": pd.date_range(frame["date"].max(), periods=months + 1,
+                                               freq="MS")[1:], "series": name})
+
+
+def test_a_product_taken_off_sale_does_not_send_the_lag_models_to_the_ceiling():
+    # A yearly change of log1p(0) - log1p(1000) was never seen before the last year;
+    # rolled forward unbounded the lag model swung to 5e21 within a year, and the
+    # served blend sat at its ceiling (100 times the best month) for eighteen months.
+    history = taken_off_sale()
+    ahead = months_after(history, "gone")
+
+    lag = LagForecaster().fit(history[["date"]], history["sales"]).predict(ahead)
+    served = blend_of_members(history).predict(ahead)
+
+    assert lag.max() <= history["sales"].max()
+    assert served.max() <= history["sales"].max()
+
+
+def test_a_series_taken_off_sale_does_not_carry_the_pooled_lag_away_for_others():
+    healthy = taken_off_sale("healthy", zeros=0, seed=1)
+    frame = pd.concat([healthy, taken_off_sale("gone", 6, seed=2)], ignore_index=True)
+    ahead = months_after(frame, "healthy")
+
+    model = blend_of_members(frame)
+
+    # Unbounded, the regression learned from both series reached 5e21 for the
+    # healthy one too, and its served forecast hit the ceiling 46 months ahead.
+    pooled = model.models_["healthy"]["pooled-lag"][0].predict(ahead)
+    assert pooled.max() <= 2 * healthy["sales"].max()
+    assert model.predict(ahead).max() <= 2 * healthy["sales"].max()
 
 
 # The smoothing models --------------------------------------------------------------

@@ -134,13 +134,23 @@ class _SeasonalChangeAR:
         return X, d[lags:]
 
     @staticmethod
-    def roll(regression, values: np.ndarray, lags: int, ahead: int) -> np.ndarray:
-        """`values` extended by `ahead` recursively forecast months."""
+    def roll(regression, values: np.ndarray, lags: int, ahead: int,
+             seen=(-np.inf, np.inf)) -> np.ndarray:
+        """`values` extended by `ahead` recursively forecast months.
+
+        Each forecast change is kept within `seen`, the smallest and largest yearly
+        change the regression learned from. Fed a change it never saw (a product
+        taken off sale: log1p(0) after years of thousands), an explosive regression
+        would otherwise swing further every month and carry the forecast to its
+        ceiling within a year, through the other series too when it is pooled.
+        """
         z = list(np.log1p(values))
         d = list(_SeasonalChangeAR.changes(values))
         coef, intercept = regression.coef_, float(regression.intercept_)
+        low, high = seen
         for _ in range(ahead):
             change = intercept + float(np.dot(coef, d[-1:-lags - 1:-1]))
+            change = min(max(change, low), high)
             d.append(change)
             z.append(z[-SEASON_LENGTH] + change)
         # Bounded so that a runaway extrapolation stays a (very wrong) finite number.
@@ -160,11 +170,17 @@ class _SeasonalChangeAR:
         return out
 
     @staticmethod
+    def seen(histories) -> tuple[float, float]:
+        """The smallest and largest yearly change of log sales in `histories`."""
+        changes = np.concatenate([_SeasonalChangeAR.changes(v) for v in histories])
+        return float(changes.min()), float(changes.max())
+
+    @staticmethod
     def answer(regression, first: int, values: np.ndarray, lags: int,
-               months: np.ndarray) -> np.ndarray:
+               months: np.ndarray, seen=(-np.inf, np.inf)) -> np.ndarray:
         last = first + len(values) - 1
         ahead = max(0, int(months.max()) - last)
-        path = _SeasonalChangeAR.roll(regression, values, lags, ahead)
+        path = _SeasonalChangeAR.roll(regression, values, lags, ahead, seen)
         path[:len(values)] = _SeasonalChangeAR.fitted(regression, values, lags)
         # Months before the history have nothing to go on: the first month stands in.
         return path[np.clip(months - first, 0, None)]
@@ -194,12 +210,15 @@ class LagForecaster(RegressorMixin, BaseEstimator):
                              f"{self.values_.min():g}).")
         features, target = _SeasonalChangeAR.design(self.values_, self.lags)
         self.regression_ = Ridge(alpha=self.alpha).fit(features, target)
+        self.seen_ = _SeasonalChangeAR.seen([self.values_])
         return self
 
     def predict(self, X):
         months = months_of(X)
+        # Versions written before `seen_` existed roll forward unbounded, as fitted.
         return _SeasonalChangeAR.answer(self.regression_, self.first_, self.values_,
-                                        self.lags, months)
+                                        self.lags, months,
+                                        getattr(self, "seen_", (-np.inf, np.inf)))
 
 
 class PooledLagForecaster(RegressorMixin, BaseEstimator):
@@ -232,6 +251,7 @@ class PooledLagForecaster(RegressorMixin, BaseEstimator):
                              "sales; none has.")
         self.regression_ = Ridge(alpha=self.alpha).fit(np.vstack(features),
                                                        np.concatenate(targets))
+        self.seen_ = _SeasonalChangeAR.seen(v for _, v in self.histories_.values())
         return self
 
     def predict(self, X):
@@ -242,8 +262,9 @@ class PooledLagForecaster(RegressorMixin, BaseEstimator):
                                  f"{name!r} (too short or negative).")
             first, values = self.histories_[name]
             months = months_of(X.iloc[rows])
-            out[rows] = _SeasonalChangeAR.answer(self.regression_, first, values,
-                                                 self.lags, months)
+            out[rows] = _SeasonalChangeAR.answer(
+                self.regression_, first, values, self.lags, months,
+                getattr(self, "seen_", (-np.inf, np.inf)))
         return out
 
 
