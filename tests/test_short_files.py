@@ -120,3 +120,31 @@ def test_the_summary_of_a_history_too_short_for_any_cut_off_lists_none(tmp_path,
             "leave months to test") in out
     assert "cut-offs (" not in out
     assert current_metadata(tmp_path / "models")["backtest"]["scored_origins"] == []
+
+
+def report_text(model_dir) -> str:
+    version = (model_dir / "CURRENT").read_text().strip()
+    return (model_dir / "versions" / version / "report.html").read_text()
+
+
+def test_the_report_of_a_history_too_short_for_any_cut_off_claims_no_backtest(
+        tmp_path):
+    data = write_csv(tmp_path / "new.csv", growing_seasonal(20, "new"))
+
+    assert train(data, tmp_path / "models") == 0
+
+    # It used to list six cut-offs before the first month of the data as if the
+    # models had been refit and scored there.
+    page = report_text(tmp_path / "models")
+    assert ("Backtest: none; a series needs 36 months of history for its cut-offs "
+            "to leave months to test.") in page
+    assert "cut-offs (" not in page
+
+
+def test_the_report_says_how_many_cut_offs_could_test_a_short_history(tmp_path):
+    data = write_csv(tmp_path / "young.csv", growing_seasonal(37, "young"))
+
+    assert train(data, tmp_path / "models") == 0
+
+    assert "1 of which left enough history to test (2017-01)" in report_text(
+        tmp_path / "models")

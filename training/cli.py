@@ -37,7 +37,7 @@ from training.data import (Columns, DataError, LoadedSales, check_encoding,
 from training.models import MODEL_KINDS
 from training.procedure import (backtest_rows_for_page, compare_with_served,
                                 fit_and_check, month_label)
-from training.selection import (AUTO, BACKTEST_MONTHS, BLEND, GATE_SCOPES, MIN_MONTHS,
+from training.selection import (AUTO, BLEND, GATE_SCOPES, MIN_MONTHS,
                                 GateRefused, refusals)
 from training.versions import current_or_none
 
@@ -590,20 +590,10 @@ def format_summary(version: str, metadata: dict) -> str:
                      f"{some_names(dropped)}")
     lines += [f"  note: {n}" for n in data["notes"]]
     lines += [f"  rejected series {s!r}: {why}" for s, why in data["rejected"].items()]
-    origins, scored = protocol["origins"], protocol.get("scored_origins")
-    tested = ""
-    if scored is not None and len(scored) < len(origins):
-        tested = (f", {len(scored)} of which left enough history to test"
-                  + (f" ({', '.join(scored)})" if scored else ""))
-    if scored == []:
-        # Every cut-off lies too early (or before the data): listing them would only
-        # puzzle; say what a backtest needs instead.
-        lines.append(f"  backtest: none; a series needs {BACKTEST_MONTHS} months of "
-                     "history for its cut-offs to leave months to test")
-    else:
-        lines.append(f"  backtest: refit at {len(origins)} cut-offs "
-                     f"({', '.join(origins)}){tested}, 1 to {protocol['horizon']} "
-                     "months ahead; model refit on all months afterwards")
+    backtest = report.backtest_sentence(protocol)
+    if protocol.get("scored_origins") != []:
+        backtest += "; model refit on all months afterwards"
+    lines.append(f"  backtest: {backtest}")
     header = (f"  {'series':<24} {'model':<28} {'RMSE':>10} {'MAE':>10} {'MAPE%':>7} "
               f"{'sMAPE%':>7} {'MASE':>6}")
     lines.append(header)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from training import intervals
+from training.selection import BACKTEST_MONTHS
 
 HTML_FILE = "report.html"
 PNG_FILE = "report.png"
@@ -169,6 +170,23 @@ img{max-width:100%}.note{color:#555;font-size:13px}
 """
 
 
+def backtest_sentence(protocol: dict) -> str:
+    """What the backtest did, as the training summary and the report both say it:
+    the cut-offs, how many of them left a history long enough to test, and none at
+    all when every cut-off lies too early or before the data (listing them would
+    claim a backtest that never ran)."""
+    origins, scored = protocol["origins"], protocol.get("scored_origins")
+    if scored == []:
+        return (f"none; a series needs {BACKTEST_MONTHS} months of history for its "
+                "cut-offs to leave months to test")
+    tested = ""
+    if scored is not None and len(scored) < len(origins):
+        tested = (f", {len(scored)} of which left enough history to test"
+                  f" ({', '.join(scored)})")
+    return (f"refit at {len(origins)} cut-offs ({', '.join(origins)}){tested}, 1 to "
+            f"{protocol['horizon']} months ahead")
+
+
 def page(metadata: dict, views: list[SeriesView], images: dict[str, bytes],
          names: list[str]) -> str:
     protocol = metadata["backtest"]
@@ -183,11 +201,11 @@ def page(metadata: dict, views: list[SeriesView], images: dict[str, bytes],
              f"series ({metadata['data']['first']} to {metadata['data']['last']}). "
              f"Requested model: {html.escape(metadata['model_kind'])}; quality gate "
              f"scope: {html.escape(metadata['gate']['scope'])}.</p>",
-             f"<p>Backtest: the models are refit at {len(protocol['origins'])} "
-             "cut-offs "
-             f"({', '.join(protocol['origins'])}) and forecast 1 to "
-             f"{protocol['horizon']} months ahead; MASE divides each error by the "
-             "seasonal-naive in-sample error of the history at that cut-off.</p>"]
+             f"<p>Backtest: {html.escape(backtest_sentence(protocol))}"
+             + ("" if protocol.get("scored_origins") == [] else
+                "; MASE divides each error by the seasonal-naive in-sample error of "
+                "the history at that cut-off")
+             + ".</p>"]
     if metrics.get("served"):
         parts.append(
             f"<p>Over all series: MASE {_number(metrics['served']['mase'])} against "
