@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,18 @@ def store(two_versions, tmp_path) -> Path:
 
 def ids(model_dir: Path) -> list[str]:
     return sorted(p.name for p in (model_dir / artifact.VERSIONS).iterdir())
+
+
+def test_version_ids_sort_in_the_order_they_were_made_within_one_second():
+    # Training takes under a second on a fast machine; `prune` keeps the newest by
+    # id order, so a random suffix alone would keep a random one of the same second.
+    start = datetime(2026, 12, 5, 15, 58, 1, tzinfo=timezone.utc)
+    instants = [start + timedelta(microseconds=us)
+                for us in (0, 16, 1_000, 250_000, 999_999)]
+    made = [artifact.new_version_id(t) for t in instants]
+
+    assert sorted(made) == made
+    assert all(artifact.VERSION_PATTERN.match(v) for v in made)
 
 
 def test_list_shows_every_version_and_which_is_served(store, capsys):

@@ -58,7 +58,7 @@ def describe(model_dir: Path, version: str) -> dict:
 
 
 def versions_in(model_dir: Path) -> list[str]:
-    """Complete versions, oldest first (version ids start with their UTC second)."""
+    """Complete versions, oldest first (see artifact.new_version_id)."""
     folder = Path(model_dir) / artifact.VERSIONS
     if not folder.is_dir():
         return []
