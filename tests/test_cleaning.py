@@ -1,13 +1,16 @@
 """Gross errors in a history (training/cleaning.py): found, replaced for the fits only,
 and never confused with real shocks, real changes or intermittent demand."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import WINEIND
+from tests.conftest import WINEIND, train
 from training.backtest import rolling_origins, run_backtest
 from training.cleaning import for_fitting, gross_errors
+from training.features import log_unit
 from training.models import SalesForecaster
 from training.selection import BLEND_MEMBERS
 
@@ -172,24 +175,76 @@ def test_the_backtest_fits_the_forecasting_kinds_on_cleaned_sales_at_each_cut_of
     assert table.loc[table["month"] == zero_month + 12, "seasonal-naive"].min() > 0
 
 
-def test_training_states_each_replaced_month_in_the_metadata_and_the_summary(
-        tmp_path, capsys):
-    import json
-
-    from tests.conftest import train
-
-    frame = with_sales(wineind(), {len(wineind()) - 5: 0.0})  # 1994-04
+def trained_metadata(frame: pd.DataFrame, tmp_path) -> dict:
+    """The metadata of the version `python -m training` publishes from FRAME."""
     data = tmp_path / "wine.csv"
     frame[["date", "sales"]].assign(date=frame["date"].dt.strftime("%Y-%m")).to_csv(
         data, index=False)
-
     assert train(data, tmp_path / "models") == 0
-
     version = (tmp_path / "models" / "CURRENT").read_text().strip()
-    meta = json.loads((tmp_path / "models" / "versions" / version /
+    return json.loads((tmp_path / "models" / "versions" / version /
                        "metadata.json").read_text())
+
+
+def test_training_states_each_replaced_month_in_the_metadata_and_the_summary(
+        tmp_path, capsys):
+    meta = trained_metadata(with_sales(wineind(), {len(wineind()) - 5: 0.0}),  # 1994-04
+                            tmp_path)
     [entry] = meta["series"][0]["cleaned"]
     assert entry["month"] == "1994-04" and entry["recorded"] == 0.0
     assert 15_000 < entry["used"] < 40_000
     assert ("wine: gross errors kept out of the models' fits: 1994-04 recorded 0, "
             "fitted as ") in capsys.readouterr().out
+
+
+# Units: amounts in a large unit are read as the same amounts in a smaller one ---------
+
+@pytest.mark.parametrize("sales, unit", [
+    ([3, 0, 5, 4], 1.0),                  # counts keep the +1 of one item
+    ([104.0, 622.0], 1.0),                # whole numbers, however few
+    ([1234.5, 2000.25], 1.0),             # amounts with a typical month of 1,000+
+    ([0.8, 2.5, 1.7], 1000.0),            # millions: 800 to 2,500 thousands
+    ([1.0, 1.5], 1000.0),                 # not whole: a typical month of exactly 1
+    ([0.0013, 0.0021], 1_000_000.0),
+    ([0.0, 0.0], 1.0),                    # nothing to go on
+])
+def test_the_unit_the_log_models_read_sales_in(sales, unit):
+    assert log_unit(sales) == unit
+
+
+def test_the_same_amounts_in_another_unit_forecast_the_same_in_that_unit():
+    # Wine sales in millions of litres (0.013 to 0.040 a month) and in thousands.
+    millions = wineind().assign(sales=lambda f: f["sales"] / 1e6)
+    thousands = wineind().assign(sales=lambda f: f["sales"] / 1e3)
+
+    _, small = blend_forecast(millions)
+    _, large = blend_forecast(thousands)
+    # Read as given, log1p(0.03) is nearly 0.03: the log models turned additive and
+    # forecast otherwise (a relative difference of several percent).
+    np.testing.assert_allclose(small["sales"] * 1000, large["sales"], rtol=1e-9)
+
+    origins = rolling_origins(millions, count=6, step=3, horizon=12)
+    kinds = [*BLEND_MEMBERS, "airline", "seasonal-naive"]
+    small = run_backtest(millions, kinds, origins)
+    large = run_backtest(thousands, kinds, origins)
+    for kind in kinds:
+        np.testing.assert_allclose(small[kind] * 1000, large[kind], rtol=1e-9)
+
+
+def test_a_gross_error_in_small_amounts_is_found_as_in_large_ones():
+    sales = wineind()["sales"].to_numpy(dtype=np.float64) / 1e7  # about 0.0025
+    truth = sales[-1]
+    sales[-1] *= 10
+
+    where, instead = gross_errors(sales, FIRST)
+
+    assert where.tolist() == [len(sales) - 1]
+    assert 0.5 * truth < instead[0] < 2 * truth
+
+
+def test_training_states_the_unit_it_fitted_each_series_in(tmp_path, capsys):
+    meta = trained_metadata(wineind().assign(sales=lambda f: f["sales"] / 1e6),
+                            tmp_path)
+    assert meta["series"][0]["unit_factor"] == 100_000.0
+    assert ("units: 1 series of amounts with a typical month under 1,000 fitted in a "
+            "unit a power of ten smaller") in capsys.readouterr().out

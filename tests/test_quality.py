@@ -497,7 +497,9 @@ def test_a_series_taken_off_sale_does_not_carry_the_pooled_lag_away_for_others()
 
     # Unbounded, the regression learned from both series reached 5e21 for the
     # healthy one too, and its served forecast hit the ceiling 46 months ahead.
-    pooled = model.models_["healthy"]["pooled-lag"][0].predict(ahead)
+    # The members answer in the unit they were fitted in (SalesForecaster.units_).
+    pooled = (model.models_["healthy"]["pooled-lag"][0].predict(ahead)
+              / model.units_["healthy"])
     assert pooled.max() <= 2 * healthy["sales"].max()
     assert model.predict(ahead).max() <= 2 * healthy["sales"].max()
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from training.evaluate import seasonal_scale
-from training.features import month_index
+from training.features import log_unit, month_index
 from training.cleaning import for_fitting
 from training.models import POOLED_KINDS, bounded, ceiling_for, fits_on, make_model
 
@@ -88,12 +88,17 @@ def run_backtest(frame: pd.DataFrame, kinds, origins, horizon: int = DEFAULT_HOR
                          for s, m in zip(test["series"], test["month"])]]
         train = train[train["series"].isin(names)]
         # What every kind is fitted on: each series cut here, its gross errors
-        # replaced as the months up to this cut-off show them.
+        # replaced as the months up to this cut-off show them (`cleaned`), in the
+        # unit the log models need (`fitted`, see features.log_unit).
         cleaned = train["sales"].to_numpy(dtype=np.float64, copy=True)
+        fitted = np.empty_like(cleaned)
         train_months = train["month"].to_numpy()
-        for rows in train.groupby("series", sort=True).indices.values():
+        units = {}
+        for name, rows in train.groupby("series", sort=True).indices.items():
             cleaned[rows] = for_fitting(train_months[rows], cleaned[rows])[0]
-        train = train.assign(cleaned=cleaned)
+            units[name] = log_unit(cleaned[rows])
+            fitted[rows] = cleaned[rows] * units[name]
+        train = train.assign(cleaned=cleaned, fitted=fitted)
         # Split once per origin: every kind reuses the same per-series pieces.
         train_parts = {s: r for s, r in train.groupby("series", sort=True)}
         test_rows = test.groupby("series", sort=False).indices
@@ -109,7 +114,7 @@ def run_backtest(frame: pd.DataFrame, kinds, origins, horizon: int = DEFAULT_HOR
         part["scale"] = [scales[s] if scales[s] else np.nan for s in part["series"]]
         for kind in kinds:
             part[kind] = _forecast(kind, train, train_parts, test_parts, test_rows,
-                                   len(test))
+                                   units, len(test))
         parts.append(part)
     if not parts:
         # No series is long enough for any cut-off (a file of short series only).
@@ -131,9 +136,10 @@ def gross_error_months(frame: pd.DataFrame) -> set[tuple[str, int]]:
 
 
 def _forecast(kind: str, train, train_parts: dict, test_parts: dict, test_rows: dict,
-              count: int) -> np.ndarray:
+              units: dict, count: int) -> np.ndarray:
     """One kind's forecasts of the test rows, NaN where it cannot be fitted. The
-    same estimators SalesForecaster would fit, without re-splitting the frame."""
+    same estimators SalesForecaster would fit, in the same units, without
+    re-splitting the frame."""
     out = np.full(count, np.nan)
     eligible = [s for s, r in train_parts.items()
                 if fits_on(kind, r["cleaned"].to_numpy())]
@@ -144,14 +150,14 @@ def _forecast(kind: str, train, train_parts: dict, test_parts: dict, test_rows: 
     floor = 0.0 if train["sales"].min() >= 0 else None
     if kind in POOLED_KINDS:
         rows = train["series"].isin(eligible).to_numpy()
-        pooled = make_model(kind).fit(train[rows], train["cleaned"].to_numpy()[rows])
+        pooled = make_model(kind).fit(train[rows], train["fitted"].to_numpy()[rows])
     for name in eligible:
+        piece = train_parts[name]
         if kind in POOLED_KINDS:
             model = pooled
         else:
-            piece = train_parts[name]
-            model = make_model(kind).fit(piece, piece["cleaned"].to_numpy())
-        sales = train_parts[name]["cleaned"].to_numpy()
-        out[test_rows[name]] = bounded(model.predict(test_parts[name]), floor,
-                                       ceiling_for(sales))
+            model = make_model(kind).fit(piece, piece["fitted"].to_numpy())
+        forecast = model.predict(test_parts[name]) / units[name]
+        out[test_rows[name]] = bounded(forecast, floor,
+                                       ceiling_for(piece["cleaned"].to_numpy()))
     return out

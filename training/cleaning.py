@@ -11,10 +11,11 @@ So before the forecasting models are fitted, each series' gross errors are repla
 what its season and neighbours say the month should have been. A month is a gross
 error when all of these hold:
 
-- on log1p(sales), its distance from a robust expectation (running median of the
-  seasonally adjusted series over 13 months, plus the median month-of-year effect) is
-  beyond `FENCE` interquartile ranges of all months' distances (the rule of Tukey's
-  outer fences, as R's `forecast::tsoutliers` uses);
+- on log1p(sales) (in the unit `features.log_unit` gives), its distance from a robust
+  expectation (running median of the seasonally adjusted series over 13 months, plus
+  the median month-of-year effect) is beyond `FENCE` interquartile ranges of all
+  months' distances (the rule of Tukey's outer fences, as R's `forecast::tsoutliers`
+  uses);
 - that distance is more than a factor `FACTOR` either way: real one-month shocks
   (a hurricane, a tax deadline) move sales by a factor of two to four and stay;
 - it is part of a run of at most `MAX_RUN` consecutive months that each differ from
@@ -29,6 +30,8 @@ anything clears), and the backtest does not score the replaced months
 """
 
 import numpy as np
+
+from training.features import log_unit
 
 SEASON_LENGTH = 12
 FENCE = 3.0
@@ -91,7 +94,8 @@ def gross_errors(sales: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray]
     if (len(sales) < MIN_MONTHS or not np.isfinite(sales).all() or sales.min() < 0
             or np.mean(sales == 0) >= MAX_ZERO_SHARE):
         return none
-    z = np.log1p(sales)
+    unit = log_unit(sales)
+    z = np.log1p(sales * unit)
     expected = expected_log_sales(z, first)
     distance = z - expected
     q1, q3 = np.percentile(distance, [25, 75])
@@ -99,7 +103,7 @@ def gross_errors(sales: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray]
     flagged = (((distance < q1 - spread) | (distance > q3 + spread))
                & (np.abs(distance) > np.log(FACTOR)))
     where = np.flatnonzero(_in_short_runs(flagged, _off_the_year(z)))
-    return where, np.expm1(expected[where])
+    return where, np.expm1(expected[where]) / unit
 
 
 def for_fitting(months: np.ndarray, sales: np.ndarray) -> tuple[np.ndarray, list]:

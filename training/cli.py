@@ -34,6 +34,7 @@ from training import artifact, backtest, intervals, report
 from training.backtest import DEFAULT_HORIZON
 from training.data import (Columns, DataError, LoadedSales, check_encoding,
                            load_sales)
+from training.features import TYPICAL_MONTH
 from training.models import MODEL_KINDS
 from training.procedure import (backtest_rows_for_page, compare_with_served,
                                 fit_and_check, month_label)
@@ -363,7 +364,10 @@ def train(args, loaded: LoadedSales | None = None) -> dict:
          # Gross errors every model was fitted without (training/cleaning.py);
          # the backtest does not score them either.
          "cleaned": [{"month": month_label(m), "recorded": recorded, "used": used}
-                     for m, recorded, used in cleaned.get(s, [])]}
+                     for m, recorded, used in cleaned.get(s, [])],
+         # What the models saw: the sales times this power of ten
+         # (training/features.py, log_unit); forecasts are divided by it again.
+         "unit_factor": outcome.model.units_[s]}
         for s, r in frame.groupby("series", sort=True)
     ]
     metadata = {
@@ -624,6 +628,12 @@ def format_summary(version: str, metadata: dict) -> str:
             more = len(info["cleaned"]) - 3
             lines.append(f"  {info['name']}: gross errors kept out of the models' "
                          f"fits: {shown}{f'; {more} more' if more > 0 else ''}")
+    rescaled = [info["name"] for info in metadata["series"]
+                if info.get("unit_factor", 1.0) != 1.0]
+    if rescaled:
+        lines.append(f"  units: {len(rescaled)} series of amounts with a typical month "
+                     f"under {TYPICAL_MONTH:,.0f} fitted in a unit a power of ten "
+                     f"smaller (metadata unit_factor): {some_names(rescaled)}")
     m = metadata["metrics"]
     if m.get("served"):
         lines.append(f"  overall: MASE {_maybe(m['served']['mase'], 0, 3)} vs seasonal "

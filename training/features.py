@@ -66,3 +66,32 @@ class CalendarFeatures(TransformerMixin, BaseEstimator):
         if self.season:
             names += [f"month_{m:02d}" for m in range(2, 13)]
         return np.asarray(names, dtype=object)
+
+
+# log1p's "+1" is one item when sales are counts. For amounts in a large unit (sales
+# in millions, 0.8 to 2.5 a month) it outweighs the sales themselves: the log models
+# turn additive and a tenfold error no longer looks tenfold. Such series are read in
+# a unit a power of ten smaller, enough for a typical month to reach this figure.
+TYPICAL_MONTH = 1000.0
+MAX_UNIT_POWER = 15
+
+
+def log_unit(sales) -> float:
+    """What one series' `sales` are multiplied by before any log1p: 1 for whole
+    numbers (counts keep their +1 of one item) and for amounts whose median positive
+    month already reaches TYPICAL_MONTH; otherwise the power of ten that brings it
+    there. Amounts that differ by a power of ten (the same sales in other units) are
+    read alike."""
+    sales = np.asarray(sales, dtype=np.float64)
+    positive = sales[np.isfinite(sales) & (sales > 0)]
+    if not len(positive) or np.all(np.mod(sales[np.isfinite(sales)], 1) == 0):
+        return 1.0
+    typical = float(np.median(positive))
+    if typical >= TYPICAL_MONTH:
+        return 1.0
+    # The margin keeps a typical month of exactly 1 (or 0.1) at the power that
+    # brings it to 1,000, whatever log10's last bit says.
+    power = int(np.ceil(np.log10(TYPICAL_MONTH / typical) - 1e-9))
+    power = min(MAX_UNIT_POWER, power)
+    return 10.0 ** power
+

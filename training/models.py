@@ -38,7 +38,7 @@ from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.pipeline import Pipeline
 
 from training.cleaning import for_fitting
-from training.features import CalendarFeatures, months_of
+from training.features import CalendarFeatures, log_unit, months_of
 
 SEASON_LENGTH = 12
 
@@ -554,6 +554,8 @@ class SalesForecaster(RegressorMixin, BaseEstimator):
     Every kind is fitted on sales whose gross errors (a stock-out month recorded as
     0, say) are replaced, so seasonal naive too repeats the replacement rather than
     the error; `cleaned_` lists them per series as (month number, recorded, used).
+    Amounts in a large unit are fitted in a smaller one (`units_`, the factor from
+    `features.log_unit`), so that the log models read them as they read counts.
     """
 
     def __init__(self, models=None, default=DEFAULT_MODEL):
@@ -577,6 +579,11 @@ class SalesForecaster(RegressorMixin, BaseEstimator):
         # From the cleaned sales: a misplaced digit must not lift the cap with it.
         self.ceiling_ = {name: ceiling_for(fitting[rows])
                          for name, rows in groups.items()}
+        # The models see each series in the unit its logs need (features.log_unit);
+        # predict divides it out again.
+        self.units_ = {name: log_unit(fitting[rows]) for name, rows in groups.items()}
+        for name, rows in groups.items():
+            fitting[rows] *= self.units_[name]
 
         self.pooled_ = {}
         needed = {k for blend in self.blends_.values() for k in blend}
@@ -618,6 +625,8 @@ class SalesForecaster(RegressorMixin, BaseEstimator):
             parts = fitted.values() if isinstance(fitted, dict) else [(fitted, 1.0)]
             blend = sum(w * np.asarray(m.predict(part), dtype=np.float64)
                         for m, w in parts)
+            # Versions written before `units_` existed fitted every series as given.
+            blend = blend / getattr(self, "units_", {}).get(name, 1.0)
             out[rows] = bounded(blend, getattr(self, "floor_", None),
                                 getattr(self, "ceiling_", {}).get(name, np.inf))
         return out
