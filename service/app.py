@@ -188,9 +188,11 @@ def register_errors(app: Flask) -> None:
         return response
 
     def malformed_body(e: Exception):
+        # The label of the prediction error counter, as in the body.
+        g.error_code = BadRequest.code
         return json_response({"error": f"The request body is malformed or was cut "
                                        f"off: {str(e)[:200] or type(e).__name__}.",
-                              "code": "bad_request"}, 400)
+                              "code": BadRequest.code}, BadRequest.status)
 
     for error in BODY_ERRORS:
         app.register_error_handler(error, malformed_body)

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 import requests
+from gunicorn.http import errors as wire
 from prometheus_client.parser import text_string_to_metric_families
 
 from service import metrics as service_metrics
@@ -200,6 +201,26 @@ def test_prediction_errors_are_counted_by_the_code_of_the_error_body(
                  operation=operation, code=code) == 1
     assert value(client, "sales_forecast_predictions_total",
                  operation=operation) == 0
+
+
+class MalformedChunks(io.BytesIO):
+    """A request body that fails to read the way gunicorn's chunked reader does."""
+
+    def read(self, *args):
+        raise wire.InvalidChunkSize(b"zz")
+
+    read1 = readinto = read
+
+
+def test_a_malformed_body_is_counted_by_the_code_of_its_error_body(client):
+    response = client.post("/forecast", input_stream=MalformedChunks(b"{}"),
+                           content_type="application/json",
+                           environ_overrides={"wsgi.input_terminated": True})
+
+    code = response.get_json()["code"]
+    assert (response.status_code, code) == (400, "bad_request")
+    assert value(client, "sales_forecast_prediction_errors_total",
+                 operation="forecast", code=code) == 1
 
 
 def test_errors_outside_prediction_endpoints_are_not_prediction_errors(client):
