@@ -357,8 +357,10 @@ def _operations(model_name: str) -> dict:
                                "model_version": {"type": "string"}}}),
             **_errors(503)}),
         "/metrics": _get("Prometheus metrics", "Health", {"200": {
-            "description": "The text exposition format.",
-            "content": {"text/plain": {"schema": {"type": "string"}}}}}),
+            "description": "The text exposition format, or OpenMetrics when the "
+                           "Accept header asks for it (as Prometheus does).",
+            "content": {media: {"schema": {"type": "string"}}
+                        for media in ("text/plain", "application/openmetrics-text")}}}),
         "/openapi.json": _get("This document", "Reference", {"200": _ok(
             "The OpenAPI 3.1 description of the API.", {"type": "object"})}),
         "/": _get("The forecast page", "Browser", {"200": {

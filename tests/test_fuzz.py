@@ -62,6 +62,22 @@ def test_the_limits_in_the_document_are_the_ones_the_views_enforce(client):
     assert schemas["PredictRequest"]["properties"]["instances"]["maxItems"] == MAX_ROWS
 
 
+@pytest.mark.parametrize("accept", [
+    # What Prometheus sends: OpenMetrics first, the text format as a fallback.
+    "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,"
+    "*/*;q=0.1",
+    "text/plain",
+], ids=["prometheus", "text"])
+def test_every_content_type_the_metrics_endpoint_answers_is_described(client, accept):
+    responses = client.get("/openapi.json").get_json()["paths"]["/metrics"]["get"][
+        "responses"]
+
+    answered = client.get("/metrics", headers={"Accept": accept})
+
+    assert answered.status_code == 200
+    assert answered.mimetype in responses["200"]["content"]
+
+
 @pytest.mark.integration
 def test_schemathesis_finds_no_failure_against_gunicorn(live_server, store_copy,
                                                         tmp_path):
