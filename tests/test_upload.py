@@ -266,6 +266,23 @@ def test_check_lists_every_series_of_a_multi_series_file(uploads_client, tmp_pat
     assert "'oops' is not a number" in body["rejected"]["east"]
 
 
+@pytest.mark.parametrize("strict", ["", "true"], ids=["none-loads", "strict"])
+def test_a_refusal_quotes_long_series_names_only_in_part(uploads_client, strict):
+    long_names = [letter * 90_000 for letter in "abcdefg"]
+    lines = WINEIND.read_text().splitlines()[1:]
+    good = [f"{line},short" for line in lines] if strict else []
+    rows = good + [f"1990-01,1,{name}" for name in long_names]
+
+    response = upload(uploads_client, "/upload/check", WINEIND,
+                      content=("date,sales,series\n" + "\n".join(rows)).encode(),
+                      name="long.csv", strict=strict)
+
+    body = response.get_json()
+    assert (response.status_code, body["code"]) == (422, "invalid_data")
+    assert "'aaaa" in body["error"] and "(90000 characters)" in body["error"]
+    assert len(body["error"]) < 2000
+
+
 def test_any_file_name_is_only_a_label(uploads_client):
     body = upload(uploads_client, "/upload/check", WINEIND,
                   name="../-x/--help.csv").get_json()

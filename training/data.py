@@ -1276,11 +1276,12 @@ def _refuse_if_needed(rows, rejected, label, has_series, strict, notes) -> None:
     if len(rows):
         name, reason = next(iter(rejected.items()))
         raise DataError(
-            f"{label}: series {name!r}: {reason} Strict mode refuses the whole file "
-            "for one bad series; without it the other series would load."
+            f"{label}: series {_Clipped(name)!r}: {reason} Strict mode refuses the "
+            "whole file for one bad series; without it the other series would load."
         )
 
-    listed = [f"Series {n!r}: {r}" for n, r in list(rejected.items())[:LISTED]]
+    listed = [f"Series {_Clipped(n)!r}: {r}"
+              for n, r in list(rejected.items())[:LISTED]]
     more = (f" And {len(rejected) - LISTED} more series with problems."
             if len(rejected) > LISTED else "")
     raise DataError(f"{label}: no series could be loaded. {' '.join(listed)}{more}")
