@@ -254,6 +254,7 @@ SCHEMAS = {
     "Upload": {
         "type": "object",
         "required": ["file"],
+        "additionalProperties": False,
         "properties": {
             "file": {"type": "string", "format": "binary",
                      "description": "the CSV sales history"},

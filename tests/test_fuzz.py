@@ -62,6 +62,16 @@ def test_the_limits_in_the_document_are_the_ones_the_views_enforce(client):
     assert schemas["PredictRequest"]["properties"]["instances"]["maxItems"] == MAX_ROWS
 
 
+def test_the_upload_form_fields_in_the_document_are_the_ones_accepted(client):
+    from service.page import UPLOAD_FIELDS
+
+    upload = client.get("/openapi.json").get_json()["components"]["schemas"]["Upload"]
+
+    # Any other form field is refused with a 400, so the document must not allow it.
+    assert set(upload["properties"]) == UPLOAD_FIELDS
+    assert upload.get("additionalProperties") is False
+
+
 @pytest.mark.parametrize("accept", [
     # What Prometheus sends: OpenMetrics first, the text format as a fallback.
     "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,"
