@@ -77,11 +77,16 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
     def healthz():
         return json_response({"status": "alive"})
 
-    @app.get("/readyz")
-    def readyz():
+    def ready_model():
+        """The served model, or a 503 while the service drains before it stops: what
+        every readiness answer (this one's and the V2 ones) must say."""
         if os.path.exists(draining_marker(os.getppid())):
             raise NotReady("The service is shutting down.")
-        current = store.serving()
+        return store.serving()
+
+    @app.get("/readyz")
+    def readyz():
+        current = ready_model()
         return json_response({"status": "ready", "model_version": current.version})
 
     @app.get("/model")
@@ -123,7 +128,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         return json_response({"predictions": predictions,
                               "model_version": current.version})
 
-    v2.register(app, settings.model_name, store.serving)
+    v2.register(app, settings.model_name, store.serving, ready_model)
     report.register(app, store.serving, store.model_dir)
     app.register_blueprint(page.blueprint)
     retry_on_newer_model(app, store, RETRY_ON_NEWER_MODEL, NOT_SERVED_HERE)

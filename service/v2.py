@@ -20,7 +20,10 @@ INFER_FIELDS = {"id", "parameters", "inputs", "outputs"}
 TENSOR_FIELDS = {"name", "shape", "datatype", "data", "parameters"}
 
 
-def register(app: Flask, model_name: str, predictor) -> None:
+def register(app: Flask, model_name: str, predictor, ready_model) -> None:
+    """The V2 routes. `predictor` returns the served model or raises NotReady;
+    `ready_model` does the same and also refuses while the service drains, for the
+    readiness answers."""
     def model_or_404(name: str, version: str | None = None):
         if name != model_name:
             raise ModelNotFound(f"Unknown model {name[:100]!r}; this server serves "
@@ -42,7 +45,7 @@ def register(app: Flask, model_name: str, predictor) -> None:
 
     @app.get("/v2/health/ready")
     def ready():
-        predictor()
+        ready_model()
         return json_response({"ready": True})
 
     @app.get("/v2/models/<name>")
@@ -62,6 +65,7 @@ def register(app: Flask, model_name: str, predictor) -> None:
     @app.get("/v2/models/<name>/versions/<version>/ready")
     def model_ready(name, version=None):
         model_or_404(name, version)
+        ready_model()
         return json_response({"name": model_name, "ready": True})
 
     @app.post("/v2/models/<name>/infer")

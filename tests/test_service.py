@@ -1,12 +1,14 @@
 """The HTTP API through Flask's test client: answers, and an error for every bad input."""
 
 import json
+import os
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from service.app import create_app
-from service.config import Settings
+from service.config import Settings, draining_marker
 from service.predictor import MAX_MONTHS_AHEAD
 from training import artifact
 
@@ -207,6 +209,23 @@ def test_without_a_model_the_service_is_alive_but_not_ready(tmp_path):
     assert "no model published" in ready.get_json()["error"]
     assert forecast.status_code == 503
     assert forecast.get_json()["code"] == "not_ready"
+
+
+@pytest.mark.parametrize("path", ["/readyz", "/v2/health/ready",
+                                  "/v2/models/sales-forecast/ready"])
+def test_every_readiness_answer_is_503_while_the_service_drains(client, path):
+    # The master marks its shutdown delay with this file (service/gunicorn_conf.py);
+    # here the test process plays the worker, so its parent plays the master.
+    marker = Path(draining_marker(os.getppid()))
+    marker.touch()
+    try:
+        response = client.get(path)
+    finally:
+        marker.unlink()
+
+    assert response.status_code == 503
+    assert response.get_json() == {"error": "The service is shutting down.",
+                                   "code": "not_ready"}
 
 
 def test_a_model_dir_that_is_a_file_is_named_as_the_mistake(tmp_path):
