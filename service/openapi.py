@@ -385,7 +385,7 @@ def _operations(model_name: str) -> dict:
                                                   "answered and this one does not"}}}),
              **_errors(400, 403, 409, 413, 422)}),
         "/v2": _get("Server metadata (V2)", "Open Inference Protocol V2",
-                    {"200": _ok("Name, protocol version, extensions.", {
+                    {"200": _ok("Name, server version, extensions.", {
                         "type": "object", "required": ["name", "version",
                                                        "extensions"]})}),
         "/v2/health/live": _get("Liveness (V2)", "Open Inference Protocol V2", {

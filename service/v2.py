@@ -10,10 +10,10 @@ import time
 import orjson
 from flask import Flask, request
 
+from service import __version__
 from service.errors import BadRequest, ModelNotFound
 from service.http import MAX_ROWS, check_fields, json_response, read_json
 
-PROTOCOL_VERSION = "2"
 INPUTS = {"date": "BYTES", "series": "BYTES"}
 OUTPUT = "sales"
 INFER_FIELDS = {"id", "parameters", "inputs", "outputs"}
@@ -36,7 +36,8 @@ def register(app: Flask, model_name: str, predictor, ready_model) -> None:
 
     @app.get("/v2")
     def server_metadata():
-        return json_response({"name": "sales-forecast", "version": PROTOCOL_VERSION,
+        # The protocol asks for the server's version here, not its own.
+        return json_response({"name": "sales-forecast", "version": __version__,
                               "extensions": []})
 
     @app.get("/v2/health/live")

@@ -71,6 +71,22 @@ def test_v2_metadata_and_infer(client):
     assert body["outputs"][0]["data"] == predict["predictions"]
 
 
+def test_v2_server_metadata_names_the_server_version_the_project_releases(client):
+    import tomllib
+
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    chart = yaml.safe_load((root / "charts/sales-forecast/Chart.yaml").read_text())
+
+    meta = client.get("/v2").get_json()
+
+    # The protocol's own version ("2") is not the server's.
+    assert meta["version"] == project["version"] == chart["appVersion"]
+    assert meta["name"] == "sales-forecast" and meta["extensions"] == []
+
+
 def test_v2_infer_accepts_parameters_objects_where_the_protocol_allows_them(client):
     response = client.post("/v2/models/sales-forecast/infer", json={
         "id": "r2", "parameters": {"content_type": "str"},
