@@ -284,6 +284,26 @@ def write_json_error(sock, status: int, reason: str, message: str) -> None:
     util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
+def closing_after_too_large(app):
+    """`app`, but a 413 answer closes its connection.
+
+    The application refuses a body over its limit without reading it, and gunicorn
+    would announce keep-alive and then skip the unread body as the next request
+    arrives; it gives up on a long one and closes the connection, so a request the
+    client sent behind it went unanswered. Said at once, the client knows to send
+    it on a new connection.
+    """
+    def wrapped(environ, start_response):
+        def start(status, headers, exc_info=None):
+            if status.startswith("413"):
+                request = getattr(environ.get("gunicorn.socket"), "request", None)
+                if request is not None:
+                    request.must_close = True
+            return start_response(status, headers, exc_info)
+        return app(environ, start)
+    return wrapped
+
+
 class ConnectionShares:
     """How many connections each live worker holds, and when it last went round its
     event loop, in memory the master and all its workers share, so a worker can
@@ -432,6 +452,10 @@ class ThreadWorker(gthread.ThreadWorker):
         # module function; replacing it in this worker process is the only hook.
         util.write_error = write_json_error
         super().init_process()
+
+    def load_wsgi(self):
+        super().load_wsgi()
+        self.wsgi = closing_after_too_large(self.wsgi)
 
     def run(self):
         # The application is loaded: from now on this worker takes connections.
