@@ -145,9 +145,9 @@ def _f(value, width: int = 6) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     shared = [SHARED / f for f in DEFAULT_FILES]
+    found = all(p.is_file() for p in shared)
     parser.add_argument("files", nargs="*", type=Path,
-                        default=shared if all(p.is_file() for p in shared)
-                        else FALLBACK_FILES)
+                        default=shared if found else FALLBACK_FILES)
     parser.add_argument("--origins", type=int, default=5,
                         help="evaluation origins, newest 12 months before the end")
     parser.add_argument("--step", type=int, default=3, help="months between origins")
@@ -159,6 +159,10 @@ def main(argv=None) -> int:
         parser.error(f"--before must be 0 or more months, got {args.before}.")
 
     started = time.perf_counter()
+    if not found and args.files == FALLBACK_FILES:
+        print(f"Note: the shared series ({', '.join(DEFAULT_FILES)}) are not in "
+              f"{SHARED}; scoring the bundled {FALLBACK_FILES[0].name} alone. Name "
+              "files to score others.")
     print("Protocol: nested rolling origin. For each evaluation origin the whole "
           "training procedure (inner backtest, gate, model choice, interval "
           "calibration) sees only the months up to it, then forecasts 1 to "

@@ -1,7 +1,9 @@
-"""bench/members.py: the design-cut diagnostics never score an evaluation month."""
+"""bench/members.py: the design-cut diagnostics never score an evaluation month; and
+bench/quality.py says which series it scores."""
 
 import pytest
 
+from bench import quality
 from bench.members import MIN_CUT, forecasts, main
 from bench.quality import load
 from tests.conftest import WINEIND
@@ -24,3 +26,17 @@ def test_every_scored_month_precedes_the_evaluation_origins():
     assert rows["date"].max() <= oldest_evaluation_origin
     assert len(rows) == 5 * 12
     assert (rows["blend"] > 0).all()
+
+
+def test_the_quality_benchmark_says_when_the_shared_series_are_missing(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(quality, "SHARED", tmp_path / "no-shared-folder")
+
+    assert quality.main(["--origins", "1"]) == 0
+
+    out = capsys.readouterr().out
+    assert out.startswith("Note: the shared series (wineind.csv, airpassengers.csv, "
+                          "txhousing_sales.csv) are not in ")
+    assert "scoring the bundled wineind.csv alone" in out
+    assert "airpassengers" not in out.split("\n", 1)[1]
+
