@@ -248,3 +248,21 @@ def test_training_states_the_unit_it_fitted_each_series_in(tmp_path, capsys):
     assert meta["series"][0]["unit_factor"] == 100_000.0
     assert ("units: 1 series of amounts with a typical month under 1,000 fitted in a "
             "unit a power of ten smaller") in capsys.readouterr().out
+
+
+def test_counts_keep_their_unit_when_a_gross_error_is_replaced(monkeypatch):
+    # Bottles in hundreds, whole numbers: a stock-out month replaced by a fraction
+    # must not turn them into amounts read in a unit ten times smaller.
+    hundreds = wineind().assign(sales=lambda f: f["sales"] // 100)
+    counts = with_sales(hundreds, {40: 0.0})
+
+    model, _ = blend_forecast(counts)
+    assert model.cleaned_ and model.units_ == {"wine": 1.0}
+
+    origins = rolling_origins(counts, count=6, step=3, horizon=12)
+    kinds = [*BLEND_MEMBERS, "seasonal-naive"]
+    table = run_backtest(counts, kinds, origins)
+    monkeypatch.setattr("training.backtest.log_unit", lambda sales: 1.0)
+    as_given = run_backtest(counts, kinds, origins)
+    for kind in kinds:
+        np.testing.assert_array_equal(table[kind], as_given[kind])

@@ -95,8 +95,9 @@ def run_backtest(frame: pd.DataFrame, kinds, origins, horizon: int = DEFAULT_HOR
         train_months = train["month"].to_numpy()
         units = {}
         for name, rows in train.groupby("series", sort=True).indices.items():
-            cleaned[rows] = for_fitting(train_months[rows], cleaned[rows])[0]
+            # The unit from the sales as recorded, as SalesForecaster takes it.
             units[name] = log_unit(cleaned[rows])
+            cleaned[rows] = for_fitting(train_months[rows], cleaned[rows])[0]
             fitted[rows] = cleaned[rows] * units[name]
         train = train.assign(cleaned=cleaned, fitted=fitted)
         # Split once per origin: every kind reuses the same per-series pieces.

@@ -580,8 +580,10 @@ class SalesForecaster(RegressorMixin, BaseEstimator):
         self.ceiling_ = {name: ceiling_for(fitting[rows])
                          for name, rows in groups.items()}
         # The models see each series in the unit its logs need (features.log_unit);
-        # predict divides it out again.
-        self.units_ = {name: log_unit(fitting[rows]) for name, rows in groups.items()}
+        # predict divides it out again. Judged on the sales as recorded, as the
+        # gross-error check judges them: a replacement is rarely a whole number, and
+        # must not make counts read as amounts.
+        self.units_ = {name: log_unit(y[rows]) for name, rows in groups.items()}
         for name, rows in groups.items():
             fitting[rows] *= self.units_[name]
 
