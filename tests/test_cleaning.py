@@ -266,3 +266,15 @@ def test_counts_keep_their_unit_when_a_gross_error_is_replaced(monkeypatch):
     as_given = run_backtest(counts, kinds, origins)
     for kind in kinds:
         np.testing.assert_array_equal(table[kind], as_given[kind])
+
+
+def test_the_summary_shows_the_errors_of_small_amounts_to_their_digits(
+        tmp_path, capsys):
+    # Sales in millions of litres: errors of a few thousandths, not "0.0".
+    meta = trained_metadata(wineind().assign(sales=lambda f: f["sales"] / 1e6),
+                            tmp_path)
+    scores = meta["evaluation"]["wine"]["scores"][meta["series"][0]["model"]]
+    [line] = [ln for ln in capsys.readouterr().out.splitlines() if "(served)" in ln]
+    rmse, mae = (float(word) for word in line.split()[-5:-3])
+    assert rmse == pytest.approx(scores["rmse"], rel=1e-3)
+    assert mae == pytest.approx(scores["mae"], rel=1e-3)

@@ -609,8 +609,8 @@ def format_summary(version: str, metadata: dict) -> str:
             m = scores[kind]
             label = f"{kind} (served)" if kind == info["model"] else kind
             lines.append(f"  {info['name'][:24]:<24} {label[:28]:<28} "
-                         f"{m['rmse']:>10.1f} "
-                         f"{m['mae']:>10.1f} {_maybe(m['mape'], 7, 1)} "
+                         f"{_amount(m['rmse'], 10)} "
+                         f"{_amount(m['mae'], 10)} {_maybe(m['mape'], 7, 1)} "
                          f"{m['smape']:>7.1f} {_maybe(m['mase'], 6, 2)}")
         if not scores:
             lines.append(f"  {info['name'][:24]:<24} {info['model']:<28} no backtest")
@@ -650,6 +650,13 @@ def format_summary(version: str, metadata: dict) -> str:
     lines.append(f"  trained in {m['training_seconds']:.1f} s "
                  f"({m['seconds_with_report']:.1f} s with the report)")
     return "\n".join(lines)
+
+
+def _amount(value: float, width: int) -> str:
+    """An error in the unit of the sales: one decimal, as counts read best, unless
+    that leaves fewer than four significant digits (sales in millions, say)."""
+    return f"{value:>{width}.1f}" if abs(value) >= 100 or value == 0 \
+        else f"{value:>{width}.4g}"
 
 
 def _maybe(value, width: int, digits: int) -> str:
