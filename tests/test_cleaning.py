@@ -207,6 +207,8 @@ def test_training_states_each_replaced_month_in_the_metadata_and_the_summary(
     ([1.0, 1.5], 1000.0),                 # not whole: a typical month of exactly 1
     ([0.0013, 0.0021], 1_000_000.0),
     ([0.0, 0.0], 1.0),                    # nothing to go on
+    ([3.0] * 9 + [2.5], 1.0),             # counts with one month filled in between
+    ([3.0] * 8 + [2.5, 2.5], 1000.0),     # a fifth of the months are not whole
 ])
 def test_the_unit_the_log_models_read_sales_in(sales, unit):
     assert log_unit(sales) == unit

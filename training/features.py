@@ -74,17 +74,22 @@ class CalendarFeatures(TransformerMixin, BaseEstimator):
 # a unit a power of ten smaller, enough for a typical month to reach this figure.
 TYPICAL_MONTH = 1000.0
 MAX_UNIT_POWER = 15
+# Counts, as far as the unit goes: a series of whole numbers but for a month filled
+# in between two others (--fill-gaps) or a stray correction.
+COUNTS_WHOLE_SHARE = 0.9
 
 
 def log_unit(sales) -> float:
-    """What one series' `sales` are multiplied by before any log1p: 1 for whole
-    numbers (counts keep their +1 of one item) and for amounts whose median positive
-    month already reaches TYPICAL_MONTH; otherwise the power of ten that brings it
-    there. Amounts that differ by a power of ten (the same sales in other units) are
-    read alike."""
+    """What one series' `sales` are multiplied by before any log1p: 1 for counts (at
+    least COUNTS_WHOLE_SHARE of the months whole numbers: they keep their +1 of one
+    item) and for amounts whose median positive month already reaches TYPICAL_MONTH;
+    otherwise the power of ten that brings it there, at most 10**MAX_UNIT_POWER.
+    Amounts under TYPICAL_MONTH that differ by a power of ten (the same sales in
+    other units) are read alike."""
     sales = np.asarray(sales, dtype=np.float64)
-    positive = sales[np.isfinite(sales) & (sales > 0)]
-    if not len(positive) or np.all(np.mod(sales[np.isfinite(sales)], 1) == 0):
+    sales = sales[np.isfinite(sales)]
+    positive = sales[sales > 0]
+    if not len(positive) or np.mean(np.mod(sales, 1) == 0) >= COUNTS_WHOLE_SHARE:
         return 1.0
     typical = float(np.median(positive))
     if typical >= TYPICAL_MONTH:
