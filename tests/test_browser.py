@@ -293,6 +293,34 @@ def test_an_upload_is_checked_trained_and_then_shown(live_server, trained_store,
     assert page.errors == []
 
 
+def test_sales_in_a_large_unit_are_shown_to_their_digits(live_server, open_page,
+                                                        tmp_path):
+    # Wine sales counted in billions of bottles: 0.000014 to 0.000040 a month.
+    lines = WINEIND.read_text().splitlines()
+    tiny = tmp_path / "wine-tiny.csv"
+    tiny.write_text("\n".join([lines[0]] + [
+        f"{month},{int(sales) / 1e9!r}"
+        for month, sales in (line.split(",") for line in lines[1:])]) + "\n")
+    assert train(tiny, tmp_path / "models") == 0
+    server = live_server(tmp_path / "models")
+
+    page = open_page(server.url + "/")
+    page.wait_for_points(12)
+
+    rows = forecast(server, "wine-tiny", 12)["forecast"]
+    cells = page.tab.eval_on_selector_all(
+        "#forecast-table tbody tr td:first-of-type", "cs => cs.map(c => c.textContent)")
+    # Four significant digits, where one decimal showed 0.0 in every cell.
+    assert [float(c) for c in cells] == pytest.approx([r["sales"] for r in rows],
+                                                      rel=1e-3)
+    ticks = page.tab.eval_on_selector_all("text.y-tick",
+                                          "ts => ts.map(t => t.textContent)")
+    # The value axis too: its ticks read 0, 0, 0 before.
+    assert len(ticks) >= 2 and len(set(ticks)) == len(ticks)
+    assert all(float(t) > 0 for t in ticks)
+    assert page.errors == []
+
+
 def test_the_page_fits_a_narrow_phone_screen(txhousing_server, browser):
     tab = browser.new_page()
     try:

@@ -45,7 +45,8 @@
     if (size >= 1e9) return `${+(value / 1e9).toFixed(2)}G`;
     if (size >= 1e6) return `${+(value / 1e6).toFixed(2)}M`;
     if (size >= 1e4) return `${+(value / 1e3).toFixed(1)}k`;
-    return String(+value.toFixed(2));
+    // Three significant digits below 1 (0.0024, not 0): sales in a large unit.
+    return String(size < 1 ? +value.toPrecision(3) : +value.toFixed(2));
   }
 
   function extent(layers) {

@@ -11,6 +11,10 @@
   const NAIVE = "seasonal-naive";
   const numberFormat = new Intl.NumberFormat(undefined, { minimumFractionDigits: 1,
                                                           maximumFractionDigits: 1 });
+  // Sales in a large unit (millions: 0.0024 a month) would all read 0.0 to one
+  // decimal; under 100 they keep four significant digits instead.
+  const smallNumberFormat = new Intl.NumberFormat(undefined,
+                                                  { maximumSignificantDigits: 4 });
   // A phone-sized screen starts with the last five years: all of a long history
   // would squeeze each year into a few pixels.
   const NARROW_WINDOW = window.matchMedia("(max-width: 40rem)").matches ? 60 : 0;
@@ -60,7 +64,8 @@
   }
 
   function formatNumber(value) {
-    return typeof value === "number" ? numberFormat.format(value) : "–";
+    if (typeof value !== "number") return "–";
+    return (Math.abs(value) < 100 ? smallNumberFormat : numberFormat).format(value);
   }
 
   function percent(value) {
