@@ -148,3 +148,21 @@ def test_the_report_says_how_many_cut_offs_could_test_a_short_history(tmp_path):
 
     assert "1 of which left enough history to test (2017-01)" in report_text(
         tmp_path / "models")
+
+
+def test_equal_80_and_95_bands_of_a_short_series_are_said_where_they_are_shown(
+        tmp_path, capsys):
+    # Eight months: both levels of the uncalibrated band are the widest of eight
+    # deviations from the mean, so the "95%" band is the 80% one.
+    data = write_csv(tmp_path / "launch.csv", growing_seasonal(8, "launch"),
+                     growing_seasonal(30, "older"))
+
+    assert train(data, tmp_path / "models") == 0
+
+    widths = current_metadata(tmp_path / "models")["intervals"]["series"]
+    assert widths["launch"]["80"] == widths["launch"]["95"]
+    assert widths["older"]["80"] != widths["older"]["95"]
+    said = ("the 80% and 95% bands are the same width for 1 series too short to tell "
+            "the two levels apart (not calibrated): launch")
+    assert f"  intervals: {said}\n" in capsys.readouterr().out
+    assert f"<p>Note: {said}.</p>" in report_text(tmp_path / "models")

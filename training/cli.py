@@ -646,6 +646,10 @@ def format_summary(version: str, metadata: dict) -> str:
                      "months (calibrated on the earlier cut-offs)")
     thin = intervals.thin_levels(metadata["intervals"])
     lines += [f"  intervals: {sentence}" for sentence in thin]
+    equal = intervals.equal_bands(metadata["intervals"])
+    if equal:
+        lines.append("  intervals: "
+                     + intervals.equal_bands_sentence(equal, some_names(equal)))
     lines += [f"  warning: {sentence}" for sentence in intervals.short_levels(coverage)]
     lines.append(f"  trained in {m['training_seconds']:.1f} s "
                  f"({m['seconds_with_report']:.1f} s with the report)")

@@ -95,6 +95,22 @@ def thin_levels(metadata: dict) -> list[str]:
     return sentences
 
 
+def equal_bands(metadata: dict) -> list[str]:
+    """The series, from the `intervals` metadata, whose 80% and 95% bands are the
+    same width: series without a backtest whose few months of spread give both
+    levels the widest one seen (see `in_sample_quantiles`)."""
+    return [name for name, widths in metadata.get("series", {}).items()
+            if not widths.get("calibrated", True) and widths.get("80")
+            and widths["80"] == widths.get("95")]
+
+
+def equal_bands_sentence(names: list[str], shown: str) -> str:
+    """What `equal_bands` found, said once for the summary and the report; `shown`
+    is the names as the caller lists them."""
+    return (f"the 80% and 95% bands are the same width for {len(names)} series too "
+            f"short to tell the two levels apart (not calibrated): {shown}")
+
+
 def short_levels(coverage: dict) -> list[str]:
     """A sentence per level whose measured coverage fell more than two standard errors
     (of a share of that many months) below the level: the bands were too narrow for

@@ -225,6 +225,11 @@ def page(metadata: dict, views: list[SeriesView], images: dict[str, bytes],
     else:
         parts.append(f"<p>Interval coverage not measured: "
                      f"{html.escape(coverage.get('reason', ''))}.</p>")
+    equal = intervals.equal_bands(metadata["intervals"])
+    if equal:
+        shown = ", ".join(equal[:10]) + (", ..." if len(equal) > 10 else "")
+        sentence = intervals.equal_bands_sentence(equal, shown)
+        parts.append(f"<p>Note: {html.escape(sentence)}.</p>")
     parts.append("<h2>Backtest scores</h2>" + metrics_table(metadata, names))
     special = [s for s in metadata["series"]
                if s["name"] in names and s["tier"] != "regular"]
