@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         table, rows = current.forecast(body.get("series"), horizon)
         metrics.observe_prediction("forecast", started, len(rows))
         return json_response({"series": table.name, "model_version": current.version,
+                              "history_ends": table.history_ends,
                               "intervals_calibrated": table.calibrated,
                               "forecast": rows})
 

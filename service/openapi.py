@@ -21,7 +21,7 @@ from service.http import MAX_BODY_BYTES, MAX_ROWS
 from service.predictor import MAX_MONTHS_AHEAD
 
 # The version of this description; bump it when a request or response changes shape.
-API_VERSION = "1.0.0"
+API_VERSION = "1.1.0"
 # YYYY-MM or YYYY-MM-DD, the two spellings `service.predictor.parse_month` accepts.
 MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01]))?$"
 FIRST_OF_MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])-01$"
@@ -131,10 +131,16 @@ SCHEMAS = {
     },
     "ForecastResponse": {
         "type": "object",
-        "required": ["series", "model_version", "intervals_calibrated", "forecast"],
+        "required": ["series", "model_version", "history_ends", "intervals_calibrated",
+                     "forecast"],
         "properties": {
             "series": {"type": "string"},
             "model_version": {"type": "string"},
+            "history_ends": {
+                "type": "string", "pattern": r"^[0-9]{4}-(0[1-9]|1[0-2])$",
+                "description": "the series' last month of history (YYYY-MM); the "
+                               "forecast starts the month after, also when the "
+                               "series stopped before the others of its file"},
             "intervals_calibrated": {
                 "type": ["boolean", "null"],
                 "description": "true when the intervals were calibrated on the "

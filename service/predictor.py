@@ -71,6 +71,9 @@ class SeriesTable:
         self.name = name
         self.first = first
         self.last = last
+        # The forecast starts the month after: a series that stopped before the
+        # others of its file forecasts months its file already has.
+        self.history_ends = month_label(last)[:7]
         self.values = values.tolist()
         self.calibrated = bool(widths.get("calibrated")) if widths else None
         # The two spellings clients send most, "1995-01" and "1995-01-01" (how

@@ -19,6 +19,7 @@ def test_forecast_returns_the_next_twelve_months_after_the_history(client):
     assert response.status_code == 200
     body = response.get_json()
     assert body["series"] == "wineind"
+    assert body["history_ends"] == "1994-08"
     assert body["intervals_calibrated"] is True
     assert [row["date"] for row in body["forecast"]] == [
         d.strftime("%Y-%m-%d") for d in pd.date_range("1994-09-01", periods=12, freq="MS")

@@ -65,6 +65,24 @@ def test_a_long_series_that_ends_early_is_told_so_not_called_short():
     assert "fewer than" not in choice.reason
 
 
+def test_a_series_that_ended_early_says_where_its_forecast_starts(tmp_path):
+    long = growing_seasonal(120, "long")  # 2015-01 to 2024-12
+    early = growing_seasonal(100, "early").iloc[:-20]  # to 2021-08
+    data = write_csv(tmp_path / "shops.csv", long, early)
+    assert train(data, tmp_path / "models") == 0
+    client = client_for(tmp_path / "models")
+
+    answers = {name: client.post("/forecast", json={"series": name, "horizon": 3})
+               .get_json() for name in ("long", "early")}
+
+    # The early series forecasts months its file already has; the answer says so
+    # by naming the last month its forecast follows.
+    assert answers["early"]["history_ends"] == "2021-08"
+    assert answers["early"]["forecast"][0]["date"] == "2021-09-01"
+    assert answers["long"]["history_ends"] == "2024-12"
+    assert answers["long"]["forecast"][0]["date"] == "2025-01-01"
+
+
 def test_a_model_no_cut_off_could_fit_is_said_to_have_no_backtest_not_to_lose():
     # 40 months: the newest cut-off leaves 28, too few for the airline model (36).
     choice = reasons(growing_seasonal(40, "shop"), model="airline")["shop"]
