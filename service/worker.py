@@ -58,6 +58,7 @@ from gunicorn import util
 from gunicorn.workers import gthread
 
 from service.config import env_float
+from service.http import MAX_BODY_BYTES
 
 RECEIVE_GRACE = env_float("RECEIVE_GRACE", 5.0, 0.1)
 MIN_RECEIVE_RATE = env_float("MIN_RECEIVE_RATE", 16 * 1024, 1.0, 1e12)
@@ -628,6 +629,12 @@ class ThreadWorker(gthread.ThreadWorker):
 
     def handle_request(self, req, conn):
         conn.sock.request = req
+        declared = getattr(getattr(req.body, "reader", None), "length", None)
+        if declared is not None and declared > MAX_BODY_BYTES:
+            # gunicorn would answer "Expect: 100-continue" by inviting a body the
+            # application then refuses unread; uninvited, the client keeps it and
+            # gets the 413 at once.
+            req._expected_100_continue = False
         try:
             return super().handle_request(req, conn)
         finally:

@@ -267,6 +267,35 @@ def test_an_oversized_body_is_refused_before_it_is_sent(live_server, trained_sto
 
 
 @pytest.mark.integration
+def test_an_oversized_body_is_not_invited_by_100_continue(live_server, trained_store):
+    server = live_server(trained_store)
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST /forecast HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+                     + f"Content-Length: {50 * MAX_BODY_BYTES}\r\n\r\n".encode())
+        answer = read_answer(sock)
+
+    # The refusal comes first: a client waiting for "100 Continue" never sends the
+    # 100 MB (it used to be invited, then refused unread).
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert b"100 Continue" not in answer
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        body = b'{"horizon": 2}'
+        sock.sendall(b"POST /forecast HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+                     + f"Content-Length: {len(body)}\r\n\r\n".encode())
+        invited = sock.recv(100)
+        sock.sendall(body)
+        answer = read_answer(sock)
+
+    # A body within the limit is still invited, then answered.
+    assert invited == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert status_and_body(answer)[0] == 200
+
+
+@pytest.mark.integration
 def test_an_oversized_chunked_body_is_cut_off_at_the_limit(live_server, trained_store):
     server = live_server(trained_store)
     chunk = b"x" * 65536
