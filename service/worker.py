@@ -633,8 +633,12 @@ class ThreadWorker(gthread.ThreadWorker):
         if declared is not None and declared > MAX_BODY_BYTES:
             # gunicorn would answer "Expect: 100-continue" by inviting a body the
             # application then refuses unread; uninvited, the client keeps it and
-            # gets the 413 at once.
+            # gets the 413 at once. No answer reads such a body (a 404 or 405 comes
+            # before any read), so every answer closes the connection: keep-alive
+            # would promise to read a body the client holds back, or that gunicorn
+            # gives up skipping, and the client's next request would go unanswered.
             req._expected_100_continue = False
+            req.must_close = True
         try:
             return super().handle_request(req, conn)
         finally:

@@ -296,6 +296,25 @@ def test_an_oversized_body_is_not_invited_by_100_continue(live_server, trained_s
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("path", ["/no/such/page", "/healthz"],
+                         ids=["not-found", "method-not-allowed"])
+def test_any_answer_to_an_uninvited_oversized_body_closes_the_connection(
+        live_server, trained_store, path):
+    server = live_server(trained_store)
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                     f"Content-Length: {2 * MAX_BODY_BYTES}\r\n\r\n".encode())
+        answer = read_answer(sock)
+
+    # Answered before the body was read or invited: a keep-alive here promised to
+    # read a body the client still held, and the client's next request on the
+    # connection went unanswered until the receive deadline closed it.
+    assert status_and_body(answer)[0] in (404, 405)
+    assert b"\r\nConnection: close\r\n" in answer.split(b"\r\n\r\n")[0] + b"\r\n"
+
+
+@pytest.mark.integration
 def test_an_oversized_chunked_body_is_cut_off_at_the_limit(live_server, trained_store):
     server = live_server(trained_store)
     chunk = b"x" * 65536
