@@ -452,6 +452,20 @@ def test_lag_forecast_is_the_hand_computed_recursion():
     assert model.predict(future) == pytest.approx(expected, rel=1e-12)
 
 
+def test_every_model_answers_finite_values_far_ahead_and_before_the_history():
+    history = growing_seasonal(72)
+    rows = pd.DataFrame({"date": pd.date_range("2014-01-01", periods=72 + 80,
+                                               freq="MS"), "series": "shop"})
+    for kind in ("blend-members", "seasonal-naive", "linear", "mean"):
+        models = {"shop": dict.fromkeys(BLEND_MEMBERS, 1)} \
+            if kind == "blend-members" else None
+        model = SalesForecaster(models=models, default=kind if models is None
+                                else "seasonal")
+        model.fit(history[["date", "series"]], history["sales"])
+        first, second = model.predict(rows), model.predict(rows)
+        assert np.isfinite(first).all() and (first == second).all(), kind
+
+
 def taken_off_sale(name: str = "gone", zeros: int = 12, seed: int = 0) -> pd.DataFrame:
     """Ten years of a 25% seasonal swing around 1,000 with 5% noise, the last `zeros`
     months 0 (the product was taken off sale)."""
