@@ -280,3 +280,18 @@ def test_the_summary_shows_the_errors_of_small_amounts_to_their_digits(
     rmse, mae = (float(word) for word in line.split()[-5:-3])
     assert rmse == pytest.approx(scores["rmse"], rel=1e-3)
     assert mae == pytest.approx(scores["mae"], rel=1e-3)
+
+
+def test_a_series_in_a_large_unit_is_capped_at_its_own_size():
+    from sklearn.dummy import DummyRegressor
+
+    millions = wineind().assign(sales=lambda f: f["sales"] / 1e6)  # at most 0.040
+    runaway = DummyRegressor(strategy="constant", constant=1e9)
+    model = SalesForecaster(models={"wine": runaway})
+    model.fit(millions[["date", "series"]], millions["sales"].to_numpy())
+
+    served = model.predict(future(millions, 12))
+
+    # 100 times the largest month, as for any series; the cap used to be at least
+    # 100 whatever the unit, 2,500 times this series' largest month.
+    assert served.max() == pytest.approx(100 * millions["sales"].max())

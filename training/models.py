@@ -643,4 +643,8 @@ def bounded(values: np.ndarray, floor: float | None, ceiling: float) -> np.ndarr
 
 
 def ceiling_for(sales: np.ndarray) -> float:
-    return CEILING_FACTOR * max(1.0, float(np.abs(sales).max()))
+    """CEILING_FACTOR times the largest month of `sales` (1 for a series of zeros,
+    so that the cap is never 0; a series in a large unit, 0.0025 a month, keeps a
+    cap its own size)."""
+    largest = float(np.abs(sales).max())
+    return CEILING_FACTOR * (largest if largest > 0 else 1.0)
