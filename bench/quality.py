@@ -159,7 +159,7 @@ def main(argv=None) -> int:
         parser.error(f"--before must be 0 or more months, got {args.before}.")
 
     started = time.perf_counter()
-    if not found and args.files == FALLBACK_FILES:
+    if args.files is FALLBACK_FILES:  # the default, not files named on the command line
         print(f"Note: the shared series ({', '.join(DEFAULT_FILES)}) are not in "
               f"{SHARED}; scoring the bundled {FALLBACK_FILES[0].name} alone. Name "
               "files to score others.")

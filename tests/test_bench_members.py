@@ -40,3 +40,12 @@ def test_the_quality_benchmark_says_when_the_shared_series_are_missing(
     assert "scoring the bundled wineind.csv alone" in out
     assert "airpassengers" not in out.split("\n", 1)[1]
 
+
+def test_the_quality_benchmark_says_nothing_of_the_shared_series_for_named_files(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(quality, "SHARED", tmp_path / "no-shared-folder")
+
+    assert quality.main([str(WINEIND), "--origins", "1"]) == 0
+
+    assert "Note:" not in capsys.readouterr().out
+

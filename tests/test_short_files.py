@@ -184,3 +184,15 @@ def test_equal_80_and_95_bands_of_a_short_series_are_said_where_they_are_shown(
             "the two levels apart (not calibrated): launch")
     assert f"  intervals: {said}\n" in capsys.readouterr().out
     assert f"<p>Note: {said}.</p>" in report_text(tmp_path / "models")
+
+
+def test_a_constant_series_is_not_said_to_have_equal_bands_for_want_of_months():
+    from training.intervals import equal_bands
+
+    widths = {"series": {
+        "flat": {"calibrated": False, "80": [0.0] * 3, "95": [0.0] * 3},
+        "launch": {"calibrated": False, "80": [3.5] * 3, "95": [3.5] * 3},
+        "older": {"calibrated": True, "80": [2.0] * 3, "95": [2.0] * 3},
+    }}
+
+    assert equal_bands(widths) == ["launch"]

@@ -98,9 +98,10 @@ def thin_levels(metadata: dict) -> list[str]:
 def equal_bands(metadata: dict) -> list[str]:
     """The series, from the `intervals` metadata, whose 80% and 95% bands are the
     same width: series without a backtest whose few months of spread give both
-    levels the widest one seen (see `in_sample_quantiles`)."""
+    levels the widest one seen (see `in_sample_quantiles`). A constant series, whose
+    bands are all 0 wide, is not one of them."""
     return [name for name, widths in metadata.get("series", {}).items()
-            if not widths.get("calibrated", True) and widths.get("80")
+            if not widths.get("calibrated", True) and any(widths.get("80") or [])
             and widths["80"] == widths.get("95")]
 
 
