@@ -13,7 +13,6 @@ within `SALES_FORECAST_RELOAD_INTERVAL` seconds).
 """
 
 import ipaddress
-import json
 import logging
 import threading
 import time
@@ -100,11 +99,9 @@ class HistoryCache:
 
 
 def read_history(model_dir: Path, version: str) -> dict:
-    path = Path(model_dir) / artifact.VERSIONS / version / artifact.HISTORY_FILE
     try:
-        document = json.loads(artifact.read_regular(path).decode("utf-8"))
-        return {name: (parse_month(entry["first"]), [float(v) for v in entry["sales"]])
-                for name, entry in document["series"].items()}
+        return {name: (parse_month(first), sales) for name, (first, sales)
+                in artifact.read_history(model_dir, version).items()}
     except FileNotFoundError:
         raise HistoryMissing(artifact.missing_file(
             model_dir, version, artifact.HISTORY_FILE, "versions kept their history")) \

@@ -319,6 +319,16 @@ def read_regular(path: Path, limit: int = -1) -> bytes:
             raise ArtifactError(f"{path} is unreadable ({e.strerror}).") from e
 
 
+def read_history(model_dir: Path, version: str) -> dict[str, tuple[str, list[float]]]:
+    """A version's training months (HISTORY_FILE): series name -> (first month as
+    YYYY-MM, sales month by month). Raises what `read_regular` raises, and
+    ValueError, KeyError or TypeError for a file that is not such a document."""
+    path = Path(model_dir) / VERSIONS / version / HISTORY_FILE
+    document = json.loads(read_regular(path).decode("utf-8"))
+    return {name: (entry["first"], [float(v) for v in entry["sales"]])
+            for name, entry in document["series"].items()}
+
+
 def missing_file(model_dir: Path, version: str, name: str, since: str) -> str:
     """Why a served version's optional file `name` (one written by versions since
     `since`) is missing, for a client's error message."""

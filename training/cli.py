@@ -546,13 +546,10 @@ def same_sales(model_dir: Path, version: str, name: str,
     SAME_SALES_SHARE of them: the same series under another name, perhaps with
     months added or a few revised. None when that history is missing or
     unreadable, so nothing can be said either way."""
-    path = Path(model_dir) / artifact.VERSIONS / version / artifact.HISTORY_FILE
     try:
-        entry = json.loads(artifact.read_regular(path).decode("utf-8"))["series"][name]
-        stored = pd.Series([float(v) for v in entry["sales"]],
-                           index=pd.period_range(entry["first"],
-                                                 periods=len(entry["sales"]),
-                                                 freq="M"))
+        first, sales = artifact.read_history(model_dir, version)[name]
+        stored = pd.Series(sales, index=pd.period_range(first, periods=len(sales),
+                                                         freq="M"))
     except (OSError, ValueError, KeyError, TypeError, artifact.ArtifactError):
         return None  # no history to compare with: neither vouch nor deny
     new = pd.Series(frame["sales"].to_numpy(dtype=float),
