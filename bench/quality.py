@@ -145,9 +145,9 @@ def _f(value, width: int = 6) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     shared = [SHARED / f for f in DEFAULT_FILES]
-    found = all(p.is_file() for p in shared)
     parser.add_argument("files", nargs="*", type=Path,
-                        default=shared if found else FALLBACK_FILES)
+                        default=shared if all(p.is_file() for p in shared)
+                        else FALLBACK_FILES)
     parser.add_argument("--origins", type=int, default=5,
                         help="evaluation origins, newest 12 months before the end")
     parser.add_argument("--step", type=int, default=3, help="months between origins")

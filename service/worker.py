@@ -288,11 +288,12 @@ def write_json_error(sock, status: int, reason: str, message: str) -> None:
 def closing_after_too_large(app):
     """`app`, but a 413 answer closes its connection.
 
-    The application refuses a body over its limit without reading it, and gunicorn
-    would announce keep-alive and then skip the unread body as the next request
-    arrives; it gives up on a long one and closes the connection, so a request the
-    client sent behind it went unanswered. Said at once, the client knows to send
-    it on a new connection.
+    A chunked body declares no length: the application finds it over its limit as
+    it reads and refuses the rest unread (a declared length over the limit is closed
+    on sight, in `ThreadWorker.handle_request`). gunicorn would announce keep-alive
+    and then skip the unread body as the next request arrives; it gives up on a long
+    one and closes the connection, so a request the client sent behind it went
+    unanswered. Said at once, the client knows to send it on a new connection.
     """
     def wrapped(environ, start_response):
         def start(status, headers, exc_info=None):
