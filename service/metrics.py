@@ -23,9 +23,10 @@ import re
 import tempfile
 import time
 from datetime import datetime
+from functools import wraps
 from pathlib import Path
 
-from flask import Flask, g
+from flask import Flask, g, make_response
 from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram,
                                disable_created_metrics)
 from prometheus_flask_exporter import PrometheusMetrics
@@ -65,6 +66,17 @@ UNMATCHED = "unmatched"
 # deleted when the master starts, whatever else the directory holds.
 _PROCESS_FILE = re.compile(r"^(counter|histogram|summary|gauge_[a-z]+)_\d+\.db$")
 
+
+def _varies_with_accept(view):
+    """The scrape answers OpenMetrics or the classic text format as the Accept header
+    asks; `Vary: Accept` keeps a cache between scraper and service from handing one
+    client the other's format."""
+    @wraps(view)
+    def scrape():
+        response = make_response(view())
+        response.vary.add("Accept")
+        return response
+    return scrape
 
 class MultiprocDirError(SystemExit):
     """PROMETHEUS_MULTIPROC_DIR is unusable; raised before gunicorn starts workers,
@@ -238,7 +250,8 @@ class Metrics:
         registry with a MultiProcessCollector per scrape when the multiprocess
         variable is set, and through this object's registry otherwise."""
         exporter = PrometheusMetrics.for_app_factory(
-            registry=self.registry, export_defaults=False, path="/metrics")
+            registry=self.registry, export_defaults=False, path="/metrics",
+            metrics_decorator=_varies_with_accept)
         exporter.init_app(app)
         app.extensions["metrics"] = self
 

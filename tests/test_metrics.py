@@ -144,6 +144,17 @@ def test_probes_and_scrapes_are_neither_counted_nor_logged(client, log_lines, pa
     assert [line for line in log_lines() if line["message"] == "request"] == []
 
 
+def test_a_scrape_names_the_format_it_chose_and_that_it_follows_accept(client):
+    classic = client.get("/metrics")
+    modern = client.get("/metrics", headers={
+        "Accept": "application/openmetrics-text;version=1.0.0"})
+
+    assert classic.headers["Content-Type"].startswith("text/plain")
+    assert modern.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert modern.get_data(as_text=True).endswith("# EOF\n")
+    assert classic.headers["Vary"] == modern.headers["Vary"] == "Accept"
+
+
 def test_latency_buckets_reach_from_fifty_microseconds_to_the_worker_timeout(client):
     client.get("/model")
 
