@@ -153,10 +153,13 @@ class Predictor:
             "series": np.concatenate(names),
         })
         values = np.asarray(model.predict(rows), dtype=np.float64)
-        if values.shape != (len(rows),) or not np.isfinite(values).all():
-            bad = int((~np.isfinite(values)).sum()) if values.shape == (len(rows),) else -1
+        if values.shape != (len(rows),):
+            raise ValueError(f"the model's self-check asked for {len(rows)} values and "
+                             f"got an array of shape {values.shape}")
+        if not np.isfinite(values).all():
+            bad = int((~np.isfinite(values)).sum())
             raise ValueError(f"the model's self-check produced {bad} non-finite values "
-                             f"out of {len(rows)} (or a wrong shape {values.shape})")
+                             f"out of {len(rows)}")
 
         tables, start = {}, 0
         for name, (first, last) in spans.items():

@@ -4,12 +4,13 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from service.app import create_app
 from service.config import Settings, draining_marker
-from service.predictor import MAX_MONTHS_AHEAD
+from service.predictor import MAX_MONTHS_AHEAD, Predictor
 from training import artifact
 
 
@@ -396,3 +397,31 @@ def test_the_pages_may_not_be_framed_nor_load_from_elsewhere(client, path):
     policy = answer.headers["Content-Security-Policy"]
     assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
     assert answer.headers["X-Frame-Options"] == "DENY"
+
+
+class _Answers:
+    """A stand-in for a fitted model: every row answered with `value`, as a column
+    or, given `columns`, as a matrix."""
+
+    def __init__(self, value: float, columns: int | None = None):
+        self.value, self.columns = value, columns
+
+    def predict(self, rows):
+        shape = (len(rows),) if self.columns is None else (len(rows), self.columns)
+        return np.full(shape, self.value)
+
+
+# A year of history: the self-check asks about it and MAX_MONTHS_AHEAD months after.
+ONE_YEAR = {"version": "v", "series": [
+    {"name": "s", "first": "2000-01", "last": "2000-12"}]}
+ASKED = 12 + MAX_MONTHS_AHEAD
+
+
+@pytest.mark.parametrize("model, message", [
+    (_Answers(float("nan")), rf"produced {ASKED} non-finite values out of {ASKED}$"),
+    (_Answers(1.0, columns=2),
+     rf"asked for {ASKED} values and got an array of shape \({ASKED}, 2\)$"),
+], ids=["non-finite", "wrong shape"])
+def test_a_model_failing_its_self_check_is_told_what_went_wrong(model, message):
+    with pytest.raises(ValueError, match=message):
+        Predictor(model, ONE_YEAR)
