@@ -5,9 +5,10 @@ The procedure, in order:
 1. A series' length and zeros decide its tier. Fewer than `SEASONAL_MONTHS` months:
    the mean of its history (no season can be learned). Fewer than
    `BACKTEST_MONTHS`: seasonal naive, without a backtest (too short to test anything
-   honestly). Mostly zeros (`INTERMITTENT_SHARE` of its months): intermittent demand,
-   served by whichever of seasonal naive and the mean has the lower backtest MAE
-   (MASE is often undefined there). Everything else is "regular".
+   honestly). Zero in at least `INTERMITTENT_SHARE` (a third) of its months:
+   intermittent demand, served by whichever of seasonal naive and the mean has the
+   lower backtest MAE (MASE is often undefined there). Everything else is
+   "regular".
 2. Regular series get the requested kind; `auto` asks for the `blend`: the equal-
    weight mean of `BLEND_MEMBERS` (the members the series is long enough for).
    Averaging models that fail in different ways was the most robust choice on
