@@ -115,7 +115,8 @@ def parse_args(argv):
                         help="model to serve if it beats seasonal naive on the "
                              "backtest (default: auto, the blend of candidates)")
     parser.add_argument("--holdout", type=int, default=DEFAULT_HORIZON,
-                        help="months forecast from each backtest cut-off (default: 12)")
+                        help="months forecast from each backtest cut-off "
+                             f"(default: {DEFAULT_HORIZON})")
     parser.add_argument("--gate-scope", default="group", choices=GATE_SCOPES,
                         help="judge the model against seasonal naive over all series "
                              "of the file (group, default) or series by series")
@@ -399,8 +400,8 @@ def train(args, loaded: LoadedSales | None = None) -> dict:
     metadata["metrics"]["training_seconds"] = round(time.perf_counter() - started, 3)
     if metadata["metrics"]["training_seconds"] > backtest.PROGRESS_AFTER:
         logging.getLogger("training").info(
-            "report: drawing it (%d series in the table, at most 12 plotted)",
-            len(series_info))
+            "report: drawing it (%d series in the table, at most %d plotted)",
+            len(series_info), report.MAX_PLOTS)
     html, png = report.build(frame, outcome, {**metadata, "version": version})
     metadata["metrics"]["seconds_with_report"] = round(time.perf_counter() - started, 3)
     return {"version": version, "model": outcome.model, "metadata": metadata,
