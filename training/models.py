@@ -187,7 +187,8 @@ class _SeasonalChangeAR:
 
 
 def min_months_for_lags(lags: int) -> int:
-    """Shortest history a lag model fits on: a year of changes plus two years."""
+    """Shortest history a lag model fits on: the year before the first yearly
+    change, `lags` changes as the first row's features, then two years of rows."""
     return SEASON_LENGTH + lags + 2 * SEASON_LENGTH
 
 
