@@ -78,6 +78,7 @@ def _varies_with_accept(view):
         return response
     return scrape
 
+
 class MultiprocDirError(SystemExit):
     """PROMETHEUS_MULTIPROC_DIR is unusable; raised before gunicorn starts workers,
     so the message is printed and the process exits with status 1."""

@@ -150,9 +150,9 @@ def check_upload_allowed() -> None:
     host = (urlsplit(f"//{request.host}").hostname or "").rstrip(".")
     if not (host == "localhost" or _is_address(host)
             or host in current_app.extensions["settings"].upload_hosts):
-        raise CrossOrigin(f"Uploads addressed to {host[:100]!r} are refused: list the "
-                          "name in SALES_FORECAST_UPLOAD_HOSTS to allow them (addresses "
-                          "and localhost are always allowed).")
+        raise CrossOrigin(f"Uploads addressed to {host[:100]!r} are refused: list "
+                          "the name in SALES_FORECAST_UPLOAD_HOSTS to allow them "
+                          "(addresses and localhost are always allowed).")
 
 
 def _is_address(host: str) -> bool:
@@ -221,7 +221,8 @@ def parse_upload(model_dir: Path):
 
     content, name, args = upload_options(model_dir)
     if not content:
-        raise InvalidData(f"{name} is empty; choose the CSV file with the sales history.")
+        raise InvalidData(f"{name} is empty; choose the CSV file with the sales "
+                          "history.")
     try:
         loaded = load(content, name, args)
     except DataError as e:

@@ -100,8 +100,9 @@ class SeriesTable:
         offset = month - self.first
         if offset < 0 or month > self.last + MAX_MONTHS_AHEAD:
             raise BadRequest(
-                f"{position}: month {month_label(month)[:7]} is outside what this model "
-                f"answers for series {self.name!r}: {month_label(self.first)[:7]} to "
+                f"{position}: month {month_label(month)[:7]} is outside what this "
+                f"model answers for series {self.name!r}: "
+                f"{month_label(self.first)[:7]} to "
                 f"{month_label(self.last + MAX_MONTHS_AHEAD)[:7]} (its history and "
                 f"{MAX_MONTHS_AHEAD} months after it)."
             )
@@ -176,12 +177,14 @@ class Predictor:
                                  f"{len(self.tables)} series ({self._some_names()}).")
             return self.tables[self.default_series]
         if not isinstance(series, str):
-            raise BadRequest(f"{position} must be a string, got {type(series).__name__}.")
+            raise BadRequest(f"{position} must be a string, got "
+                             f"{type(series).__name__}.")
         try:
             return self.tables[series]
         except KeyError:
-            raise UnknownSeries(f"{position}: unknown series {series[:100]!r}; this model "
-                                f"has {self._some_names()}.{self._spelling(series)}") \
+            raise UnknownSeries(f"{position}: unknown series {series[:100]!r}; this "
+                                f"model has {self._some_names()}."
+                                f"{self._spelling(series)}") \
                 from None
 
     def _spelling(self, series: str) -> str:

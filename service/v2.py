@@ -125,10 +125,12 @@ def parse_inputs(inputs, max_rows: int) -> dict[str, list]:
             raise BadRequest(f"{where}: input {name!r} is given twice.")
         if tensor.get("datatype") != INPUTS[name]:
             raise BadRequest(f"{where}.datatype must be {INPUTS[name]} for {name!r}, "
-                             f"got {orjson.dumps(tensor.get('datatype')).decode()[:40]}.")
+                             "got "
+                             f"{orjson.dumps(tensor.get('datatype')).decode()[:40]}.")
         data = tensor.get("data")
         if isinstance(data, list) and data and isinstance(data[0], list):
-            data = [x for row in data for x in (row if isinstance(row, list) else [row])]
+            data = [x for row in data
+                    for x in (row if isinstance(row, list) else [row])]
         if not isinstance(data, list) or not data:
             raise BadRequest(f"{where}.data must be a non-empty list.")
         if len(data) > max_rows:

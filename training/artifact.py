@@ -367,9 +367,11 @@ def read_metadata(model_dir: Path, version: str) -> dict:
     try:
         return json.loads(read_regular(path).decode("utf-8"))
     except FileNotFoundError:
-        raise ArtifactError(f"Model version {version} has no {METADATA_FILE}.") from None
+        raise ArtifactError(f"Model version {version} in {model_dir} has no "
+                            f"{METADATA_FILE}.") from None
     except (OSError, ValueError) as e:
-        raise ArtifactError(f"Unreadable metadata for model version {version}: {e}") from e
+        raise ArtifactError(f"Unreadable metadata for model version {version} in "
+                            f"{model_dir}: {e}") from e
 
 
 def load_version(model_dir: Path, version: str):
@@ -400,12 +402,13 @@ def load_version(model_dir: Path, version: str):
     actual = hashlib.sha256(content).hexdigest()
     if actual != metadata.get("sha256"):
         raise ArtifactError(
-            f"Model file of version {version} does not match its metadata "
-            f"(SHA-256 {actual[:12]}... vs recorded {str(metadata.get('sha256'))[:12]}...); "
-            "it was changed or truncated after training. Retrain to publish a new version."
-        )
+            f"Model file of version {version} does not match its metadata (SHA-256 "
+            f"{actual[:12]}... vs recorded {str(metadata.get('sha256'))[:12]}...); it "
+            "was changed or truncated after training. Retrain to publish a new "
+            "version.")
     try:
         model = load_model(io.BytesIO(content), name=str(path))
     except Exception as e:  # a corrupt pickle can raise almost anything
-        raise ArtifactError(f"Model file of version {version} does not load: {e!r}") from e
+        raise ArtifactError(f"Model file of version {version} does not load: "
+                            f"{e!r}") from e
     return model, metadata

@@ -31,9 +31,8 @@ anything clears), and the backtest does not score the replaced months
 
 import numpy as np
 
-from training.features import log_unit
+from training.features import SEASON_LENGTH, log_unit
 
-SEASON_LENGTH = 12
 FENCE = 3.0
 FACTOR = 5.0
 MAX_RUN = 2
@@ -119,6 +118,7 @@ def for_fitting(months: np.ndarray, sales: np.ndarray) -> tuple[np.ndarray, list
         return out, []
     where, instead = gross_errors(out[order], int(ordered[0]))
     rows = order[where]
-    replaced = [(int(months[r]), float(out[r]), float(v)) for r, v in zip(rows, instead)]
+    replaced = [(int(months[r]), float(out[r]), float(v))
+                for r, v in zip(rows, instead)]
     out[rows] = instead
     return out, replaced

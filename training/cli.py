@@ -305,11 +305,10 @@ def fingerprint(frame: pd.DataFrame) -> str:
 
 def library_versions() -> dict:
     import joblib
-    import numpy
     import sklearn
 
     return {"python": sys.version.split()[0], "scikit-learn": sklearn.__version__,
-            "pandas": pd.__version__, "numpy": numpy.__version__,
+            "pandas": pd.__version__, "numpy": np.__version__,
             "joblib": joblib.__version__}
 
 

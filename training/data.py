@@ -583,8 +583,8 @@ def _refuse_short_records(table, starts, blank, text, separator, header, label) 
         record = "\n".join(physical[starts[index] - 1:ends[index] - 1])
         raise DataError(
             f"{label}: line {starts[index]} has {count} field(s) but the header has "
-            f"{len(header)} ({_listing(header)}): {_clip(record)!r}. The line looks cut "
-            "off; complete or delete it (was the whole file copied?)."
+            f"{len(header)} ({_listing(header)}): {_clip(record)!r}. The line looks "
+            "cut off; complete or delete it (was the whole file copied?)."
         )
 
 

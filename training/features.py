@@ -4,6 +4,9 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
+# Months in a season: the yearly cycle every model and check here looks for.
+SEASON_LENGTH = 12
+
 
 def month_index(dates) -> np.ndarray:
     """Months since year 0 as integers, so consecutive months differ by exactly 1."""
@@ -58,7 +61,8 @@ class CalendarFeatures(TransformerMixin, BaseEstimator):
 
         # January is the reference level; eleven indicators keep the design full rank.
         month_of_year = months % 12
-        season = (month_of_year[:, None] == np.arange(1, 12)[None, :]).astype(np.float64)
+        season = (month_of_year[:, None] == np.arange(1, 12)[None, :]).astype(
+            np.float64)
         return np.hstack([trend, season])
 
     def get_feature_names_out(self, input_features=None):

@@ -38,9 +38,7 @@ from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.pipeline import Pipeline
 
 from training.cleaning import for_fitting
-from training.features import CalendarFeatures, log_unit, months_of
-
-SEASON_LENGTH = 12
+from training.features import SEASON_LENGTH, CalendarFeatures, log_unit, months_of
 
 
 class SeasonalNaive(RegressorMixin, BaseEstimator):

@@ -102,7 +102,7 @@ def series_png(view: SeriesView) -> bytes:
 
 
 def overview_png(views: list[SeriesView]) -> bytes:
-    shown = views[:OVERVIEW_PANELS] or []
+    shown = views[:OVERVIEW_PANELS]
     rows = max(1, (len(shown) + 1) // 2)
     columns = 1 if len(shown) <= 1 else 2
     figure = _figure(figsize=(6 * columns, 3 * rows))
