@@ -1,5 +1,6 @@
 """Features, metrics, the artifact's integrity and the training command."""
 
+import errno
 import json
 import os
 import shutil
@@ -367,6 +368,59 @@ def test_a_model_dir_where_nothing_can_be_created_is_refused_before_training(cap
     assert "--model-dir /proc/sales-forecast-models cannot be written: creating a " \
         "folder in /proc failed" in err
     assert "backtest" not in err
+
+
+def statvfs_with(blocks: int, files: int):
+    """os.statvfs as it is, except that `blocks` blocks and `files` files are
+    free."""
+    real = os.statvfs
+
+    def statvfs(path):
+        st = real(path)
+        return os.statvfs_result((st.f_bsize, st.f_frsize, st.f_blocks, blocks,
+                                  blocks, 1000, files, files, st.f_flag,
+                                  st.f_namemax))
+    return statvfs
+
+
+@pytest.mark.parametrize("blocks, files, what", [
+    (0, 1000, "no space left"), (1000, 0, "no file (inode) left")],
+    ids=["no block left", "no inode left"])
+def test_a_full_file_system_is_refused_before_training_as_a_store_failure(
+        tmp_path, capsys, monkeypatch, blocks, files, what):
+    """A full disk is no bad input: exit 4, as when it fills up while publishing,
+    said before training spends its minutes, with the way to free space."""
+    monkeypatch.setattr(cli, "train", refuse_to_train)
+    monkeypatch.setattr(os, "statvfs", statvfs_with(blocks, files))
+
+    assert train(WINEIND, tmp_path / "models", "--json") == 4
+
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"error: the model store {tmp_path / 'models'} cannot take a new version: "
+        f"the file system holding {tmp_path} is full ({what}). Nothing was "
+        "trained or published; CURRENT is unchanged. Free some space (`python -m "
+        f"training.versions prune --model-dir {tmp_path / 'models'} --keep N` "
+        "removes old versions) and run again.\n")
+    assert json.loads(captured.out)["exit_code"] == 4
+    assert not (tmp_path / "models").exists()
+
+
+def test_a_folder_the_full_disk_refuses_is_a_store_failure_not_bad_input(
+        tmp_path, capsys, monkeypatch):
+    """Where the free counts do not tell (a quota, a file system that counts no
+    files), the probe's ENOSPC does."""
+    def no_space(prefix, dir):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(cli, "train", refuse_to_train)
+    monkeypatch.setattr(cli.tempfile, "mkdtemp", no_space)
+
+    assert train(WINEIND, tmp_path / "models") == 4
+
+    err = capsys.readouterr().err
+    assert f"the file system holding {tmp_path} is full (No space left on " \
+        "device)" in err
+    assert "writable file system" not in err
 
 
 def test_a_model_dir_this_user_cannot_write_is_refused_before_training():

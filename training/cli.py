@@ -6,10 +6,12 @@ refused by the strict quality gate (nothing written); 3 trained and written,
 but not promoted because it is worse on the backtest than the version being served,
 or lacks a series that version answers (the version stays in versions/,
 unpublished; `--force` promotes anyway); 4 the model store could not be written
-(a full disk, an I/O error: nothing published, nothing half-written left).
+(a full disk, an I/O error: nothing published, nothing half-written left; a file
+system with no room left at all is found before training).
 """
 
 import argparse
+import errno
 import hashlib
 import http.client
 import json
@@ -143,6 +145,11 @@ class ModelDirRefused(Exception):
     """A --model-dir a new version could not be published into."""
 
 
+class ModelDirFull(Exception):
+    """The file system of --model-dir has no room left: nothing is wrong with the
+    command, and the same run succeeds once space is freed (exit 4, not 2)."""
+
+
 def check_model_dir(model_dir: Path) -> None:
     """Refuse, before any training, a model directory that publishing would fail on.
     This cannot promise that publishing will succeed (the directory may change while
@@ -190,12 +197,38 @@ def check_model_dir(model_dir: Path) -> None:
     # Permission bits do not tell everything (root may "write" /proc, where nothing
     # can be created): make a folder there and remove it at once.
     probed = versions if versions.is_dir() else existing
+    check_room(model_dir, probed)
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".probe-", dir=probed))
     except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ModelDirFull(full_message(model_dir, probed, e.strerror)) from None
         raise ModelDirRefused(f"--model-dir {model_dir} cannot be written: creating a "
                               f"folder in {probed} failed ({e.strerror}). Pass a "
                               "--model-dir on a writable file system.") from None
+
+
+def check_room(model_dir: Path, probed: Path) -> None:
+    """Refuse, before training spends its minutes, a file system with no block or
+    no file left: a version could not be written there. Some room is no promise
+    that the version fits; the write itself says so then."""
+    st = os.statvfs(probed)
+    # Root may use the blocks reserved for it; anyone else only the available ones.
+    blocks = st.f_bfree if os.geteuid() == 0 else st.f_bavail
+    # A total of 0 means the file system does not count blocks or files (/proc;
+    # btrfs and some network file systems for files), not that none is left.
+    if st.f_blocks and blocks == 0:
+        raise ModelDirFull(full_message(model_dir, probed, "no space left"))
+    if st.f_files and st.f_favail == 0:
+        raise ModelDirFull(full_message(model_dir, probed, "no file (inode) left"))
+
+
+def full_message(model_dir: Path, probed: Path, what: str) -> str:
+    return (f"the model store {model_dir} cannot take a new version: the file "
+            f"system holding {probed} is full ({what}). Nothing was trained or "
+            "published; CURRENT is unchanged. Free some space (`python -m "
+            f"training.versions prune --model-dir {model_dir} --keep N` removes old "
+            "versions) and run again.")
 
 
 class HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
@@ -696,6 +729,8 @@ def main(argv=None) -> int:
         trained = train(args)
     except (ModelDirRefused, DataError, GateRefused) as e:
         return refused(args, str(e), EXIT_BAD_INPUT)
+    except ModelDirFull as e:
+        return refused(args, str(e), EXIT_STORE_FAILED)
 
     code = EXIT_OK
     try:
