@@ -1,5 +1,6 @@
 """`python -m training.versions`: list, publish (roll back) and prune a model store."""
 
+import errno
 import json
 import shutil
 from datetime import datetime, timedelta, timezone
@@ -9,7 +10,7 @@ import pytest
 
 from service.model_store import ModelStore
 from tests.conftest import WINEIND, train
-from training import artifact
+from training import artifact, cli
 from training.versions import main
 
 
@@ -253,6 +254,66 @@ def test_prune_leaves_an_incomplete_version_folder_alone(store, capsys):
     assert main(["prune", "--model-dir", str(store), "--keep", "3"]) == 0
 
     assert ids(store) == [v2, v3, v4, planted.name]
+
+
+def test_training_with_keep_holds_the_store_at_that_size(store, capsys):
+    """Retrained on a schedule with --keep, the store stops growing; the served
+    version and the one published before it are always among those kept."""
+    first, second = ids(store)
+    assert main(["publish", "--model-dir", str(store), first]) == 0
+
+    assert train(WINEIND, store, "--force", "--keep", "2") == 0
+    third = ids(store)[-1]
+    assert ids(store) == [first, second, third]  # first: published before third
+    for _ in range(3):
+        assert train(WINEIND, store, "--force", "--keep", "2") == 0
+        assert len(ids(store)) == 2
+        assert artifact.read_current(store) == ids(store)[-1]
+
+    err = capsys.readouterr().err
+    assert f"--keep 2: removed 2 older version(s) from {store}: {first}, " \
+        f"{second}\n" in err
+
+
+def test_keep_removes_nothing_when_the_store_cannot_be_changed(store, capsys,
+                                                              monkeypatch):
+    """The version is published; a store that refuses the removal (here remounted
+    read-only meanwhile) gets a warning, and the run keeps its exit code."""
+    def read_only(model_dir, keep):
+        raise OSError(errno.EROFS, "Read-only file system")
+    monkeypatch.setattr(cli, "prune_versions", read_only)
+
+    assert train(WINEIND, store, "--keep", "1", "--json") == 0
+
+    assert len(ids(store)) == 3
+    captured = capsys.readouterr()
+    assert f"warning: --keep 1: no version was removed from {store}: Read-only " \
+        "file system\n" in captured.err
+    assert "pruned" not in json.loads(captured.out)
+
+
+def test_keep_makes_room_after_a_store_failure(store, capsys, monkeypatch):
+    """A run that found the disk full still prunes: the next one has room."""
+    first, second = ids(store)
+    assert train(WINEIND, store, "--force") == 0
+
+    def disk_full(directory, version, *args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(artifact, "write_version", disk_full)
+
+    assert train(WINEIND, store, "--force", "--keep", "1") == 4
+
+    assert ids(store)[0] == second and first not in ids(store)
+    assert "No space left on device. Nothing was published" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("keep", ["0", "-3"])
+def test_keep_below_one_is_a_usage_error(tmp_path, capsys, keep):
+    with pytest.raises(SystemExit) as exit:
+        train(WINEIND, tmp_path / "models", "--keep", keep)
+
+    assert exit.value.code == 2
+    assert f"--keep must be at least 1, got {keep}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("published, chain", [

@@ -42,7 +42,7 @@ from training.procedure import (backtest_rows_for_page, compare_with_served,
                                 fit_and_check, month_label)
 from training.selection import (AUTO, BLEND, GATE_SCOPES, MIN_MONTHS,
                                 GateRefused, refusals)
-from training.versions import current_or_none
+from training.versions import VersionRefused, current_or_none, prune_versions
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_NOT_PROMOTED, EXIT_STORE_FAILED = 0, 2, 3, 4
 MODEL_CHOICES = (AUTO, BLEND, *sorted(MODEL_KINDS))
@@ -135,9 +135,16 @@ def parse_args(argv):
                              "to train when the model does not beat seasonal naive")
     parser.add_argument("--json", action="store_true",
                         help="print the summary as JSON on stdout")
+    parser.add_argument("--keep", type=int, default=None, metavar="N",
+                        help="after writing the new version, remove all but the N "
+                             "newest versions, never the served one or the one "
+                             "published before it (default: remove none; as "
+                             "python -m training.versions prune --keep N)")
     args = parser.parse_args(argv)
     if not 1 <= args.holdout <= 60:
         parser.error(f"--holdout must be between 1 and 60 months, got {args.holdout}")
+    if args.keep is not None and args.keep < 1:
+        parser.error(f"--keep must be at least 1, got {args.keep}")
     return args
 
 
@@ -745,9 +752,12 @@ def main(argv=None) -> int:
         reason = e
         if isinstance(e, OSError) and e.strerror:
             reason = e.strerror + (f" ({e.filename})" if e.filename else "")
+        if args.keep is not None:
+            prune(args)  # the room a full disk lacked, for the next run
         return refused(args, f"the model store {args.model_dir} could not be "
                        f"written: {reason}. Nothing was published; CURRENT is "
                        "unchanged.", EXIT_STORE_FAILED)
+    pruned = prune(args) if args.keep is not None else None
     bad_pointer = (trained["metadata"]["promotion"]["compared_with"] or {}) \
         .get("bad_pointer")
     if bad_pointer and code == EXIT_OK:
@@ -755,8 +765,28 @@ def main(argv=None) -> int:
               f"names {trained['version']}, which was not compared with any served "
               "version.", file=sys.stderr)
     if args.json:
+        extra = {} if pruned is None else {"pruned": pruned}
         print(json.dumps({"version": trained["version"], "path": str(path),
-                          **trained["metadata"]}, indent=2))
+                          **trained["metadata"], **extra}, indent=2))
     else:
         print(format_summary(trained["version"], trained["metadata"]))
     return code
+
+
+def prune(args) -> list[str] | None:
+    """--keep: remove old versions once the new one is written (published or kept
+    unpublished), or failed to be, so a store retrained on a schedule stays the
+    same size, and one that filled its disk has room on the next run. Returns the
+    versions removed; None, with a warning, when pruning was refused: the exit code
+    says how the run itself went."""
+    try:
+        removed, _, _ = prune_versions(args.model_dir, args.keep)
+    except (VersionRefused, artifact.ArtifactError, OSError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else e
+        print(f"warning: --keep {args.keep}: no version was removed from "
+              f"{args.model_dir}: {reason}", file=sys.stderr)
+        return None
+    if removed:
+        print(f"--keep {args.keep}: removed {len(removed)} older version(s) from "
+              f"{args.model_dir}: {', '.join(removed)}", file=sys.stderr)
+    return removed
