@@ -73,3 +73,10 @@ class TrainingBusy(ServiceError):
 class HistoryMissing(ServiceError):
     status = 404
     code = "history_missing"
+
+
+class StoreUnwritable(ServiceError):
+    """An upload that could not be published: the model store's disk is full, or
+    the store cannot be written. Nothing was published; the message says why."""
+    status = 507
+    code = "store_unwritable"

@@ -60,7 +60,7 @@ def _errors(*statuses: int) -> dict:
 
 ERROR_RESPONSES = {
     400: "BadRequest", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
-    413: "TooLarge", 422: "InvalidData", 503: "NotReady",
+    413: "TooLarge", 422: "InvalidData", 503: "NotReady", 507: "StoreUnwritable",
 }
 ERROR_DESCRIPTIONS = {
     "BadRequest": "The request is malformed: not JSON, a wrong type, a value out of "
@@ -73,6 +73,8 @@ ERROR_DESCRIPTIONS = {
     "InvalidData": "The uploaded CSV cannot be trained on; the message says why.",
     "NotReady": "No verified model is loaded (none published yet, or every published "
                 "one was refused), or the server is shutting down.",
+    "StoreUnwritable": "The upload could not be published: the model store's disk "
+                       "is full or cannot be written. Nothing was published.",
 }
 
 FLAG = ("true or false, in any case; 1/0, on/off and yes/no also do, empty is false; "
@@ -389,7 +391,7 @@ def _operations(model_name: str) -> dict:
                                    "type": "array", "items": {"type": "string"},
                                    "description": "series the version served before "
                                                   "answered and this one does not"}}}),
-             **_errors(400, 403, 409, 413, 422)}),
+             **_errors(400, 403, 409, 413, 422, 507)}),
         "/v2": _get("Server metadata (V2)", "Open Inference Protocol V2",
                     {"200": _ok("Name, server version, extensions.", {
                         "type": "object", "required": ["name", "version",

@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, make_response, render_template, request
 
 from service.errors import (BadRequest, CrossOrigin, HistoryMissing, InvalidData,
-                            NotPromoted, TrainingBusy, UploadsDisabled)
+                            NotPromoted, StoreUnwritable, TrainingBusy,
+                            UploadsDisabled)
 from service.config import parse_flag
 from service.http import json_response, refuse_cut_off_body
 from service.predictor import month_label, parse_month
@@ -273,7 +274,8 @@ def upload_check():
 
 @blueprint.post("/upload/train")
 def upload_train():
-    from training.cli import PromotionRefused, publish, train
+    from training.cli import (ModelDirFull, PromotionRefused, check_room, publish,
+                              store_failure, train)
     from training.selection import GateRefused
 
     check_upload_allowed()
@@ -282,6 +284,12 @@ def upload_train():
     loaded, args = parse_upload(store.model_dir)
 
     with training_slot(store.model_dir):
+        versions = store.model_dir / artifact.VERSIONS
+        try:
+            check_room(store.model_dir, versions if versions.is_dir()
+                       else store.model_dir)
+        except ModelDirFull as e:
+            raise StoreUnwritable(str(e)) from None
         started = time.perf_counter()
         try:
             trained = train(args, loaded)
@@ -292,6 +300,9 @@ def upload_train():
         except PromotionRefused as e:
             # The page's form names each CLI option it sets, so the message stands.
             raise NotPromoted(str(e)) from None
+        except (OSError, artifact.ArtifactError) as e:
+            log.error("an upload could not be published: %s", e)
+            raise StoreUnwritable(store_failure(store.model_dir, e)) from None
         seconds = time.perf_counter() - started
     log.info("trained and published an upload", extra={
         "model_version": trained["version"], "source": loaded.source,

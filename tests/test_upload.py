@@ -1,10 +1,13 @@
 """The page's server side through Flask's test client: the pages, /history, and the
 CSV upload that checks a file and trains it into the model store."""
 
+import errno
 import fcntl
 import io
 import json
+import os
 
+import joblib
 import pytest
 
 from service import page
@@ -344,6 +347,48 @@ def test_a_second_upload_while_one_trains_is_told_to_wait(uploads_client, store_
     assert response.status_code == 409
     assert response.get_json()["code"] == "training_busy"
     assert store_state(store_copy) == before
+
+
+def test_an_upload_the_full_disk_cannot_hold_says_so_and_leaves_the_store(
+        uploads_client, store_copy, monkeypatch):
+    """The disk fills up while the upload's version is written: a 507 that says
+    so, not an internal error, and the store as it was."""
+    before = store_state(store_copy)
+    real_dump = joblib.dump
+
+    def dump_then_fill_up(model, path, *args, **kwargs):
+        real_dump(model, path, *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(joblib, "dump", dump_then_fill_up)
+
+    response = upload(uploads_client, "/upload/train", WINEIND, force="1")
+
+    assert response.status_code == 507
+    assert response.get_json() == {
+        "code": "store_unwritable",
+        "error": f"the model store {store_copy} could not be written: No space "
+                 "left on device. Nothing was published; CURRENT is unchanged."}
+    assert store_state(store_copy) == before
+    assert not list((store_copy / artifact.VERSIONS).glob(".*"))
+
+
+def test_an_upload_onto_a_full_disk_is_refused_before_training(
+        uploads_client, store_copy, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained onto a full disk")
+    real = os.statvfs
+
+    def full(path):
+        st = real(path)
+        return os.statvfs_result((*st[:3], 0, 0, *st[5:]))
+    monkeypatch.setattr("training.cli.train", no_training)
+    monkeypatch.setattr(os, "statvfs", full)
+
+    response = upload(uploads_client, "/upload/train", WINEIND)
+
+    assert response.status_code == 507
+    assert "is full (no space left). Nothing was trained or published" \
+        in response.get_json()["error"]
 
 
 def test_too_many_series_are_refused_before_training(uploads_client, store_copy, tmp_path,

@@ -749,14 +749,9 @@ def main(argv=None) -> int:
     except (OSError, artifact.ArtifactError) as e:
         # The disk filled up or failed while writing: nothing was published, and
         # nothing half-written is left (write_version and publish clean up).
-        reason = e
-        if isinstance(e, OSError) and e.strerror:
-            reason = e.strerror + (f" ({e.filename})" if e.filename else "")
         if args.keep is not None:
             prune(args)  # the room a full disk lacked, for the next run
-        return refused(args, f"the model store {args.model_dir} could not be "
-                       f"written: {reason}. Nothing was published; CURRENT is "
-                       "unchanged.", EXIT_STORE_FAILED)
+        return refused(args, store_failure(args.model_dir, e), EXIT_STORE_FAILED)
     pruned = prune(args) if args.keep is not None else None
     bad_pointer = (trained["metadata"]["promotion"]["compared_with"] or {}) \
         .get("bad_pointer")
@@ -771,6 +766,16 @@ def main(argv=None) -> int:
     else:
         print(format_summary(trained["version"], trained["metadata"]))
     return code
+
+
+def store_failure(model_dir: Path, error: Exception) -> str:
+    """Why publishing into `model_dir` failed (OSError or ArtifactError), for the
+    command's error line and the upload page alike."""
+    reason = error
+    if isinstance(error, OSError) and error.strerror:
+        reason = error.strerror + (f" ({error.filename})" if error.filename else "")
+    return (f"the model store {model_dir} could not be written: {reason}. Nothing "
+            "was published; CURRENT is unchanged.")
 
 
 def prune(args) -> list[str] | None:

@@ -573,7 +573,8 @@
     const alert = make("div", null, "problem");
     alert.setAttribute("role", "alert");
     const titles = { invalid_data: "The file cannot be used",
-                     not_promoted: "Trained, but not published" };
+                     not_promoted: "Trained, but not published",
+                     store_unwritable: "Not published: the store cannot be written" };
     alert.append(make("h3", titles[error.code] || "The upload was refused"),
       make("p", error.message, "upload-error"));
     box.append(alert);
