@@ -423,6 +423,29 @@ def test_a_folder_the_full_disk_refuses_is_a_store_failure_not_bad_input(
     assert "writable file system" not in err
 
 
+def test_what_a_killed_run_left_is_removed_before_the_disk_is_judged_full(
+        tmp_path, capsys, monkeypatch):
+    """A run killed while writing left a staging folder; on a disk it filled, the
+    next run removes it, as publishing would, instead of refusing."""
+    model_dir = tmp_path / "models"
+    assert train(WINEIND, model_dir) == 0
+    served = artifact.read_current(model_dir)
+    stale = model_dir / artifact.VERSIONS / ".incoming-20260101T000000Z-00000000-x"
+    stale.mkdir()
+    real = os.statvfs
+
+    def full_while_stale(path):
+        st = real(path)
+        free = 1000 * (not stale.exists())
+        return os.statvfs_result((*st[:3], free, free, *st[5:]))
+    monkeypatch.setattr(os, "statvfs", full_while_stale)
+
+    assert train(WINEIND, model_dir, "--force") == 0
+
+    assert not stale.exists()
+    assert artifact.read_current(model_dir) != served
+
+
 def test_a_model_dir_this_user_cannot_write_is_refused_before_training():
     # Root may write anywhere, so as root the command runs as the unprivileged
     # user nobody; the directory is outside pytest's tmp_path, which only its

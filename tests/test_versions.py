@@ -256,6 +256,18 @@ def test_prune_leaves_an_incomplete_version_folder_alone(store, capsys):
     assert ids(store) == [v2, v3, v4, planted.name]
 
 
+def test_prune_removes_what_a_killed_run_left_half_written(store):
+    stale = store / artifact.VERSIONS / ".incoming-20260101T000000Z-00000000-x"
+    stale.mkdir()
+    (stale / artifact.MODEL_FILE).write_bytes(b"half")
+    (store / ".CURRENT-x").write_text("half")
+
+    assert main(["prune", "--model-dir", str(store), "--keep", "5"]) == 0
+
+    assert not stale.exists() and not (store / ".CURRENT-x").exists()
+    assert len(ids(store)) == 2
+
+
 def test_training_with_keep_holds_the_store_at_that_size(store, capsys):
     """Retrained on a schedule with --keep, the store stops growing; the served
     version and the one published before it are always among those kept."""

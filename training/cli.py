@@ -218,16 +218,34 @@ def check_model_dir(model_dir: Path) -> None:
 def check_room(model_dir: Path, probed: Path) -> None:
     """Refuse, before training spends its minutes, a file system with no block or
     no file left: a version could not be written there. Some room is no promise
-    that the version fits; the write itself says so then."""
-    st = os.statvfs(probed)
+    that the version fits; the write itself says so then. What a killed run left
+    half-written is removed first, as publishing would: it may be what filled the
+    disk."""
+    problem = room_problem(probed)
+    if problem and (model_dir / artifact.VERSIONS).is_dir():
+        try:
+            with artifact.held_lock(model_dir / artifact.PUBLISH_LOCK,
+                                    blocking=False):
+                if artifact.remove_stale_staging(model_dir):
+                    problem = room_problem(probed)
+        except (BlockingIOError, artifact.ArtifactError):
+            pass  # another run is publishing, or no lock can be made: it stays
+    if problem:
+        raise ModelDirFull(full_message(model_dir, probed, problem))
+
+
+def room_problem(path: Path) -> str | None:
+    """What the file system holding `path` has run out of, or None."""
+    st = os.statvfs(path)
     # Root may use the blocks reserved for it; anyone else only the available ones.
     blocks = st.f_bfree if os.geteuid() == 0 else st.f_bavail
     # A total of 0 means the file system does not count blocks or files (/proc;
     # btrfs and some network file systems for files), not that none is left.
     if st.f_blocks and blocks == 0:
-        raise ModelDirFull(full_message(model_dir, probed, "no space left"))
+        return "no space left"
     if st.f_files and st.f_favail == 0:
-        raise ModelDirFull(full_message(model_dir, probed, "no file (inode) left"))
+        return "no file (inode) left"
+    return None
 
 
 def full_message(model_dir: Path, probed: Path, what: str) -> str:

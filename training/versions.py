@@ -160,6 +160,9 @@ def prune_versions(model_dir: Path, keep: int) -> tuple[list[str], str, str | No
         doomed = [v for v in names if v not in kept]
         for version in doomed:
             shutil.rmtree(Path(model_dir) / artifact.VERSIONS / version)
+        # What a killed publisher left half-written takes room too, possibly the
+        # room whose lack made someone prune.
+        artifact.remove_stale_staging(model_dir)
     return doomed, current, (earlier[0] if earlier else None)
 
 
