@@ -283,13 +283,13 @@ def upload_train():
     settings = current_app.extensions["settings"]
     loaded, args = parse_upload(store.model_dir)
 
+    # Before the slot: on a disk with no file left, its lock file cannot be made.
+    versions = store.model_dir / artifact.VERSIONS
+    try:
+        check_room(store.model_dir, versions if versions.is_dir() else store.model_dir)
+    except ModelDirFull as e:
+        raise StoreUnwritable(str(e)) from None
     with training_slot(store.model_dir):
-        versions = store.model_dir / artifact.VERSIONS
-        try:
-            check_room(store.model_dir, versions if versions.is_dir()
-                       else store.model_dir)
-        except ModelDirFull as e:
-            raise StoreUnwritable(str(e)) from None
         started = time.perf_counter()
         try:
             trained = train(args, loaded)

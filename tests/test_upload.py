@@ -389,6 +389,8 @@ def test_an_upload_onto_a_full_disk_is_refused_before_training(
     assert response.status_code == 507
     assert "is full (no space left). Nothing was trained or published" \
         in response.get_json()["error"]
+    # Out of files, the upload's own lock could not have been made either.
+    assert not (store_copy / ".upload.lock").exists()
 
 
 def test_too_many_series_are_refused_before_training(uploads_client, store_copy, tmp_path,

@@ -2,6 +2,7 @@
 
 import errno
 import json
+import os
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -191,23 +192,28 @@ def test_a_read_only_store_is_listed_and_refused_changes_clearly(store, capsys,
     assert f"cannot change the model store {store}: Read-only file system" in err
 
 
-def test_a_store_on_a_read_only_file_system_says_so(store, capsys, monkeypatch):
-    import errno
-    import os
-
+@pytest.mark.parametrize("error, message", [
+    (OSError(errno.EROFS, "Read-only file system"),
+     "{store} is on a read-only file system"),
+    (OSError(errno.ENOSPC, "No space left on device"),
+     "{lock} cannot be created: the file system holding {store} is full (No space "
+     "left on device).")], ids=["read-only", "full"])
+def test_a_lock_the_file_system_refuses_is_named_for_what_it_is(store, capsys,
+                                                               monkeypatch, error,
+                                                               message):
     real_open = os.open
 
-    def read_only(path, flags, *args):
+    def refused(path, flags, *args):
         if str(path).endswith(artifact.PUBLISH_LOCK):
-            raise OSError(errno.EROFS, "Read-only file system", str(path))
+            raise OSError(error.errno, error.strerror, str(path))
         return real_open(path, flags, *args)
-    monkeypatch.setattr(artifact.os, "open", read_only)
+    monkeypatch.setattr(artifact.os, "open", refused)
     first, _ = ids(store)
 
     assert main(["publish", "--model-dir", str(store), first]) == 2
 
     err = capsys.readouterr().err
-    assert f"{store} is on a read-only file system" in err
+    assert message.format(store=store, lock=store / artifact.PUBLISH_LOCK) in err
     assert "Move it out of the way" not in err
 
 

@@ -107,6 +107,10 @@ def held_lock(path: Path, blocking: bool = True):
         if e.errno == errno.EROFS:
             raise ArtifactError(f"{path.parent} is on a read-only file system; it "
                                 "cannot be changed from here.") from e
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ArtifactError(f"{path} cannot be created: the file system holding "
+                                f"{path.parent} is full ({e.strerror}). Free some "
+                                "space and try again.") from e
         raise ArtifactError(f"{path} cannot serve as a lock file ({e.strerror}); it "
                             "must be a regular file or absent. Move it out of the "
                             "way.") from e
