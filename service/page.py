@@ -302,7 +302,8 @@ def upload_train():
             raise NotPromoted(str(e)) from None
         except (OSError, artifact.ArtifactError) as e:
             log.error("an upload could not be published: %s", e)
-            raise StoreUnwritable(store_failure(store.model_dir, e)) from None
+            raise StoreUnwritable(store_failure(store.model_dir, e,
+                                                trained["version"])) from None
         seconds = time.perf_counter() - started
     log.info("trained and published an upload", extra={
         "model_version": trained["version"], "source": loaded.source,

@@ -328,6 +328,57 @@ def test_a_store_that_cannot_be_written_leaves_nothing_behind(tmp_path, capsys,
     assert artifact.read_current(model_dir) == served
 
 
+def fsync_failing(folder: Path, call: int = 1):
+    """artifact._fsync_dir as it is, except that its `call`-th call on `folder`
+    raises an I/O error: the rename before it is done, its durability not."""
+    real, calls = artifact._fsync_dir, []
+
+    def fsync_dir(path):
+        if Path(path) == folder:
+            calls.append(path)
+            if len(calls) == call:
+                raise OSError(errno.EIO, "Input/output error")
+        real(path)
+    return fsync_dir
+
+
+def test_a_version_whose_folder_cannot_be_synced_is_not_left_behind(
+        tmp_path, capsys, monkeypatch):
+    """The rename is done when the fsync of versions/ fails: the run says nothing
+    was published, so the version does not stay looking complete and promoted."""
+    model_dir = tmp_path / "models"
+    assert train(WINEIND, model_dir) == 0
+    served = artifact.read_current(model_dir)
+    monkeypatch.setattr(artifact, "_fsync_dir",
+                        fsync_failing(model_dir / artifact.VERSIONS))
+
+    assert train(WINEIND, model_dir, "--force") == 4
+
+    assert "Nothing was published; CURRENT is unchanged." in capsys.readouterr().err
+    assert [p.name for p in (model_dir / "versions").iterdir()] == [served]
+
+
+def test_a_switch_that_cannot_be_synced_is_not_called_unpublished(
+        tmp_path, capsys, monkeypatch):
+    """CURRENT was replaced and only its folder's fsync failed: services follow it,
+    and the message says so instead of 'CURRENT is unchanged'."""
+    model_dir = tmp_path / "models"
+    assert train(WINEIND, model_dir) == 0
+    capsys.readouterr()
+    # The first fsync of the store follows PUBLISHED, the second CURRENT.
+    monkeypatch.setattr(artifact, "_fsync_dir", fsync_failing(model_dir, call=2))
+
+    assert train(WINEIND, model_dir, "--force") == 4
+
+    version = artifact.read_current(model_dir)
+    assert capsys.readouterr().err == (
+        f"error: the model store {model_dir} failed after CURRENT was switched to "
+        f"{version}: Input/output error. The version is published and services "
+        "switch to it, but the switch may not survive a crash of the machine; "
+        "check the disk.\n")
+    assert (model_dir / artifact.VERSIONS / version / artifact.METADATA_FILE).is_file()
+
+
 def test_a_record_that_cannot_be_written_leaves_current_unchanged(tmp_path, capsys):
     """When PUBLISHED cannot be written (here a folder put in its place), CURRENT is
     left as it was, as exit 4 says."""

@@ -144,6 +144,7 @@ def write_version(model_dir: Path, version: str, model, metadata: dict,
         raise FileExistsError(f"Model version {version} already exists in {versions}.")
 
     staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{version}-", dir=versions))
+    renamed = False
     try:
         joblib.dump(model, staging / MODEL_FILE)
         # The service loads with the allow-list unpickler; a model it would refuse
@@ -159,9 +160,13 @@ def write_version(model_dir: Path, version: str, model, metadata: dict,
                 os.fsync(f.fileno())
         os.chmod(staging, 0o755)
         os.rename(staging, final)
+        renamed = True
         _fsync_dir(versions)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        # Renamed but not made durable (the folder's fsync failed: an I/O error,
+        # a file system that refuses it): the caller reports a failure, so the
+        # version must not stay behind looking complete.
+        shutil.rmtree(final if renamed else staging, ignore_errors=True)
         raise
     return final
 

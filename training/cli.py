@@ -769,7 +769,8 @@ def main(argv=None) -> int:
         # nothing half-written is left (write_version and publish clean up).
         if args.keep is not None:
             prune(args)  # the room a full disk lacked, for the next run
-        return refused(args, store_failure(args.model_dir, e), EXIT_STORE_FAILED)
+        return refused(args, store_failure(args.model_dir, e, trained["version"]),
+                       EXIT_STORE_FAILED)
     pruned = prune(args) if args.keep is not None else None
     bad_pointer = (trained["metadata"]["promotion"]["compared_with"] or {}) \
         .get("bad_pointer")
@@ -786,12 +787,19 @@ def main(argv=None) -> int:
     return code
 
 
-def store_failure(model_dir: Path, error: Exception) -> str:
-    """Why publishing into `model_dir` failed (OSError or ArtifactError), for the
-    command's error line and the upload page alike."""
+def store_failure(model_dir: Path, error: Exception, version: str) -> str:
+    """Why publishing `version` into `model_dir` failed (OSError or ArtifactError),
+    for the command's error line and the upload page alike."""
     reason = error
     if isinstance(error, OSError) and error.strerror:
         reason = error.strerror + (f" ({error.filename})" if error.filename else "")
+    if current_or_none(model_dir) == version:
+        # CURRENT was replaced and only making that durable failed (the folder's
+        # fsync): services follow it, so saying nothing was published would lie.
+        return (f"the model store {model_dir} failed after {artifact.CURRENT} was "
+                f"switched to {version}: {reason}. The version is published and "
+                "services switch to it, but the switch may not survive a crash of "
+                "the machine; check the disk.")
     return (f"the model store {model_dir} could not be written: {reason}. Nothing "
             "was published; CURRENT is unchanged.")
 
