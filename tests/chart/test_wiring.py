@@ -563,6 +563,19 @@ def test_series_name_and_force_reach_the_training_command():
     assert arg_after(chosen, "--series-name") == "wineind" and "--force" in chosen
 
 
+def test_the_store_keeps_ten_versions_unless_told_otherwise():
+    from training.cli import parse_args
+
+    default = training_args(render({}))
+    every = training_args(render({"training": {"keep": 0}}))
+    three = training_args(render({"training": {"keep": 3}}))
+
+    assert arg_after(default, "--keep") == "10"
+    assert not any(a.startswith("--keep") for a in every)
+    assert arg_after(three, "--keep") == "3"
+    assert parse_args(["--data", "x.csv", *three[2:]]).keep == 3
+
+
 def test_names_starting_with_a_dash_reach_training_as_values_not_options():
     from training.cli import parse_args
 

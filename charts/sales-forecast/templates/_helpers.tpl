@@ -397,6 +397,9 @@ containers:
       {{- if .Values.training.force }}
       - --force
       {{- end }}
+      {{- if .Values.training.keep }}
+      - {{ printf "--keep=%d" (int .Values.training.keep) | quote }}
+      {{- end }}
       - --json
     env:
       # matplotlib writes a font cache on first use; the root filesystem is
