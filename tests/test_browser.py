@@ -260,17 +260,25 @@ def test_a_broken_upload_shows_the_problem_and_trains_nothing(txhousing_server,
     assert [e for e in page.errors if "422" not in e] == []
 
 
-def test_an_upload_is_checked_trained_and_then_shown(live_server, trained_store,
-                                                     open_page, tmp_path):
+def open_with_an_upload_chosen(live_server, trained_store, open_page, tmp_path):
+    """(page, model store): a page on a copy of the wineind store, uploads on, with
+    the wineind file chosen for upload under another name, cellar.csv."""
     model_dir = Path(shutil.copytree(trained_store, tmp_path / "models"))
     server = live_server(model_dir, SALES_FORECAST_UPLOADS="true")
-    before, _ = store_state(model_dir)
     upload = tmp_path / "cellar.csv"
     upload.write_bytes(WINEIND.read_bytes())
     page = open_page(server.url + "/")
     page.wait_for_points(12)
-
     page.tab.set_input_files("#upload-file", str(upload))
+    return page, model_dir
+
+
+def test_an_upload_is_checked_trained_and_then_shown(live_server, trained_store,
+                                                     open_page, tmp_path):
+    page, model_dir = open_with_an_upload_chosen(live_server, trained_store, open_page,
+                                                 tmp_path)
+    before, _ = store_state(model_dir)
+
     page.tab.click("#upload-check")
     page.tab.wait_for_selector("#upload-result table")
     assert "cellar.csv: 176 rows usable, 1 series" in page.tab.inner_text("#upload-result")
@@ -356,3 +364,40 @@ def test_the_api_reference_renders_every_operation(txhousing_server, open_page):
     assert sorted(map(tuple, headings)) == sorted(operations)
     page.screenshot("api-reference.png")
     assert page.errors == []
+
+
+# Keyboard and screen reader use ---------------------------------------------------
+
+
+def start_training_by_keyboard(live_server, trained_store, open_page, tmp_path):
+    """A page with a checked upload whose Train button was pressed with Enter."""
+    page, _ = open_with_an_upload_chosen(live_server, trained_store, open_page,
+                                         tmp_path)
+    page.tab.focus("#upload-check")
+    page.tab.keyboard.press("Enter")
+    page.tab.wait_for_selector("#upload-result table")
+    page.tab.keyboard.press("Tab")
+    assert page.tab.evaluate("() => document.activeElement.id") == "upload-train"
+    page.tab.keyboard.press("Enter")
+    return page
+
+
+def wait_until_served(page: Page) -> None:
+    page.tab.wait_for_function(
+        "() => document.getElementById('upload-result').textContent"
+        ".includes('Now serving model version')", timeout=TRAIN_WAIT_MS)
+
+
+def test_pressing_train_keeps_the_keyboard_focus_in_the_upload(
+        live_server, trained_store, open_page, tmp_path):
+    page = start_training_by_keyboard(live_server, trained_store, open_page, tmp_path)
+
+    # The pressed button is disabled at once; focus must not fall back to the page
+    # top, where the next Tab would start over at the skip link.
+    focused = page.tab.evaluate("() => document.activeElement.closest('#upload')?.id")
+    wait_until_served(page)
+    assert focused == "upload"
+    assert page.tab.evaluate("() => document.activeElement.closest('#upload')?.id") \
+        == "upload"
+    assert page.errors == []
+

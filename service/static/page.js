@@ -610,6 +610,9 @@
 
   async function trainUpload() {
     const button = $("upload-train");
+    // Disabling the focused button would drop the keyboard focus to the top of the
+    // page; it goes to the box where the progress and the outcome appear.
+    $("upload-result").focus();
     button.disabled = true;
     $("upload-check").disabled = true;
     const note = make("p", "Training…");
