@@ -369,10 +369,23 @@ def test_the_api_reference_renders_every_operation(txhousing_server, open_page):
 # Keyboard and screen reader use ---------------------------------------------------
 
 
-def start_training_by_keyboard(live_server, trained_store, open_page, tmp_path):
-    """A page with a checked upload whose Train button was pressed with Enter."""
+# The text a screen reader takes from an element: what aria-hidden does not hide.
+SPOKEN_TEXT = """e => {
+  const walk = (n) => n.nodeType === 3 ? n.textContent
+    : n.nodeType === 1 && n.getAttribute("aria-hidden") === "true" ? ""
+      : [...n.childNodes].map(walk).join("");
+  return walk(e);
+}"""
+
+
+def start_training_by_keyboard(live_server, trained_store, open_page, tmp_path,
+                               fake_clock=False):
+    """A page with a checked upload whose Train button was pressed with Enter; with
+    `fake_clock`, the page's timers run on a clock the test can move forward."""
     page, _ = open_with_an_upload_chosen(live_server, trained_store, open_page,
                                          tmp_path)
+    if fake_clock:
+        page.tab.clock.install()
     page.tab.focus("#upload-check")
     page.tab.keyboard.press("Enter")
     page.tab.wait_for_selector("#upload-result table")
@@ -401,3 +414,27 @@ def test_pressing_train_keeps_the_keyboard_focus_in_the_upload(
         == "upload"
     assert page.errors == []
 
+
+def test_training_progress_is_announced_once_not_every_second(
+        live_server, trained_store, open_page, tmp_path):
+    page = start_training_by_keyboard(live_server, trained_store, open_page, tmp_path,
+                                      fake_clock=True)
+    page.tab.evaluate("""() => {
+      const box = document.getElementById("upload-result");
+      const say = %s;
+      window.announced = [say(box)];
+      new MutationObserver(() => {
+        const text = say(box);
+        if (announced[announced.length - 1] !== text) announced.push(text);
+      }).observe(box, { subtree: true, childList: true, characterData: true });
+    }""" % SPOKEN_TEXT)
+
+    # The seconds counter ticks in sight while training runs, but the live region
+    # must not read the whole line out again at every tick. Three seconds pass at
+    # once on the page's clock: a fast training would otherwise see no tick at all.
+    page.tab.clock.run_for(3000)
+    wait_until_served(page)
+    first, *later = page.tab.evaluate("window.announced")
+    assert first.endswith("Training…")
+    assert [t for t in later if "Published" not in t and "Now serving" not in t] == []
+    assert page.errors == []

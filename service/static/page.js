@@ -616,10 +616,15 @@
     button.disabled = true;
     $("upload-check").disabled = true;
     const note = make("p", "Training…");
+    // The result box is a live region: the seconds counter stays out of what a
+    // screen reader hears, or it would read the line out again every second.
+    const clock = make("span");
+    clock.setAttribute("aria-hidden", "true");
+    note.append(clock);
     $("upload-result").append(note);
     const started = Date.now();
     const ticker = setInterval(() => {
-      note.textContent = `Training… ${Math.round((Date.now() - started) / 1000)} s `
+      clock.textContent = ` ${Math.round((Date.now() - started) / 1000)} s `
         + "(about half a second per series on an idle core)";
     }, 1000);
     try {
