@@ -438,3 +438,36 @@ def test_training_progress_is_announced_once_not_every_second(
     assert first.endswith("Training…")
     assert [t for t in later if "Published" not in t and "Now serving" not in t] == []
     assert page.errors == []
+
+
+LIVE_REGION = ("e => e.closest('[aria-live=polite], [aria-live=assertive],"
+               " [role=status], [role=alert]') !== null")
+
+
+def test_the_series_search_count_is_announced(txhousing_server, open_page):
+    page = open_page(txhousing_server.url + "/")
+    page.wait_for_points(12)
+
+    page.tab.focus("#series-filter")
+    page.tab.keyboard.type("zzz")
+    page.tab.wait_for_function(
+        "() => document.getElementById('filter-count').textContent !== ''")
+    # A screen reader stays in the search box: the count, or that nothing matches,
+    # reaches it only from a live region.
+    assert page.tab.inner_text("#filter-count") == "No series matches “zzz”."
+    assert page.tab.eval_on_selector("#filter-count", LIVE_REGION)
+    assert page.errors == []
+
+
+def test_a_wrong_number_of_months_is_announced(txhousing_server, open_page):
+    page = open_page(txhousing_server.url + "/")
+    page.wait_for_points(12)
+
+    page.tab.focus("#horizon")
+    page.tab.keyboard.press("Control+a")
+    page.tab.keyboard.type("0")
+    assert page.tab.get_attribute("#horizon", "aria-invalid") == "true"
+    assert page.tab.inner_text("#horizon-hint") \
+        == "Enter a whole number of months from 1 to 60."
+    assert page.tab.eval_on_selector("#horizon-hint", LIVE_REGION)
+    assert page.errors == []

@@ -167,8 +167,11 @@
     const value = Number(input.value);
     const valid = Number.isInteger(value) && value >= 1 && value <= MAX_HORIZON;
     input.setAttribute("aria-invalid", valid ? "false" : "true");
-    $("horizon-hint").textContent = valid ? `1 to ${MAX_HORIZON}`
+    // The hint is a live region: rewritten with the same words at every keystroke,
+    // a screen reader would read it out each time.
+    const hint = valid ? `1 to ${MAX_HORIZON}`
       : `Enter a whole number of months from 1 to ${MAX_HORIZON}.`;
+    if ($("horizon-hint").textContent !== hint) $("horizon-hint").textContent = hint;
     return valid ? value : null;
   }
 
