@@ -471,3 +471,16 @@ def test_a_wrong_number_of_months_is_announced(txhousing_server, open_page):
         == "Enter a whole number of months from 1 to 60."
     assert page.tab.eval_on_selector("#horizon-hint", LIVE_REGION)
     assert page.errors == []
+
+
+def test_the_chart_figure_and_the_quality_cards_have_their_own_names(
+        txhousing_server, open_page):
+    page = open_page(txhousing_server.url + "/")
+    page.wait_for_points(12)
+
+    # The figure took its name from its caption, which holds only the legend; the
+    # cards' label sat on a plain div, where screen readers ignore it.
+    assert page.tab.get_by_role("figure", name="History and forecast").count() == 1
+    assert page.tab.get_by_role("group", name="Quality at a glance").count() == 1
+    assert page.tab.get_by_role("img", name="Abilene: monthly sales").count() == 1
+    assert page.errors == []
