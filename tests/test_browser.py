@@ -484,3 +484,18 @@ def test_the_chart_figure_and_the_quality_cards_have_their_own_names(
     assert page.tab.get_by_role("group", name="Quality at a glance").count() == 1
     assert page.tab.get_by_role("img", name="Abilene: monthly sales").count() == 1
     assert page.errors == []
+
+
+def test_a_link_to_a_series_the_model_lacks_says_so(txhousing_server, open_page):
+    page = open_page(txhousing_server.url + "/#series=Atlantis&horizon=6")
+    page.wait_for_points(6)
+
+    # The page shows the first series instead; without a word, a user who followed
+    # the link (or a screen reader user who cannot see the chart) takes it for
+    # Atlantis.
+    assert page.tab.inner_text("#status").startswith(
+        "No series “Atlantis” in this model; showing Abilene. Abilene: 6-month")
+    page.tab.select_option("#series", "Austin")
+    page.wait_for_caption("Austin")
+    assert page.tab.inner_text("#status").startswith("Austin: 6-month forecast")
+    assert page.errors == []

@@ -19,7 +19,7 @@
   // would squeeze each year into a few pixels.
   const NARROW_WINDOW = window.matchMedia("(max-width: 40rem)").matches ? 60 : 0;
   const state = { meta: null, series: null, horizon: 12, forecast: null, history: null,
-                  window: NARROW_WINDOW, request: 0 };
+                  window: NARROW_WINDOW, request: 0, notice: "" };
 
   class ApiError extends Error {
     constructor(message, status, code) {
@@ -145,6 +145,10 @@
     const linked = fromLink.get("series");
     state.series = names.includes(linked) ? linked
       : names.includes(state.series) ? state.series : names[0];
+    // A link to a series this version lacks shows another one: said once, in the
+    // status line a screen reader announces.
+    state.notice = linked && linked !== state.series
+      ? `No series “${linked}” in this model; showing ${state.series}. ` : "";
     const horizon = Number(fromLink.get("horizon"));
     if (Number.isInteger(horizon) && horizon >= 1 && horizon <= MAX_HORIZON) {
       state.horizon = horizon;
@@ -193,7 +197,9 @@
       state.history = past instanceof ApiError ? null : past.history;
       showProblem(past instanceof ApiError ? `History not shown: ${past.message}` : "");
       renderAll();
-      say(`${series}: ${horizon}-month forecast from model ${forecast.model_version}.`);
+      say(`${state.notice}${series}: ${horizon}-month forecast from model `
+        + `${forecast.model_version}.`);
+      state.notice = "";
     } catch (e) {
       if (id !== state.request) return;
       showProblem(e.message);
