@@ -486,6 +486,34 @@ def test_the_chart_figure_and_the_quality_cards_have_their_own_names(
     assert page.errors == []
 
 
+# The colour a chart mark shows on the chart's white, alpha blended, and its WCAG
+# contrast ratio against that white.
+MARK_CONTRAST = """marks => marks.map(mark => {
+  const layer = mark.closest("g.layer").classList[1];
+  const channels = getComputedStyle(mark).stroke.match(/[\\d.]+/g);
+  if (!channels) return [layer, 1];  // no stroke: nothing to tell it from the chart
+  const [r, g, b, a = 1] = channels.map(Number);
+  const shown = [r, g, b].map(c => (a * c + (1 - a) * 255) / 255)
+    .map(c => c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
+  const light = 0.2126 * shown[0] + 0.7152 * shown[1] + 0.0722 * shown[2];
+  return [layer, 1.05 / (light + 0.05)];
+})"""
+
+
+def test_every_chart_mark_stands_out_from_the_chart_at_three_to_one(
+        txhousing_server, open_page):
+    page = open_page(txhousing_server.url + "/")
+    page.wait_for_points(12)
+
+    # The bands' pale fills alone measured 1.56:1 (80%) and 1.22:1 (95%) on white;
+    # their edges now carry the interval's extent (WCAG 1.4.11, non-text contrast).
+    marks = dict(page.tab.eval_on_selector_all(".chart-svg .band, .chart-svg .line",
+                                               MARK_CONTRAST))
+    assert {"band-80", "band-95", "history", "forecast"} <= set(marks)
+    assert min(marks.values()) >= 3, marks
+    assert page.errors == []
+
+
 def test_a_link_to_a_series_the_model_lacks_says_so(txhousing_server, open_page):
     page = open_page(txhousing_server.url + "/#series=Atlantis&horizon=6")
     page.wait_for_points(6)
