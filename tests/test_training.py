@@ -1,6 +1,7 @@
 """Features, metrics, the artifact's integrity and the training command."""
 
 import errno
+import io
 import json
 import os
 import shutil
@@ -159,6 +160,19 @@ def test_the_human_summary_shows_model_and_baselines(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Published model" in out
     assert "seasonal-naive" in out and "linear" in out
+
+
+def test_a_series_name_the_locale_cannot_print_still_gives_a_summary(
+        tmp_path, monkeypatch):
+    latin1 = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")
+    monkeypatch.setattr(sys, "stdout", latin1)
+
+    assert train(WINEIND, tmp_path / "models", "--series-name", "\u6771\u4eac") == 0
+
+    latin1.flush()
+    out = latin1.buffer.getvalue().decode("latin-1")
+    assert "Published model" in out
+    assert "\\u6771\\u4eac" in out
 
 
 def test_a_refused_file_writes_nothing(tmp_path, capsys):

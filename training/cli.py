@@ -746,8 +746,18 @@ def refused(args, message: str, code: int) -> int:
     return code
 
 
+def keep_output_printable() -> None:
+    """Print what the terminal's encoding lacks as escapes: a series named in another
+    script, under a Latin-1 or ASCII locale, must not turn a published model into a
+    traceback and a failed run (stderr already does this by default)."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="backslashreplace")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    keep_output_printable()
     show_progress()
     try:
         check_model_dir(args.model_dir)
