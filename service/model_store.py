@@ -155,7 +155,11 @@ class ModelStore:
         published = artifact.read_published(self.model_dir)
         for version in artifact.publication_chain(published, refused):
             yield version, "the version published last that loads"
-        for version in reversed(versions_in(self.model_dir)):
+        try:
+            present = versions_in(self.model_dir)
+        except PermissionError:  # a store this user cannot list: nothing to try
+            return
+        for version in reversed(present):
             if version in published or (refused is not None and version >= refused):
                 continue
             try:

@@ -389,6 +389,30 @@ def test_a_current_pointer_that_is_not_a_regular_file_is_refused_at_once(store_c
         "model_version"] == served
 
 
+def test_a_store_the_service_user_cannot_read_is_named_as_such(store_copy,
+                                                               monkeypatch):
+    import os
+
+    def refused(real):
+        def call(path, *args, **kwargs):
+            if str(path).startswith(str(store_copy)):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path, *args, **kwargs)
+        return call
+
+    # As a training job with umask 077 leaves a store for a service of another uid.
+    monkeypatch.setattr(os, "open", refused(os.open))
+    monkeypatch.setattr(os, "stat", refused(os.stat))
+
+    client = create_app(Settings(model_dir=store_copy), watch=False).test_client()
+    answer = client.get("/readyz")
+
+    assert answer.status_code == 503
+    message = answer.get_json()["error"]
+    assert f"cannot be read by user id {os.getuid()}" in message
+    assert "give its user read access to the model store" in message
+
+
 @pytest.mark.parametrize("path", ["/", "/docs"])
 def test_the_pages_may_not_be_framed_nor_load_from_elsewhere(client, path):
     answer = client.get(path)

@@ -312,6 +312,13 @@ def read_regular(path: Path, limit: int = -1) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except (FileNotFoundError, NotADirectoryError):
         raise
+    except PermissionError as e:
+        # Most often the service runs as another user than the training job, and
+        # the job's umask kept its files (or folders) to itself.
+        raise ArtifactError(f"{path} cannot be read by user id {os.getuid()} "
+                            f"({e.strerror}). Run the service as the user that "
+                            "trains, or give its user read access to the model "
+                            "store.") from e
     except OSError as e:
         kind = "a symbolic link" if Path(path).is_symlink() else "unreadable"
         raise ArtifactError(f"{path} is {kind} ({e.strerror}); only regular files "
