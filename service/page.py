@@ -251,7 +251,7 @@ def describe(loaded, args) -> dict:
 def training_slot(model_dir: Path):
     """One upload trains at a time per model store, across all workers; a second one
     is told so at once rather than queued behind a busy thread."""
-    model_dir.mkdir(parents=True, exist_ok=True)
+    artifact.make_folders(model_dir)
     with ExitStack() as held:
         try:
             held.enter_context(artifact.held_lock(model_dir / ".upload.lock",

@@ -175,6 +175,22 @@ def test_a_series_name_the_locale_cannot_print_still_gives_a_summary(
     assert "\\u6771\\u4eac" in out
 
 
+@pytest.mark.parametrize("umask", [0o077, 0o000], ids=["private", "open"])
+def test_the_store_has_the_same_modes_whatever_the_umask(tmp_path, umask):
+    model_dir = tmp_path / "new" / "models"
+    previous = os.umask(umask)
+    try:
+        assert train(WINEIND, model_dir) == 0
+    finally:
+        os.umask(previous)
+
+    folders = [tmp_path / "new", model_dir, model_dir / "versions",
+               *(model_dir / "versions").iterdir()]
+    files = [model_dir / "CURRENT", *(model_dir / "versions").glob("*/*")]
+    assert {oct(path.stat().st_mode & 0o777) for path in folders} == {"0o755"}
+    assert {oct(path.stat().st_mode & 0o777) for path in files} == {"0o644"}
+
+
 def test_a_refused_file_writes_nothing(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("date,sales\n2020-01-01,abc\n")

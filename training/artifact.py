@@ -60,6 +60,10 @@ VERSION_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
 # a publisher killed mid-write leaves them behind, and the next publisher removes them.
 STAGING_PREFIX = ".incoming-"
 POINTER_TEMP_PREFIXES = (".CURRENT-", ".PUBLISHED-")
+# Modes of the folders and files training creates, whatever its umask: the service
+# may run as another user, and reads only; no other user may change what it loads.
+FOLDER_MODE = 0o755
+FILE_MODE = 0o644
 
 
 class ArtifactError(Exception):
@@ -102,7 +106,7 @@ def held_lock(path: Path, blocking: bool = True):
     false, BlockingIOError says another process holds it."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o644)
+                     FILE_MODE)
     except OSError as e:  # a symbolic link (ELOOP), a folder (EISDIR), ...
         if e.errno == errno.EROFS:
             raise ArtifactError(f"{path.parent} is on a read-only file system; it "
@@ -124,10 +128,26 @@ def held_lock(path: Path, blocking: bool = True):
         os.close(fd)
 
 
+def make_folders(path: Path) -> None:
+    """Create the folder `path` and its missing parents, each with FOLDER_MODE;
+    folders that exist keep their mode."""
+    path = Path(path)
+    if path.is_dir():
+        return
+    make_folders(path.parent)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        if not path.is_dir():
+            raise
+        return  # made meanwhile by another publisher
+    os.chmod(path, FOLDER_MODE)
+
+
 @contextmanager
 def publish_lock(model_dir: Path):
     """Serialise publishers (two training runs finishing together) on one directory."""
-    model_dir.mkdir(parents=True, exist_ok=True)
+    make_folders(model_dir)
     with held_lock(model_dir / PUBLISH_LOCK):
         yield
 
@@ -138,7 +158,7 @@ def write_version(model_dir: Path, version: str, model, metadata: dict,
     if not VERSION_PATTERN.match(version):
         raise ValueError(f"Malformed version id {version!r}.")
     versions = Path(model_dir) / VERSIONS
-    versions.mkdir(parents=True, exist_ok=True)
+    make_folders(versions)
     final = versions / version
     if final.exists():
         raise FileExistsError(f"Model version {version} already exists in {versions}.")
@@ -157,8 +177,9 @@ def write_version(model_dir: Path, version: str, model, metadata: dict,
             (staging / name).write_bytes(content)
         for child in staging.iterdir():
             with open(child, "rb") as f:
+                os.fchmod(f.fileno(), FILE_MODE)
                 os.fsync(f.fileno())
-        os.chmod(staging, 0o755)
+        os.chmod(staging, FOLDER_MODE)
         os.rename(staging, final)
         renamed = True
         _fsync_dir(versions)
@@ -205,7 +226,7 @@ def _replace_file(model_dir: Path, name: str, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, model_dir / name)
         _fsync_dir(model_dir)
     except BaseException:
