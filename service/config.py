@@ -27,6 +27,24 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(ENV_PREFIX + name, default)
 
 
+def env_text(name: str, default: str, meaning: str) -> str:
+    """A setting without the spaces around it (a quoted YAML value, a pasted line).
+    Empty is refused rather than read: an empty host binds every interface, an
+    empty model directory is the working directory. `meaning` completes "set it
+    to ..." in the message."""
+    raw = _env(name, default)
+    value = raw.strip()
+    if not value:
+        raise SystemExit(f"{ENV_PREFIX}{name} is empty, got {raw!r}; set it to "
+                         f"{meaning}, or unset it for {default!r}.")
+    return value
+
+
+def bind_host() -> str:
+    return env_text("HOST", "127.0.0.1", "the address to listen on (0.0.0.0 for "
+                    "every interface)")
+
+
 def env_int(name: str, default: int, minimum: int = 0,
             maximum: int | None = None) -> int:
     raw = _env(name, str(default))
@@ -107,7 +125,8 @@ class Settings:
     @classmethod
     def from_env(cls) -> "Settings":
         return cls(
-            model_dir=Path(_env("MODEL_DIR", "models")),
+            model_dir=Path(env_text("MODEL_DIR", "models", "the model store folder "
+                                    "the training job publishes into")),
             model_name=model_name(_env("MODEL_NAME", "sales-forecast")),
             reload_interval=env_float("RELOAD_INTERVAL", 5.0),
             log_level=_env("LOG_LEVEL", "info").lower(),

@@ -13,10 +13,10 @@ import os
 import time
 
 from service import logs, metrics
-from service.config import (ENV_PREFIX, PORTS, WORKERS, Settings, draining_marker,
-                            env_flag, env_int)
+from service.config import (ENV_PREFIX, PORTS, WORKERS, Settings, bind_host,
+                            draining_marker, env_flag, env_int)
 
-_host = os.environ.get(ENV_PREFIX + "HOST", "127.0.0.1")
+_host = bind_host()
 # An IPv6 address (::, ::1) is bracketed, or gunicorn reads its last part as the port.
 if ":" in _host and not _host.startswith("["):
     _host = f"[{_host}]"

@@ -90,3 +90,47 @@ def test_an_ipv6_address_is_bracketed_for_gunicorn(monkeypatch, host, bind):
     finally:
         monkeypatch.undo()
         importlib.reload(gunicorn_conf)
+
+
+def test_a_host_and_model_dir_with_spaces_around_are_read_without_them(
+        monkeypatch):
+    import importlib
+    from pathlib import Path
+
+    from service import gunicorn_conf
+    from service.config import Settings
+
+    monkeypatch.setenv("SALES_FORECAST_HOST", " 127.0.0.1 ")
+    monkeypatch.setenv("SALES_FORECAST_MODEL_DIR", " /srv/models\n")
+    monkeypatch.delenv("SALES_FORECAST_PORT", raising=False)
+    try:
+        assert importlib.reload(gunicorn_conf).bind == "127.0.0.1:8080"
+        assert Settings.from_env().model_dir == Path("/srv/models")
+    finally:
+        monkeypatch.undo()
+        importlib.reload(gunicorn_conf)
+
+
+@pytest.mark.parametrize("name, meaning", [
+    # gunicorn would listen on every interface.
+    ("HOST", "the address to listen on (0.0.0.0 for every interface), or unset it "
+             "for '127.0.0.1'."),
+    # The service would wait for a model in its working directory.
+    ("MODEL_DIR", "the model store folder the training job publishes into, or "
+                  "unset it for 'models'."),
+])
+def test_an_empty_host_or_model_dir_is_refused_not_read(monkeypatch, name, meaning):
+    import importlib
+
+    from service import gunicorn_conf
+
+    monkeypatch.setenv(f"SALES_FORECAST_{name}", " ")
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            importlib.reload(gunicorn_conf)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(gunicorn_conf)
+
+    assert str(stopped.value) == \
+        f"SALES_FORECAST_{name} is empty, got ' '; set it to {meaning}"
