@@ -1,9 +1,11 @@
 """`python -m training.versions`: list, publish (roll back) and prune a model store."""
 
 import errno
+import io
 import json
 import os
 import shutil
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -56,6 +58,19 @@ def test_list_shows_every_version_and_which_is_served(store, capsys):
     assert rows[0]["data"] == "wineind.csv" and rows[0]["series"] == 1
     assert rows[0]["mase"] < rows[0]["seasonal_naive_mase"]
     assert rows[1]["mase"] == pytest.approx(rows[1]["seasonal_naive_mase"])
+
+
+def test_list_prints_a_file_name_the_locale_cannot_spell(tmp_path, monkeypatch):
+    data = tmp_path / "\u58f2\u4e0a.csv"
+    shutil.copy(WINEIND, data)
+    assert train(data, tmp_path / "models") == 0
+    latin1 = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")
+    monkeypatch.setattr(sys, "stdout", latin1)
+
+    assert main(["list", "--model-dir", str(tmp_path / "models")]) == 0
+
+    latin1.flush()
+    assert "\\u58f2\\u4e0a.csv" in latin1.buffer.getvalue().decode("latin-1")
 
 
 def test_publish_rolls_back_and_a_running_service_follows(store, capsys):

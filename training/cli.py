@@ -42,7 +42,8 @@ from training.procedure import (backtest_rows_for_page, compare_with_served,
                                 fit_and_check, month_label)
 from training.selection import (AUTO, BLEND, GATE_SCOPES, MIN_MONTHS,
                                 GateRefused, refusals)
-from training.versions import VersionRefused, current_or_none, prune_versions
+from training.versions import (VersionRefused, current_or_none,
+                               keep_output_printable, prune_versions)
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_NOT_PROMOTED, EXIT_STORE_FAILED = 0, 2, 3, 4
 MODEL_CHOICES = (AUTO, BLEND, *sorted(MODEL_KINDS))
@@ -744,15 +745,6 @@ def refused(args, message: str, code: int) -> int:
     if args.json:
         print(json.dumps({"error": message, "exit_code": code}, indent=2))
     return code
-
-
-def keep_output_printable() -> None:
-    """Print what the terminal's encoding lacks as escapes: a series named in another
-    script, under a Latin-1 or ASCII locale, must not turn a published model into a
-    traceback and a failed run (stderr already does this by default)."""
-    reconfigure = getattr(sys.stdout, "reconfigure", None)
-    if reconfigure is not None:
-        reconfigure(errors="backslashreplace")
 
 
 def main(argv=None) -> int:

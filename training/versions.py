@@ -227,8 +227,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def keep_output_printable() -> None:
+    """Print what the terminal's encoding lacks as escapes, for both commands of the
+    package: a series or file named in another script, under a Latin-1 or ASCII
+    locale, must not turn a published model or a listing into a traceback and a
+    failed run (stderr already does this by default)."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="backslashreplace")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    keep_output_printable()
     model_dir = args.model_dir
     if not model_dir.is_dir():
         print(f"error: {model_dir} is not a model store folder.", file=sys.stderr)
