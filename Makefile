@@ -23,16 +23,19 @@ $(VENV)/.installed: requirements/runtime.txt requirements/dev.txt
 	$(PY) -m pip install --quiet -r requirements/dev.txt
 	touch $@
 
+# Quoted, and joined with '=', so a path with spaces or a leading dash stays one
+# argument; for the same reason the first training of `run` is a shell test and
+# not a file target (make splits targets at spaces).
+TRAIN := $(PY) -m training --data="$(DATA)" --model-dir="$(MODEL_DIR)"
+
 train: venv
-	$(PY) -m training --data $(DATA) --model-dir $(MODEL_DIR)
+	$(TRAIN)
 
-$(MODEL_DIR)/CURRENT: | venv
-	$(PY) -m training --data $(DATA) --model-dir $(MODEL_DIR)
-
-run: venv $(MODEL_DIR)/CURRENT
+run: venv
+	@test -f "$(MODEL_DIR)/CURRENT" || $(TRAIN)
 	@mkdir -p build/metrics
 	PROMETHEUS_MULTIPROC_DIR=build/metrics SALES_FORECAST_UPLOADS=1 \
-		$(PY) -m service --model-dir $(MODEL_DIR) --port $(PORT)
+		$(PY) -m service --model-dir="$(MODEL_DIR)" --port $(PORT)
 
 test: venv
 	$(PY) -m pytest
