@@ -175,6 +175,18 @@ def test_a_series_name_the_locale_cannot_print_still_gives_a_summary(
     assert "\\u6771\\u4eac" in out
 
 
+def test_a_file_name_in_another_encoding_than_the_system_s_still_trains(tmp_path):
+    data = tmp_path / os.fsdecode(b"Ums\xe4tze.csv")  # Latin-1, on a UTF-8 system
+    shutil.copy(WINEIND, data)
+
+    assert train(data, tmp_path / "models") == 0
+
+    version = artifact.read_current(tmp_path / "models")
+    _, metadata = artifact.load_version(tmp_path / "models", version)
+    assert metadata["data"]["source"] == "Ums\ufffdtze.csv"
+    assert metadata["series"][0]["name"] == "Ums\ufffdtze"
+
+
 @pytest.mark.parametrize("umask", [0o077, 0o000], ids=["private", "open"])
 def test_the_store_has_the_same_modes_whatever_the_umask(tmp_path, umask):
     model_dir = tmp_path / "new" / "models"

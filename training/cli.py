@@ -319,6 +319,13 @@ def download_within_deadline(url: str) -> bytes:
     return outcome["content"]
 
 
+def readable_name(name: str) -> str:
+    """A file name as text that JSON, the report and a series name can hold: bytes
+    the file system's encoding could not decode (a Latin-1 name on a UTF-8 system,
+    kept by Python as lone surrogates) become U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def read_source(source: str) -> tuple[bytes, str]:
     """The raw bytes of a local file or URL, and the name to use for it in messages."""
     if source.startswith(("http://", "https://")):
@@ -339,7 +346,7 @@ def read_source(source: str) -> tuple[bytes, str]:
         if len(content) > MAX_DOWNLOAD_BYTES:
             raise DataError(f"{source} is larger than {MAX_DOWNLOAD_BYTES} bytes; that "
                             "is not a monthly sales history.")
-        return content, path.name
+        return content, readable_name(path.name)
     except FileNotFoundError:
         scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", source)
         if scheme:
