@@ -1,5 +1,7 @@
 """Request and response helpers shared by every view."""
 
+import json
+
 import orjson
 from flask import Response, request
 from gunicorn.http import errors as wire
@@ -18,7 +20,14 @@ BODY_ERRORS = (wire.NoMoreData, wire.InvalidChunkSize, wire.ChunkMissingTerminat
 
 
 def json_response(payload, status: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status=status, mimetype="application/json")
+    try:
+        body = orjson.dumps(payload)
+    except orjson.JSONEncodeError:
+        # What orjson refuses, the json module writes: a message naming a path the
+        # file system could not decode (Python keeps its bytes as lone surrogates,
+        # which ASCII escapes carry), or an integer past 64 bits.
+        body = json.dumps(payload).encode()
+    return Response(body, status=status, mimetype="application/json")
 
 
 def refuse_cut_off_body() -> None:

@@ -413,6 +413,21 @@ def test_a_store_the_service_user_cannot_read_is_named_as_such(store_copy,
     assert "give its user read access to the model store" in message
 
 
+def test_a_model_dir_whose_name_the_system_cannot_decode_is_named_in_answers(
+        tmp_path):
+    import os
+
+    model_dir = tmp_path / os.fsdecode(b"mod\xe8les")  # Latin-1, on a UTF-8 system
+    model_dir.mkdir()
+    client = create_app(Settings(model_dir=model_dir), watch=False).test_client()
+
+    answer = client.get("/readyz")
+
+    assert answer.status_code == 503
+    assert answer.get_json()["code"] == "not_ready"
+    assert f"no model published in {model_dir}" in answer.get_json()["error"]
+
+
 @pytest.mark.parametrize("path", ["/", "/docs"])
 def test_the_pages_may_not_be_framed_nor_load_from_elsewhere(client, path):
     answer = client.get(path)
