@@ -314,7 +314,7 @@ def test_keep_removes_nothing_when_the_store_cannot_be_changed(store, capsys,
                                                               monkeypatch):
     """The version is published; a store that refuses the removal (here remounted
     read-only meanwhile) gets a warning, and the run keeps its exit code."""
-    def read_only(model_dir, keep):
+    def read_only(model_dir, keep, spared):
         raise OSError(errno.EROFS, "Read-only file system")
     monkeypatch.setattr(cli, "prune_versions", read_only)
 
@@ -340,6 +340,23 @@ def test_keep_makes_room_after_a_store_failure(store, capsys, monkeypatch):
 
     assert ids(store)[0] == second and first not in ids(store)
     assert "No space left on device. Nothing was published" in capsys.readouterr().err
+
+
+def test_keep_never_removes_the_version_the_run_kept_unpublished(store, capsys,
+                                                                 monkeypatch):
+    """Refused promotion (exit 3) tells to publish the version it wrote; --keep 1
+    must not remove it, even when a newer one is in the store (a run that
+    started later and finished first)."""
+    made = artifact.new_version_id
+    monkeypatch.setattr(artifact, "new_version_id",
+                        lambda now: made(datetime(2020, 1, 1, tzinfo=timezone.utc)))
+
+    code = train(WINEIND, store, "--series-name", "other", "--keep", "1", "--json")
+
+    assert code == 3
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["version"] in ids(store)
+    assert summary["version"] not in summary["pruned"]
 
 
 @pytest.mark.parametrize("keep", ["0", "-3"])

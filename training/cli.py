@@ -139,7 +139,8 @@ def parse_args(argv):
     parser.add_argument("--keep", type=int, default=None, metavar="N",
                         help="after writing the new version, remove all but the N "
                              "newest versions, never the served one or the one "
-                             "published before it (default: remove none; as "
+                             "published before it, nor the one it wrote "
+                             "(default: remove none; as "
                              "python -m training.versions prune --keep N)")
     args = parser.parse_args(argv)
     if not 1 <= args.holdout <= 60:
@@ -777,10 +778,10 @@ def main(argv=None) -> int:
         # The disk filled up or failed while writing: nothing was published, and
         # nothing half-written is left (write_version and publish clean up).
         if args.keep is not None:
-            prune(args)  # the room a full disk lacked, for the next run
+            prune(args, None)  # the room a full disk lacked, for the next run
         return refused(args, store_failure(args.model_dir, e, trained["version"]),
                        EXIT_STORE_FAILED)
-    pruned = prune(args) if args.keep is not None else None
+    pruned = prune(args, trained["version"]) if args.keep is not None else None
     bad_pointer = (trained["metadata"]["promotion"]["compared_with"] or {}) \
         .get("bad_pointer")
     if bad_pointer and code == EXIT_OK:
@@ -813,14 +814,16 @@ def store_failure(model_dir: Path, error: Exception, version: str) -> str:
             "was published; CURRENT is unchanged.")
 
 
-def prune(args) -> list[str] | None:
+def prune(args, written: str | None) -> list[str] | None:
     """--keep: remove old versions once the new one is written (published or kept
     unpublished), or failed to be, so a store retrained on a schedule stays the
-    same size, and one that filled its disk has room on the next run. Returns the
-    versions removed; None, with a warning, when pruning was refused: the exit code
-    says how the run itself went."""
+    same size, and one that filled its disk has room on the next run. `written`,
+    the version this run wrote, is never removed: kept unpublished, it is what the
+    run tells to publish, and a run finishing meanwhile may have written a newer
+    one. Returns the versions removed; None, with a warning, when pruning was
+    refused: the exit code says how the run itself went."""
     try:
-        removed, _, _ = prune_versions(args.model_dir, args.keep)
+        removed, _, _ = prune_versions(args.model_dir, args.keep, written)
     except (VersionRefused, artifact.ArtifactError, OSError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else e
         print(f"warning: --keep {args.keep}: no version was removed from "

@@ -128,11 +128,13 @@ def publish_version(model_dir: Path, version: str) -> tuple[str | None, list[str
     return previous, dropped
 
 
-def prune_versions(model_dir: Path, keep: int) -> tuple[list[str], str, str | None]:
+def prune_versions(model_dir: Path, keep: int, spared: str | None = None
+                   ) -> tuple[list[str], str, str | None]:
     """Remove all but the `keep` newest versions, never the one CURRENT names nor the
-    one workers go back to from it (`artifact.publication_chain`); returns the
-    versions removed (oldest first), the served one, and that one (None if there is
-    none)."""
+    one workers go back to from it (`artifact.publication_chain`), nor `spared` (the
+    version a training run just wrote: another run may have written a newer one
+    meanwhile); returns the versions removed (oldest first), the served one, and
+    the one workers go back to (None if there is none)."""
     if keep < 1:
         raise VersionRefused(f"--keep must be at least 1, got {keep}.")
     with artifact.publish_lock(model_dir):
@@ -156,7 +158,7 @@ def prune_versions(model_dir: Path, keep: int) -> tuple[list[str], str, str | No
         earlier = [v for v in artifact.publication_chain(
             artifact.read_published(model_dir), current)
             if v != current and v in names]
-        kept = {current, *earlier[:1], *names[max(len(names) - keep, 0):]}
+        kept = {current, *earlier[:1], *names[max(len(names) - keep, 0):], spared}
         doomed = [v for v in names if v not in kept]
         for version in doomed:
             shutil.rmtree(Path(model_dir) / artifact.VERSIONS / version)
