@@ -10,7 +10,7 @@ DATA ?= data/wineind.csv
 .PHONY: help venv train run test test-fast lock clean
 
 help:
-	@echo "make run        train on $(DATA) (first time only) and serve on 127.0.0.1:$(PORT)"
+	@echo "make run        train on $$DATA (first time only), serve on 127.0.0.1:$(PORT)"
 	@echo "make test       the whole test suite"
 	@echo "make test-fast  unit and service tests only (no servers, engines or tools)"
 	@echo "make train      train again and publish a new model version"
@@ -23,19 +23,22 @@ $(VENV)/.installed: requirements/runtime.txt requirements/dev.txt
 	$(PY) -m pip install --quiet -r requirements/dev.txt
 	touch $@
 
-# Quoted, and joined with '=', so a path with spaces or a leading dash stays one
-# argument; for the same reason the first training of `run` is a shell test and
-# not a file target (make splits targets at spaces).
-TRAIN := $(PY) -m training --data="$(DATA)" --model-dir="$(MODEL_DIR)"
+# The paths reach the shell as environment variables, quoted, and joined with '=':
+# a path with spaces or a leading dash stays one argument, and one holding a quote,
+# a backtick or $(...) is a name, not a command to run. For the same reason the
+# first training of `run` is a shell test and not a file target (make splits
+# targets at spaces).
+export DATA MODEL_DIR
+TRAIN := $(PY) -m training --data="$$DATA" --model-dir="$$MODEL_DIR"
 
 train: venv
 	$(TRAIN)
 
 run: venv
-	@test -f "$(MODEL_DIR)/CURRENT" || $(TRAIN)
+	@test -f "$$MODEL_DIR/CURRENT" || $(TRAIN)
 	@mkdir -p build/metrics
 	PROMETHEUS_MULTIPROC_DIR=build/metrics SALES_FORECAST_UPLOADS=1 \
-		$(PY) -m service --model-dir="$(MODEL_DIR)" --port $(PORT)
+		$(PY) -m service --model-dir="$$MODEL_DIR" --port $(PORT)
 
 test: venv
 	$(PY) -m pytest
