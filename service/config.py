@@ -45,6 +45,17 @@ def bind_host() -> str:
                     "every interface)")
 
 
+def store_folder() -> Path:
+    """The model store SALES_FORECAST_MODEL_DIR names. Spaces around it are dropped,
+    as for any setting, unless a folder of that exact name exists: the training
+    job takes such a name whole (`make run MODEL_DIR="my models "`), and the
+    service must read the folder it wrote."""
+    exact = _env("MODEL_DIR", "models")
+    stripped = env_text("MODEL_DIR", "models", "the model store folder the training "
+                        "job publishes into")
+    return Path(exact if exact != stripped and Path(exact).is_dir() else stripped)
+
+
 def env_int(name: str, default: int, minimum: int = 0,
             maximum: int | None = None) -> int:
     raw = _env(name, str(default))
@@ -125,8 +136,7 @@ class Settings:
     @classmethod
     def from_env(cls) -> "Settings":
         return cls(
-            model_dir=Path(env_text("MODEL_DIR", "models", "the model store folder "
-                                    "the training job publishes into")),
+            model_dir=store_folder(),
             model_name=model_name(_env("MODEL_NAME", "sales-forecast")),
             reload_interval=env_float("RELOAD_INTERVAL", 5.0),
             log_level=_env("LOG_LEVEL", "info").lower(),

@@ -111,6 +111,21 @@ def test_a_host_and_model_dir_with_spaces_around_are_read_without_them(
         importlib.reload(gunicorn_conf)
 
 
+def test_a_model_dir_named_with_spaces_at_its_edges_is_the_folder_training_wrote(
+        monkeypatch, tmp_path):
+    """Training takes `--model-dir "my models "` whole; the service, given the same
+    name, must read that folder, not "my models"."""
+    from pathlib import Path
+
+    from service.config import Settings
+
+    store = tmp_path / "my models "
+    store.mkdir()
+    monkeypatch.setenv("SALES_FORECAST_MODEL_DIR", str(store))
+
+    assert Settings.from_env().model_dir == Path(str(store))
+
+
 @pytest.mark.parametrize("name, meaning", [
     # gunicorn would listen on every interface.
     ("HOST", "the address to listen on (0.0.0.0 for every interface), or unset it "
