@@ -359,6 +359,24 @@ def test_keep_never_removes_the_version_the_run_kept_unpublished(store, capsys,
     assert summary["version"] not in summary["pruned"]
 
 
+def test_keep_makes_room_when_the_disk_is_found_full_before_training(store, capsys,
+                                                                   monkeypatch):
+    """Found full before training, a run with --keep prunes first and goes on: a
+    job retrained on a schedule is not stuck at exit 4 for good."""
+    first, second = ids(store)
+    assert train(WINEIND, store, "--force") == 0
+
+    def full_while_three(path):
+        return "no space left" if len(ids(store)) > 2 else None
+    monkeypatch.setattr(cli, "room_problem", full_while_three)
+
+    assert train(WINEIND, store, "--force", "--keep", "1") == 0
+
+    assert first not in ids(store) and len(ids(store)) == 2
+    assert f"--keep 1: removed 1 older version(s) from {store}: {first}\n" \
+        in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("keep", ["0", "-3"])
 def test_keep_below_one_is_a_usage_error(tmp_path, capsys, keep):
     with pytest.raises(SystemExit) as exit:

@@ -217,6 +217,18 @@ def check_model_dir(model_dir: Path) -> None:
                               "--model-dir on a writable file system.") from None
 
 
+def make_room(args) -> None:
+    """check_model_dir; with --keep, a store found full first loses the versions
+    pruning after writing would remove anyway, and is checked again: a job retrained
+    on a schedule would otherwise find it full at every run."""
+    try:
+        check_model_dir(args.model_dir)
+    except ModelDirFull:
+        if args.keep is None or not prune(args, None):
+            raise
+        check_model_dir(args.model_dir)
+
+
 def check_room(model_dir: Path, probed: Path) -> None:
     """Refuse, before training spends its minutes, a file system with no block or
     no file left: a version could not be written there. Some room is no promise
@@ -760,7 +772,7 @@ def main(argv=None) -> int:
     keep_output_printable()
     show_progress()
     try:
-        check_model_dir(args.model_dir)
+        make_room(args)
         trained = train(args)
     except (ModelDirRefused, DataError, GateRefused) as e:
         return refused(args, str(e), EXIT_BAD_INPUT)
