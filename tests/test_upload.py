@@ -393,6 +393,18 @@ def test_an_upload_onto_a_full_disk_is_refused_before_training(
     assert not (store_copy / ".upload.lock").exists()
 
 
+def test_the_first_upload_into_a_store_not_made_yet_makes_it(tmp_path):
+    """The service may start before anything is trained; its store folder is then
+    made by the first upload, which looks for room where it will be made."""
+    model_dir = tmp_path / "not yet" / "models"
+    app = create_app(Settings(model_dir=model_dir, uploads=True), watch=False)
+
+    response = upload(app.test_client(), "/upload/train", WINEIND)
+
+    assert response.status_code == 201
+    assert artifact.read_current(model_dir) == response.get_json()["version"]
+
+
 def test_too_many_series_are_refused_before_training(uploads_client, store_copy, tmp_path,
                                                      monkeypatch):
     monkeypatch.setattr(page, "MAX_UPLOAD_SERIES", 1)

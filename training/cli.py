@@ -249,7 +249,11 @@ def check_room(model_dir: Path, probed: Path) -> None:
 
 
 def room_problem(path: Path) -> str | None:
-    """What the file system holding `path` has run out of, or None."""
+    """What the file system holding `path` has run out of, or None. A path not made
+    yet (the store of a first upload) is judged by the folder it would be made in."""
+    path = Path(path)
+    while not path.exists() and path.parent != path:
+        path = path.parent
     st = os.statvfs(path)
     # Root may use the blocks reserved for it; anyone else only the available ones.
     blocks = st.f_bfree if os.geteuid() == 0 else st.f_bavail
