@@ -342,6 +342,19 @@ def test_keep_makes_room_after_a_store_failure(store, capsys, monkeypatch):
     assert "No space left on device. Nothing was published" in capsys.readouterr().err
 
 
+def test_prune_keeps_the_version_workers_go_back_to_past_a_damaged_one(store):
+    """A damaged CURRENT replaced by a new version: workers served the one before
+    the damaged one, and go back there if the new one fails too."""
+    first, second = ids(store)
+    assert train(WINEIND, store, "--force") == 0
+    with open(store / artifact.VERSIONS / second / artifact.MODEL_FILE, "ab") as f:
+        f.write(b"damaged")
+
+    assert main(["prune", "--model-dir", str(store), "--keep", "1"]) == 0
+
+    assert first in ids(store)
+
+
 def test_keep_never_removes_the_version_the_run_kept_unpublished(store, capsys,
                                                                  monkeypatch):
     """Refused promotion (exit 3) tells to publish the version it wrote; --keep 1

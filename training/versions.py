@@ -131,7 +131,8 @@ def publish_version(model_dir: Path, version: str) -> tuple[str | None, list[str
 def prune_versions(model_dir: Path, keep: int, spared: str | None = None
                    ) -> tuple[list[str], str, str | None]:
     """Remove all but the `keep` newest versions, never the one CURRENT names nor the
-    one workers go back to from it (`artifact.publication_chain`), nor `spared` (the
+    one that loads which workers go back to from it (`artifact.publication_chain`;
+    also any damaged one on the way there), nor `spared` (the
     version a training run just wrote: another run may have written a newer one
     meanwhile); returns the versions removed (oldest first), the served one, and
     the one workers go back to (None if there is none)."""
@@ -158,14 +159,21 @@ def prune_versions(model_dir: Path, keep: int, spared: str | None = None
         earlier = [v for v in artifact.publication_chain(
             artifact.read_published(model_dir), current)
             if v != current and v in names]
-        kept = {current, *earlier[:1], *names[max(len(names) - keep, 0):], spared}
+        # Workers go back along that way to the first version that loads: a damaged
+        # one on it (a CURRENT replaced because it was damaged) does not end it.
+        fallback = []
+        for version in earlier:
+            fallback.append(version)
+            if servable_problem(model_dir, version) is None:
+                break
+        kept = {current, *fallback, *names[max(len(names) - keep, 0):], spared}
         doomed = [v for v in names if v not in kept]
         for version in doomed:
             shutil.rmtree(Path(model_dir) / artifact.VERSIONS / version)
         # What a killed publisher left half-written takes room too, possibly the
         # room whose lack made someone prune.
         artifact.remove_stale_staging(model_dir)
-    return doomed, current, (earlier[0] if earlier else None)
+    return doomed, current, (fallback[-1] if fallback else None)
 
 
 def servable_problem(model_dir: Path, version: str) -> str | None:
