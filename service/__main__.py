@@ -28,6 +28,15 @@ def main(argv=None) -> None:
         raise SystemExit(f"--workers must be between {WORKERS.start} and "
                          f"{WORKERS[-1]}, got {args.workers}.")
 
+    # Empty is refused by the gunicorn configuration too, but in the name of the
+    # variable this sets: say it in the name of the option that was given.
+    for option, meaning in (("host", "the address to listen on"),
+                            ("model_dir", "the model store folder")):
+        value = getattr(args, option)
+        if value is not None and not value.strip():
+            raise SystemExit(f"--{option.replace('_', '-')} is empty, got {value!r}; "
+                             f"give {meaning}, or leave the option out.")
+
     for option in ("model_dir", "host", "port", "workers"):
         value = getattr(args, option)
         if value is not None:

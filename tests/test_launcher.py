@@ -38,6 +38,14 @@ def test_a_port_variable_out_of_range_stops_gunicorn_before_it_binds(tmp_path):
         "SALES_FORECAST_PORT must be at most 65535, got 99999."
 
 
+@pytest.mark.parametrize("option", ["--host", "--model-dir"])
+def test_an_empty_host_or_model_dir_option_is_refused_by_its_name(option):
+    result = launch(f"{option}= ", "--port=1")  # a port gunicorn would not bind
+
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"{option} is empty, got ' '; give ")
+
+
 @pytest.mark.parametrize("workers", ["0", "65", "10000"])
 def test_a_worker_count_out_of_range_stops_before_gunicorn(tmp_path, workers):
     result = launch("--model-dir", str(tmp_path), f"--workers={workers}")
