@@ -166,6 +166,10 @@ def prune_versions(model_dir: Path, keep: int, spared: str | None = None
             fallback.append(version)
             if servable_problem(model_dir, version) is None:
                 break
+        # Known shortcoming: workers notice a new CURRENT within their reload
+        # interval, so a version rolled back from moments ago may still be served
+        # and is not spared here; its report and history answer 404 until they
+        # switch. Sparing it would need a record of when each version was left.
         kept = {current, *fallback, *names[max(len(names) - keep, 0):], spared}
         doomed = [v for v in names if v not in kept]
         for version in doomed:
