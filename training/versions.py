@@ -132,10 +132,10 @@ def prune_versions(model_dir: Path, keep: int, spared: str | None = None
                    ) -> tuple[list[str], str, str | None]:
     """Remove all but the `keep` newest versions, never the one CURRENT names nor the
     one that loads which workers go back to from it (`artifact.publication_chain`;
-    also any damaged one on the way there), nor `spared` (the
-    version a training run just wrote: another run may have written a newer one
-    meanwhile); returns the versions removed (oldest first), the served one, and
-    the one workers go back to (None if there is none)."""
+    also any damaged one on the way there), nor `spared` (the version a training
+    run just wrote: another run may have written a newer one meanwhile); returns
+    the versions removed (oldest first), the served one, and the one workers go
+    back to (None if there is none)."""
     if keep < 1:
         raise VersionRefused(f"--keep must be at least 1, got {keep}.")
     with artifact.publish_lock(model_dir):
