@@ -75,6 +75,14 @@ class HistoryMissing(ServiceError):
     code = "history_missing"
 
 
+class StoreDamaged(ServiceError):
+    """A file of the served version that is there but cannot be read: unreadable by
+    the service's user, not a regular file, or not what training writes. A fault of
+    the server's model store, not of the request, so it counts as a server error."""
+    status = 500
+    code = "store_damaged"
+
+
 class StoreUnwritable(ServiceError):
     """An upload that could not be published: the model store's disk is full, or
     the store cannot be written. Nothing was published; the message says why."""

@@ -60,7 +60,8 @@ def _errors(*statuses: int) -> dict:
 
 ERROR_RESPONSES = {
     400: "BadRequest", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
-    413: "TooLarge", 422: "InvalidData", 503: "NotReady", 507: "StoreUnwritable",
+    413: "TooLarge", 422: "InvalidData", 500: "StoreDamaged", 503: "NotReady",
+    507: "StoreUnwritable",
 }
 ERROR_DESCRIPTIONS = {
     "BadRequest": "The request is malformed: not JSON, a wrong type, a value out of "
@@ -73,6 +74,9 @@ ERROR_DESCRIPTIONS = {
     "InvalidData": "The uploaded CSV cannot be trained on; the message says why.",
     "NotReady": "No verified model is loaded (none published yet, or every published "
                 "one was refused), or the server is shutting down.",
+    "StoreDamaged": "A file of the served version is in the model store but cannot "
+                    "be read (not readable by the service, not a regular file, or "
+                    "not what training writes); training again replaces it.",
     "StoreUnwritable": "The upload could not be published: the model store's disk "
                        "is full or cannot be written. Nothing was published.",
 }
@@ -334,7 +338,7 @@ def _operations(model_name: str) -> dict:
         "/history": _get(
             "The months the served model was trained on", "Model",
             {"200": _ok("The training history of one series.",
-                        _ref("HistoryResponse")), **_errors(400, 404, 503)},
+                        _ref("HistoryResponse")), **_errors(400, 404, 500, 503)},
             parameters=[{"name": "series", "in": "query", "required": False,
                          "schema": {"type": "string"},
                          "description": "may be left out when the model has one"}]),
@@ -343,7 +347,7 @@ def _operations(model_name: str) -> dict:
             {"200": {"description": "Self-contained HTML: backtest scores against "
                                     "seasonal naive and plots with intervals.",
                      "content": {"text/html": {"schema": {"type": "string"}}}},
-             **_errors(404, 503)},
+             **_errors(404, 500, 503)},
             parameters=[{"name": "series", "in": "query", "required": False,
                          "schema": {"type": "string"},
                          "description": "one series only, drawn on request"}]),
@@ -352,7 +356,7 @@ def _operations(model_name: str) -> dict:
             {"200": {"description": "PNG: an overview, or one series' plot.",
                      "content": {"image/png": {"schema": {"type": "string",
                                                           "format": "binary"}}}},
-             **_errors(404, 503)},
+             **_errors(404, 500, 503)},
             parameters=[{"name": "series", "in": "query", "required": False,
                          "schema": {"type": "string"},
                          "description": "one series only, drawn on request"}]),

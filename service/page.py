@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, make_response, render_template, request
 
 from service.errors import (BadRequest, CrossOrigin, HistoryMissing, InvalidData,
-                            NotPromoted, StoreUnwritable, TrainingBusy,
+                            NotPromoted, StoreDamaged, StoreUnwritable, TrainingBusy,
                             UploadsDisabled)
 from service.config import parse_flag
 from service.http import json_response, refuse_cut_off_body
@@ -108,8 +108,8 @@ def read_history(model_dir: Path, version: str) -> dict:
             model_dir, version, artifact.HISTORY_FILE, "versions kept their history")) \
             from None
     except (OSError, ValueError, KeyError, TypeError, artifact.ArtifactError) as e:
-        raise HistoryMissing(f"The history of model version {version} is unreadable "
-                             f"({e}); train again to replace it.") from None
+        raise StoreDamaged(f"The history of model version {version} is unreadable "
+                           f"({e}); train again to replace it.") from None
 
 
 _histories = HistoryCache()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from flask import Flask, Response, request
 
-from service.errors import ServiceError
+from service.errors import ServiceError, StoreDamaged
 from training import artifact
 
 # Images and styles are inline in the report; nothing else may load or run.
@@ -59,8 +59,8 @@ def register(app: Flask, predictor, model_dir: Path) -> None:
             raise NoReport(artifact.missing_file(model_dir, current.version, name,
                                                  "training reports existed")) from None
         except artifact.ArtifactError as e:
-            raise NoReport(f"The {name} of model version {current.version} is not "
-                           f"served: {e} Train again to replace it.") from None
+            raise StoreDamaged(f"The {name} of model version {current.version} is "
+                               f"not served: {e} Train again to replace it.") from None
 
     def one_series(current, series: str):
         from training import report
@@ -71,7 +71,13 @@ def register(app: Flask, predictor, model_dir: Path) -> None:
                            "report on; train again to get one.")
 
         def render():
-            history = json.loads(version_file(current, artifact.HISTORY_FILE))
+            stored = version_file(current, artifact.HISTORY_FILE)
+            try:
+                history = json.loads(stored)
+            except ValueError as e:
+                raise StoreDamaged(f"The {artifact.HISTORY_FILE} of model version "
+                                   f"{current.version} is not JSON ({e}); train "
+                                   "again to replace it.") from None
             view = report.served_view(current.metadata, history, table, table.name)
             return report.series_page(current.metadata, view)
 

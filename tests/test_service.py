@@ -337,9 +337,26 @@ def test_a_version_file_that_is_not_a_regular_file_is_never_read(store_copy, tmp
 
     answer = answered_within(10, lambda: client.get(url))
 
-    assert answer.status_code == 404
+    # The store is at fault, not the request: a server error, so alerts see it.
+    assert answer.status_code == 500
+    assert answer.get_json()["code"] == "store_damaged"
     assert "regular file" in answer.get_json()["error"]
     assert b"SECRET" not in answer.data
+
+
+@pytest.mark.parametrize("url", ["/history", "/report?series=wineind"])
+def test_a_history_file_that_is_not_json_is_a_damaged_store(store_copy, url):
+    client = create_app(Settings(model_dir=store_copy), watch=False).test_client()
+    version = artifact.read_current(store_copy)
+    (store_copy / "versions" / version / artifact.HISTORY_FILE).write_text("{not json")
+
+    answer = client.get(url)
+
+    assert answer.status_code == 500
+    body = answer.get_json()
+    assert body["code"] == "store_damaged"
+    assert f"model version {version}" in body["error"]
+    assert "train again to replace it" in body["error"]
 
 
 @pytest.mark.parametrize("name", ["report.html", artifact.HISTORY_FILE])
