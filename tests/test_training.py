@@ -162,6 +162,36 @@ def test_the_human_summary_shows_model_and_baselines(tmp_path, capsys):
     assert "seasonal-naive" in out and "linear" in out
 
 
+# The report's font has no CJK glyphs; it draws boxes and matplotlib warns.
+@pytest.mark.filterwarnings("ignore:Glyph .* missing from font")
+@pytest.mark.parametrize("name", ["\u6771\u4eac\u90fd\u306e\u58f2\u4e0a",  # wide
+                                  "Cafe\u0301 de Flore"],  # a combining accent
+                         ids=["wide", "combining"])
+def test_the_summary_keeps_its_columns_in_line_for_any_series_name(tmp_path, capsys,
+                                                                   name):
+    import unicodedata
+
+    def cells(text):
+        return sum(0 if unicodedata.combining(c)
+                   else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+                   for c in text)
+
+    assert train(WINEIND, tmp_path / "models", "--series-name", name) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.lstrip().startswith("series"))
+    rows = [line for line in lines if "seasonal-naive" in line and "RMSE" not in line]
+    assert rows and all(cells(row) == cells(header) for row in rows)
+
+
+def test_the_summary_cuts_a_long_wide_name_to_its_column():
+    from training.versions import in_column
+
+    assert in_column("\u6771\u4eac\u90fd", 5) == "\u6771\u4eac "  # not half a cell
+    assert in_column("abc", 5) == "abc  "
+    assert in_column("e\u0301", 1) == "e\u0301"
+
+
 def test_a_series_name_the_locale_cannot_print_still_gives_a_summary(
         tmp_path, monkeypatch):
     latin1 = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")

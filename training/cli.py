@@ -43,7 +43,8 @@ from training.procedure import (backtest_rows_for_page, compare_with_served,
 from training.selection import (AUTO, BLEND, GATE_SCOPES, MIN_MONTHS,
                                 GateRefused, refusals)
 from training.versions import (VersionRefused, current_or_none,
-                               keep_output_printable, prune_versions)
+                               in_column, keep_output_printable,
+                               prune_versions)
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_NOT_PROMOTED, EXIT_STORE_FAILED = 0, 2, 3, 4
 MODEL_CHOICES = (AUTO, BLEND, *sorted(MODEL_KINDS))
@@ -688,12 +689,13 @@ def format_summary(version: str, metadata: dict) -> str:
                 continue
             m = scores[kind]
             label = f"{kind} (served)" if kind == info["model"] else kind
-            lines.append(f"  {info['name'][:24]:<24} {label[:28]:<28} "
+            lines.append(f"  {in_column(info['name'], 24)} {in_column(label, 28)} "
                          f"{_amount(m['rmse'], 10)} "
                          f"{_amount(m['mae'], 10)} {_maybe(m['mape'], 7, 1)} "
                          f"{m['smape']:>7.1f} {_maybe(m['mase'], 6, 2)}")
         if not scores:
-            lines.append(f"  {info['name'][:24]:<24} {info['model']:<28} no backtest")
+            lines.append(f"  {in_column(info['name'], 24)} "
+                         f"{in_column(info['model'], 28)} no backtest")
     gate = metadata["gate"]
     if gate["replaced"]:
         first = next(s for s in metadata["series"] if s["name"] in gate["replaced"])

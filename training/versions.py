@@ -25,6 +25,7 @@ import argparse
 import json
 import shutil
 import sys
+import unicodedata
 from pathlib import Path
 
 from training import artifact
@@ -249,6 +250,21 @@ def keep_output_printable() -> None:
     reconfigure = getattr(sys.stdout, "reconfigure", None)
     if reconfigure is not None:
         reconfigure(errors="backslashreplace")
+
+
+def in_column(text: str, width: int) -> str:
+    """`text` cut and padded to `width` terminal cells: a character of a wide script
+    (Chinese, Japanese, Korean) takes two cells and a combining mark none, so that
+    padding by characters would push the following columns out of line."""
+    out, used = [], 0
+    for char in text:
+        cells = (0 if unicodedata.combining(char)
+                 else 2 if unicodedata.east_asian_width(char) in "WF" else 1)
+        if used + cells > width:
+            break
+        out.append(char)
+        used += cells
+    return "".join(out) + " " * (width - used)
 
 
 def main(argv=None) -> int:
