@@ -415,6 +415,23 @@ def test_pressing_train_keeps_the_keyboard_focus_in_the_upload(
     assert page.errors == []
 
 
+def test_after_training_the_keyboard_goes_on_to_the_forecast_or_the_report(
+        live_server, trained_store, open_page, tmp_path):
+    page = start_training_by_keyboard(live_server, trained_store, open_page, tmp_path)
+    wait_until_served(page)
+
+    # Focus sits on the result box; the next Tab must stay on the page.
+    page.tab.keyboard.press("Tab")
+    first = page.tab.evaluate("() => document.activeElement.getAttribute('href')")
+    page.tab.keyboard.press("Tab")
+    second = page.tab.evaluate("() => document.activeElement.getAttribute('href')")
+    assert (first, second) == ("#chart-heading", "/report")
+    page.tab.keyboard.press("Shift+Tab")
+    page.tab.keyboard.press("Enter")
+    page.tab.wait_for_function("() => location.hash === '#chart-heading'")
+    assert page.errors == []
+
+
 def test_training_progress_is_announced_once_not_every_second(
         live_server, trained_store, open_page, tmp_path):
     page = start_training_by_keyboard(live_server, trained_store, open_page, tmp_path,

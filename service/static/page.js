@@ -653,6 +653,15 @@
           + `version answered (${dropped.slice(0, 5).join(", ")}`
           + `${dropped.length > 5 ? ", …" : ""}); requests for them are now refused.`
           : "");
+      // Somewhere to go from the box that holds the focus: without these links the
+      // next Tab would leave the page, as nothing focusable follows the upload.
+      const next = make("p", "See ");
+      const toChart = make("a", "its forecast");
+      toChart.href = "#chart-heading";
+      const toReport = make("a", "its training report");
+      toReport.href = "/report";
+      next.append(toChart, " or ", toReport, ".");
+      $("upload-result").append(next);
       state.meta = meta;
       state.series = result.summary.series[0].name;
       location.hash = "";
