@@ -31,6 +31,14 @@ def store(two_versions, tmp_path) -> Path:
     return Path(shutil.copytree(two_versions, tmp_path / "models"))
 
 
+@pytest.fixture
+def settled(monkeypatch):
+    """Every publication as if minutes old: workers have switched, so no version
+    counts as served moments ago (`artifact.recently_left`) and the record is
+    compacted whole."""
+    monkeypatch.setattr(artifact, "RECENT_SECONDS", 0)
+
+
 def ids(model_dir: Path) -> list[str]:
     return sorted(p.name for p in (model_dir / artifact.VERSIONS).iterdir())
 
@@ -120,8 +128,8 @@ def test_publishing_what_is_not_in_the_store_is_refused(store, capsys, version,
     assert message in capsys.readouterr().err
 
 
-def test_prune_keeps_the_newest_the_served_and_the_one_published_before(store,
-                                                                        capsys):
+def test_prune_keeps_the_newest_the_served_and_the_one_published_before(
+        store, capsys, settled):
     first, second = ids(store)
     assert train(WINEIND, store, "--force") == 0
     third = ids(store)[-1]
@@ -265,7 +273,7 @@ def test_publish_names_the_series_clients_lose(store, tmp_path, capsys):
     assert "does not have 1 series" in err and "404: 'other'" in err
 
 
-def test_prune_leaves_an_incomplete_version_folder_alone(store, capsys):
+def test_prune_leaves_an_incomplete_version_folder_alone(store, capsys, settled):
     """A folder with a version's name and no metadata is not a version: it takes
     no place among the newest, and is not removed either."""
     for _ in range(2):
@@ -291,7 +299,7 @@ def test_prune_removes_what_a_killed_run_left_half_written(store):
     assert len(ids(store)) == 2
 
 
-def test_training_with_keep_holds_the_store_at_that_size(store, capsys):
+def test_training_with_keep_holds_the_store_at_that_size(store, capsys, settled):
     """Retrained on a schedule with --keep, the store stops growing; the served
     version and the one published before it are always among those kept."""
     first, second = ids(store)
@@ -327,7 +335,7 @@ def test_keep_removes_nothing_when_the_store_cannot_be_changed(store, capsys,
     assert "pruned" not in json.loads(captured.out)
 
 
-def test_keep_makes_room_after_a_store_failure(store, capsys, monkeypatch):
+def test_keep_makes_room_after_a_store_failure(store, capsys, monkeypatch, settled):
     """A run that found the disk full still prunes: the next one has room."""
     first, second = ids(store)
     assert train(WINEIND, store, "--force") == 0
@@ -372,8 +380,8 @@ def test_keep_never_removes_the_version_the_run_kept_unpublished(store, capsys,
     assert summary["version"] not in summary["pruned"]
 
 
-def test_keep_makes_room_when_the_disk_is_found_full_before_training(store, capsys,
-                                                                   monkeypatch):
+def test_keep_makes_room_when_the_disk_is_found_full_before_training(
+        store, capsys, monkeypatch, settled):
     """Found full before training, a run with --keep prunes first and goes on: a
     job retrained on a schedule is not stuck at exit 4 for good."""
     first, second = ids(store)
@@ -423,7 +431,8 @@ def fake_store(tmp_path, count: int) -> tuple[Path, list[str]]:
     return tmp_path, names
 
 
-def test_a_long_record_keeps_the_way_back_of_a_version_published_long_ago(tmp_path):
+def test_a_long_record_keeps_the_way_back_of_a_version_published_long_ago(
+        tmp_path, settled):
     """Rolled back to `first` after more publications than the record keeps: the
     way back from it must still end there, not lead to the version rolled back
     from."""
@@ -460,3 +469,74 @@ def test_a_compacted_record_drops_versions_no_longer_in_the_store(tmp_path):
 def test_current_edited_by_hand_counts_as_one_more_publication(published, current,
                                                               chain):
     assert artifact.publication_chain(published, current) == chain
+
+
+def test_prune_spares_every_version_served_moments_ago(store, capsys):
+    """A rollback, then a training run publishing within the workers' reload
+    interval: some workers may still serve the version rolled back from, which is
+    neither the newest nor on the way back."""
+    first, second = ids(store)
+    assert main(["publish", "--model-dir", str(store), first]) == 0  # from second
+    assert train(WINEIND, store, "--force") == 0
+    third = ids(store)[-1]
+    capsys.readouterr()
+
+    assert main(["prune", "--model-dir", str(store), "--keep", "1"]) == 0
+
+    assert ids(store) == [first, second, third]
+    assert capsys.readouterr().out.endswith(
+        f"removed 0 version(s); kept {third} (served), {first} (published before "
+        "it, where workers go back to if the served one is damaged), "
+        f"{second} (served until moments ago; workers may not have switched yet) "
+        "and the 1 newest\n")
+
+    # Ten minutes on, every worker has switched.
+    later = [(v, t - artifact.RECENT_SECONDS) for v, t in
+             artifact.read_publications(store)]
+    (store / artifact.PUBLISHED).write_text(
+        "".join(f"{v} {t:.3f}\n" for v, t in later))
+    assert main(["prune", "--model-dir", str(store), "--keep", "1"]) == 0
+    assert ids(store) == [first, third]
+
+
+def test_a_current_edited_by_hand_counts_as_named_when_its_file_changed(store):
+    first, second = ids(store)
+    (store / artifact.CURRENT).write_text(first + "\n")
+
+    assert artifact.recently_left(store, first) == {second}
+    changed = (store / artifact.CURRENT).stat().st_mtime
+    os.utime(store / artifact.CURRENT,
+             (changed, changed - artifact.RECENT_SECONDS - 1))
+    assert artifact.recently_left(store, first, now=changed) == set()
+
+
+def test_the_record_reads_entries_without_times_and_skips_what_is_not_one(tmp_path):
+    store, (first, second, third) = fake_store(tmp_path, 3)
+    (store / artifact.PUBLISHED).write_text(
+        f"{first}\n{second} 1764950000.5\n{third} soon\nnot-a-version 1\n"
+        f"{first} nan\n")
+
+    assert artifact.read_publications(store) == [
+        (first, None), (second, 1764950000.5), (third, None), (first, None)]
+    assert artifact.read_published(store) == [first, second, third, first]
+
+
+def test_a_shortened_record_keeps_its_recent_entries_and_their_times(tmp_path):
+    store, (first, second, third) = fake_store(tmp_path, 3)
+    now = 1_800_000_000.0
+    old = [(second if turn % 2 else third, now - 3600 + turn)
+           for turn in range(artifact.PUBLISHED_KEPT)]
+    recent = [(first, now - 30), (second, now - 20), (third, now - 10)]
+
+    record = artifact.shortened([(first, None), *old, *recent],
+                                {first, second, third}, now)
+
+    assert record[-3:] == recent
+    assert len(record) < artifact.PUBLISHED_KEPT
+    versions = [v for v, _ in record]
+    full = [first, *(v for v, _ in old), first, second, third]
+    for version in (first, second, third):
+        cut = len(versions) - versions[::-1].index(version)
+        whole = len(full) - full[::-1].index(version)
+        assert artifact.publication_chain(versions[:cut]) == \
+            artifact.publication_chain(full[:whole])

@@ -3,7 +3,8 @@
 Layout of a model directory::
 
     CURRENT                      the version being served (one line of text)
-    PUBLISHED                    every version CURRENT has named, oldest first
+    PUBLISHED                    every version CURRENT has named, oldest first,
+                                 each with the time it was named (Unix seconds)
     versions/<version>/model.joblib
     versions/<version>/metadata.json   includes the SHA-256 of model.joblib
     versions/<version>/history.json    the months trained on, for the browser page
@@ -21,12 +22,14 @@ import fcntl
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import secrets
 import shutil
 import stat
 import tempfile
+import time
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -43,10 +46,18 @@ CURRENT = "CURRENT"
 # version still in the store (`compact_published`).
 PUBLISHED = "PUBLISHED"
 PUBLISHED_KEPT = 100
+# Workers notice a new CURRENT only at their next reload, so a version CURRENT named
+# this recently may still be served; pruning spares it (training.versions), and a
+# shorter record keeps these entries and their times as they are. Ten minutes
+# covers any sensible reload interval (5 s by default) and, for the price of a
+# version kept a little longer, a file server's clock a few minutes off.
+RECENT_SECONDS = 600
 # A compacted record holds two entries per version in the store at most; a store of
 # over a thousand versions, never pruned, loses the oldest beyond this many, which
 # keeps the file within what `read_published` reads.
 PUBLISHED_MAX = 2000
+# Room for PUBLISHED_MAX entries with their times (42 bytes each).
+PUBLISHED_READ_LIMIT = 128 * 1024
 VERSIONS = "versions"
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
@@ -198,23 +209,40 @@ def set_current(model_dir: Path, version: str) -> None:
     model_dir = Path(model_dir)
     if not (model_dir / VERSIONS / version / METADATA_FILE).is_file():
         raise ArtifactError(f"Cannot publish {version}: it is not a complete version.")
-    published = read_published(model_dir)
-    if not published:
+    entries = read_publications(model_dir)
+    if not entries:
         # A store written before PUBLISHED existed: what CURRENT named comes first.
         try:
-            published = [v for v in [read_current(model_dir)] if v]
+            entries = [(v, None) for v in [read_current(model_dir)] if v]
         except ArtifactError:
             pass
-    lines = published + [version]
-    if len(lines) > PUBLISHED_KEPT:
+    now = time.time()
+    entries.append((version, now))
+    if len(entries) > PUBLISHED_KEPT:
         present = {path.name for path in (model_dir / VERSIONS).iterdir()}
-        lines = compact_published(lines, present)[-PUBLISHED_MAX:]
+        entries = shortened(entries, present, now)
     # The record first: if it cannot be written, CURRENT is left as it was and
     # nothing is published. If CURRENT then fails, the record holds one version
     # CURRENT never named; the way back from a later one passes over it (the
     # caller removes its files) to where it went.
-    _replace_file(model_dir, PUBLISHED, "".join(v + "\n" for v in lines))
+    _replace_file(model_dir, PUBLISHED, "".join(
+        f"{v} {t:.3f}\n" if t is not None else f"{v}\n" for v, t in entries))
     _replace_file(model_dir, CURRENT, version + "\n")
+
+
+def shortened(entries: list, present: set[str], now: float) -> list:
+    """The record `compact_published` makes of the older entries, followed by those
+    of the last `RECENT_SECONDS` (at most PUBLISHED_KEPT of them) unchanged, with
+    their times: what was served moments ago stays known (`recently_left`). The way
+    back is the same, since the compacted part ends with the entry the recent ones
+    follow."""
+    start = len(entries) - 1
+    while start > len(entries) - PUBLISHED_KEPT and entries[start - 1][1] is not None \
+            and now - entries[start - 1][1] < RECENT_SECONDS:
+        start -= 1
+    older = [v for v, _ in entries[:start]]
+    record = [(v, None) for v in (compact_published(older, present) if older else [])]
+    return (record + entries[start:])[-PUBLISHED_MAX:]
 
 
 def _replace_file(model_dir: Path, name: str, text: str) -> None:
@@ -234,15 +262,53 @@ def _replace_file(model_dir: Path, name: str, text: str) -> None:
         raise
 
 
-def read_published(model_dir: Path) -> list[str]:
-    """The versions CURRENT has named, oldest first; empty for a store written before
-    PUBLISHED existed. Lines that are not version ids (a hand edit) are skipped."""
+def read_publications(model_dir: Path) -> list[tuple[str, float | None]]:
+    """PUBLISHED's entries, oldest first: each version CURRENT has named and the time
+    it was named (None where the record has none: written before times were kept, or
+    compacted). Empty for a store written before PUBLISHED existed. Lines that do not
+    start with a version id (a hand edit) are skipped."""
     try:
-        raw = read_regular(Path(model_dir) / PUBLISHED, 64 * 1024)
+        raw = read_regular(Path(model_dir) / PUBLISHED, PUBLISHED_READ_LIMIT)
     except (OSError, ArtifactError):
         return []
-    return [line for line in raw.decode("ascii", "replace").split()
-            if VERSION_PATTERN.match(line)]
+    entries = []
+    for line in raw.decode("ascii", "replace").splitlines():
+        words = line.split()
+        if not words or not VERSION_PATTERN.match(words[0]):
+            continue
+        try:
+            when = float(words[1]) if len(words) > 1 else None
+        except ValueError:
+            when = None
+        entries.append((words[0], when if when is not None and math.isfinite(when)
+                        else None))
+    return entries
+
+
+def read_published(model_dir: Path) -> list[str]:
+    """The versions CURRENT has named, oldest first (`read_publications` without the
+    times)."""
+    return [version for version, _ in read_publications(model_dir)]
+
+
+def recently_left(model_dir: Path, current: str,
+                  now: float | None = None) -> set[str]:
+    """The versions CURRENT named less than `RECENT_SECONDS` ago, other than the one
+    it names now: workers that have not reloaded since may still serve them. CURRENT
+    edited by hand counts as named when its file last changed."""
+    entries = read_publications(model_dir)
+    now = time.time() if now is None else now
+    if entries[-1:] and entries[-1][0] != current:
+        try:
+            changed = (Path(model_dir) / CURRENT).stat().st_mtime
+        except OSError:
+            changed = None
+        entries.append((current, changed))
+    left = set()
+    for (version, _), (_, replaced) in zip(entries, entries[1:]):
+        if replaced is not None and abs(now - replaced) < RECENT_SECONDS:
+            left.add(version)
+    return left - {current}
 
 
 def publication_chain(published: list[str], current: str | None = None) -> list[str]:

@@ -841,7 +841,7 @@ def prune(args, written: str | None) -> list[str] | None:
     one. Returns the versions removed; None, with a warning, when pruning was
     refused: the exit code says how the run itself went."""
     try:
-        removed, _, _ = prune_versions(args.model_dir, args.keep, written)
+        removed = prune_versions(args.model_dir, args.keep, written).removed
     except (VersionRefused, artifact.ArtifactError, OSError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else e
         print(f"warning: --keep {args.keep}: no version was removed from "

@@ -15,8 +15,10 @@ while CURRENT names a version that passes the same check, and never removes that
 version or the one a worker would go back to if CURRENT's version were damaged
 later: the one published before it, or after a rollback the one published before the
 version rolled back to, never one rolled back from (`artifact.publication_chain`).
-Both hold the store's publish lock, so they cannot interleave with a training run
-finishing.
+Nor does it remove a version CURRENT named in the last ten minutes
+(`artifact.recently_left`): workers notice a new CURRENT only at their next reload,
+so they may still be serving it. Both hold the store's publish lock, so they cannot
+interleave with a training run finishing.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import shutil
 import sys
 import unicodedata
 from pathlib import Path
+from typing import NamedTuple
 
 from training import artifact
 
@@ -129,14 +132,19 @@ def publish_version(model_dir: Path, version: str) -> tuple[str | None, list[str
     return previous, dropped
 
 
-def prune_versions(model_dir: Path, keep: int, spared: str | None = None
-                   ) -> tuple[list[str], str, str | None]:
+class Pruned(NamedTuple):
+    removed: list[str]  # oldest first
+    served: str  # what CURRENT names
+    fallback: str | None  # where workers go back to if the served one is damaged
+    left: list[str]  # named by CURRENT moments ago, spared for now (oldest first)
+
+
+def prune_versions(model_dir: Path, keep: int, spared: str | None = None) -> Pruned:
     """Remove all but the `keep` newest versions, never the one CURRENT names nor the
     one that loads which workers go back to from it (`artifact.publication_chain`;
-    also any damaged one on the way there), nor `spared` (the version a training
-    run just wrote: another run may have written a newer one meanwhile); returns
-    the versions removed (oldest first), the served one, and the one workers go
-    back to (None if there is none)."""
+    also any damaged one on the way there), nor one CURRENT named moments ago
+    (`artifact.recently_left`), nor `spared` (the version a training run just wrote:
+    another run may have written a newer one meanwhile)."""
     if keep < 1:
         raise VersionRefused(f"--keep must be at least 1, got {keep}.")
     with artifact.publish_lock(model_dir):
@@ -157,9 +165,9 @@ def prune_versions(model_dir: Path, keep: int, spared: str | None = None
         names = [v for v in versions_in(model_dir)
                  if (Path(model_dir) / artifact.VERSIONS / v
                      / artifact.METADATA_FILE).is_file()]
-        earlier = [v for v in artifact.publication_chain(
-            artifact.read_published(model_dir), current)
-            if v != current and v in names]
+        published = artifact.read_published(model_dir)
+        earlier = [v for v in artifact.publication_chain(published, current)
+                   if v != current and v in names]
         # Workers go back along that way to the first version that loads: a damaged
         # one on it (a CURRENT replaced because it was damaged) does not end it.
         fallback = []
@@ -167,18 +175,18 @@ def prune_versions(model_dir: Path, keep: int, spared: str | None = None
             fallback.append(version)
             if servable_problem(model_dir, version) is None:
                 break
-        # Known shortcoming: workers notice a new CURRENT within their reload
-        # interval, so a version rolled back from moments ago may still be served
-        # and is not spared here; its report and history answer 404 until they
-        # switch. Sparing it would need a record of when each version was left.
-        kept = {current, *fallback, *names[max(len(names) - keep, 0):], spared}
+        newest = names[max(len(names) - keep, 0):]
+        left = artifact.recently_left(model_dir, current)
+        kept = {current, *fallback, *newest, spared, *left}
         doomed = [v for v in names if v not in kept]
         for version in doomed:
             shutil.rmtree(Path(model_dir) / artifact.VERSIONS / version)
         # What a killed publisher left half-written takes room too, possibly the
         # room whose lack made someone prune.
         artifact.remove_stale_staging(model_dir)
-    return doomed, current, (fallback[-1] if fallback else None)
+    otherwise = {*fallback, *newest, spared}
+    return Pruned(doomed, current, fallback[-1] if fallback else None,
+                  [v for v in names if v in left and v not in otherwise])
 
 
 def servable_problem(model_dir: Path, version: str) -> str | None:
@@ -291,12 +299,16 @@ def main(argv=None) -> int:
                       f"{', '.join(repr(n) for n in dropped[:10])}"
                       + (" ..." if len(dropped) > 10 else ""), file=sys.stderr)
         else:
-            removed, served, before = prune_versions(model_dir, args.keep)
+            pruned = prune_versions(model_dir, args.keep)
+            removed = pruned.removed
             print(f"removed {len(removed)} version(s)"
                   + (f": {', '.join(removed)}" if removed else "")
-                  + f"; kept {served} (served)"
-                  + (f", {before} (published before it, where workers go back to "
-                     "if the served one is damaged)" if before else "")
+                  + f"; kept {pruned.served} (served)"
+                  + (f", {pruned.fallback} (published before it, where workers go "
+                     "back to if the served one is damaged)" if pruned.fallback
+                     else "")
+                  + (f", {', '.join(pruned.left)} (served until moments ago; "
+                     "workers may not have switched yet)" if pruned.left else "")
                   + f" and the {args.keep} newest")
     except (VersionRefused, artifact.ArtifactError) as error:
         print(f"error: {error}", file=sys.stderr)
