@@ -293,9 +293,10 @@ def read_published(model_dir: Path) -> list[str]:
 
 def recently_left(model_dir: Path, current: str,
                   now: float | None = None) -> set[str]:
-    """The versions CURRENT named less than `RECENT_SECONDS` ago, other than the one
-    it names now: workers that have not reloaded since may still serve them. CURRENT
-    edited by hand counts as named when its file last changed."""
+    """The versions CURRENT named at some moment of the last `RECENT_SECONDS`, other
+    than the one it names now (each was named until the next entry's time): workers
+    that have not reloaded since may still serve them. CURRENT edited by hand counts
+    as named when its file last changed."""
     entries = read_publications(model_dir)
     now = time.time() if now is None else now
     if entries[-1:] and entries[-1][0] != current:
