@@ -323,6 +323,29 @@ def test_rollback_restores_the_trained_revision(cluster, steps, state):
             assert status["ready"], pod["metadata"]["name"]
 
 
+def test_an_upgrade_that_would_change_the_model_claim_is_refused_by_name(cluster,
+                                                                        steps):
+    """Kubernetes refuses the whole upgrade with "spec is immutable"; the chart
+    names the value and what to do instead, before anything changes."""
+    with steps.step("upgrades changing the claim's access mode or class are refused"):
+        claim = cluster.one("pvc", "model-store")
+        name = claim["metadata"]["name"]
+        before = json.loads(cluster.helm("history", RELEASE, "-o", "json"))
+        asked = {"accessMode": "ReadWriteMany", "storageClass": "no-such-class"}
+        for value, wanted in asked.items():
+            with pytest.raises(CommandFailed) as refused:
+                cluster.helm("upgrade", RELEASE, str(CHART), "--values", str(VALUES),
+                             *image_values(cluster), "--set",
+                             f"modelStore.{value}={wanted}")
+            message = " ".join(str(refused.value).split())
+            assert f"modelStore.{value}: the model claim {name} exists with" \
+                in message, message
+            assert "set modelStore.existingClaim" in message, message
+        assert json.loads(cluster.helm("history", RELEASE, "-o", "json")) == before
+        assert cluster.one("pvc", "model-store")["metadata"]["uid"] == \
+            claim["metadata"]["uid"]
+
+
 def test_uninstall_keeps_the_model_claim(cluster, steps, state):
     with steps.step("helm uninstall; the model claim and its models stay"):
         claim = cluster.one("pvc", "model-store")["metadata"]["name"]
