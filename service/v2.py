@@ -129,8 +129,14 @@ def parse_inputs(inputs, max_rows: int) -> dict[str, list]:
                              f"{orjson.dumps(tensor.get('datatype')).decode()[:40]}.")
         data = tensor.get("data")
         if isinstance(data, list) and data and isinstance(data[0], list):
-            data = [x for row in data
-                    for x in (row if isinstance(row, list) else [row])]
+            # Nested as its shape [n, 1] says: n rows of one value, never mixed with
+            # flat values (a client sending that has lost track of its own shape).
+            # Flat data with a list inside fails where that value is read.
+            if not all(isinstance(row, list) and len(row) == 1 for row in data):
+                raise BadRequest(f"{where}.data must be flat ([v1, v2, ...]) or rows "
+                                 "of one value each ([[v1], [v2], ...]), not a mix "
+                                 "of both or rows of other lengths.")
+            data = [row[0] for row in data]
         if not isinstance(data, list) or not data:
             raise BadRequest(f"{where}.data must be a non-empty list.")
         if len(data) > max_rows:

@@ -73,6 +73,17 @@ def test_v2_metadata_and_infer(client):
     assert body["outputs"][0]["data"] == predict["predictions"]
 
 
+def test_v2_infer_reads_data_nested_as_its_shape_says(client):
+    def infer(shape, data):
+        return client.post("/v2/models/sales-forecast/infer", json={"inputs": [
+            {"name": "date", "datatype": "BYTES", "shape": shape, "data": data}]})
+
+    flat = infer([2], ["1995-01", "1995-02"]).get_json()["outputs"][0]["data"]
+    nested = infer([2, 1], [["1995-01"], ["1995-02"]]).get_json()["outputs"][0]
+
+    assert nested["data"] == flat
+
+
 def test_v2_server_metadata_names_the_server_version_the_project_releases(client):
     import tomllib
 
@@ -160,6 +171,12 @@ BAD_REQUESTS = [
     ("v2 shape mismatch", "/v2/models/sales-forecast/infer",
      b'{"inputs": [{"name": "date", "datatype": "BYTES", "shape": [3], '
      b'"data": ["1995-01"]}]}', 400, "does not match its 1 values"),
+    ("v2 flat and nested mixed", "/v2/models/sales-forecast/infer",
+     b'{"inputs": [{"name": "date", "datatype": "BYTES", "shape": [2, 1], '
+     b'"data": [["1995-01"], "1995-02"]}]}', 400, "not a mix of both"),
+    ("v2 nested rows of two", "/v2/models/sales-forecast/infer",
+     b'{"inputs": [{"name": "date", "datatype": "BYTES", "shape": [2], '
+     b'"data": [["1995-01", "1995-02"]]}]}', 400, "rows of one value each"),
     ("v2 unknown model", "/v2/models/other/infer", b"{}", 404, "Unknown model 'other'"),
     ("v2 no date", "/v2/models/sales-forecast/infer",
      b'{"inputs": [{"name": "series", "datatype": "BYTES", "shape": [1], '
