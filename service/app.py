@@ -10,8 +10,8 @@ from werkzeug.exceptions import HTTPException
 
 from service import logs, page, report, v2
 from service.config import Settings, draining_marker
-from service.errors import (BadRequest, ModelNotFound, NotReady, ServiceError,
-                            UnknownSeries)
+from service.errors import (BadRequest, HistoryMissing, ModelNotFound, NotReady,
+                            ServiceError, UnknownSeries)
 from service.http import (BODY_ERRORS, MAX_BODY_BYTES, MAX_ROWS, check_fields,
                           json_response, read_json)
 from service.metrics import Metrics
@@ -23,11 +23,15 @@ log = logging.getLogger("service")
 
 FORECAST_FIELDS = {"horizon", "series"}
 # Views whose refusal (a series or model version this worker does not serve) may only
-# mean that this worker has not switched to a just-published version yet.
+# mean that this worker has not switched to a just-published version yet. So may a
+# report or history missing from the store: pruning spares a version CURRENT left
+# only for ten minutes (training.artifact.RECENT_SECONDS), and a worker checking
+# less often than that (a long SALES_FORECAST_RELOAD_INTERVAL, or 0) may still
+# serve one whose files are gone.
 RETRY_ON_NEWER_MODEL = ("forecast", "predict", "infer", "model_metadata", "model_ready",
                         "report_html", "report_png",
                         "page.history")
-NOT_SERVED_HERE = (UnknownSeries, ModelNotFound)
+NOT_SERVED_HERE = (UnknownSeries, ModelNotFound, report.NoReport, HistoryMissing)
 # Kept out of request logs and latency metrics: they would drown the real traffic.
 QUIET_PATHS = {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"}
 

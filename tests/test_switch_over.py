@@ -76,3 +76,25 @@ def test_a_series_no_version_knows_is_still_refused_and_nothing_is_reloaded(clie
     assert answer.get_json()["code"] == "unknown_series"
     assert "'nowhere'" in answer.get_json()["error"]
     assert store.predictor is served
+
+
+def test_a_worker_whose_version_was_pruned_answers_from_the_served_one(store_copy,
+                                                                      monkeypatch):
+    """A worker that checks CURRENT less often than pruning spares a version it left
+    (a long reload interval) still serves the first version when its files go."""
+    from training import artifact
+    from training.versions import main as versions
+
+    app = create_app(Settings(model_dir=store_copy), watch=False)
+    old = app.extensions["model_store"].predictor.version
+    for _ in range(2):
+        assert train(WINEIND, store_copy, "--force") == 0
+    monkeypatch.setattr(artifact, "RECENT_SECONDS", 0)  # minutes later
+    assert versions(["prune", "--model-dir", str(store_copy), "--keep", "1"]) == 0
+    assert not (store_copy / "versions" / old).exists()
+    client = app.test_client()
+
+    for path in ("/report", "/report.png", "/history", "/report?series=wineind"):
+        answer = client.get(path)
+        assert answer.status_code == 200, (path, answer.get_json())
+    assert app.extensions["model_store"].predictor.version != old
