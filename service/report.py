@@ -7,7 +7,6 @@ metadata, history.json and the served forecasts with their intervals); the drawi
 is cached per version and series, since the answer cannot change.
 """
 
-import json
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -73,12 +72,17 @@ def register(app: Flask, predictor, model_dir: Path) -> None:
         def render():
             stored = version_file(current, artifact.HISTORY_FILE)
             try:
-                history = json.loads(stored)
+                history = artifact.parse_history(stored)
             except ValueError as e:
                 raise StoreDamaged(f"The {artifact.HISTORY_FILE} of model version "
-                                   f"{current.version} is not JSON ({e}); train "
-                                   "again to replace it.") from None
-            view = report.served_view(current.metadata, history, table, table.name)
+                                   f"{current.version} is not what training writes "
+                                   f"({e}); train again to replace it.") from None
+            if table.name not in history:
+                raise NoReport(f"The {artifact.HISTORY_FILE} of model version "
+                               f"{current.version} has no series {table.name!r}; "
+                               "train again to replace it.")
+            view = report.served_view(current.metadata, *history[table.name], table,
+                                      table.name)
             return report.series_page(current.metadata, view)
 
         return pages.get((current.version, table.name), render)

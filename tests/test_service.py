@@ -376,6 +376,29 @@ def test_a_history_file_that_is_not_json_is_a_damaged_store(store_copy, url):
     assert "train again to replace it" in body["error"]
 
 
+@pytest.mark.parametrize("url", ["/history", "/report?series=wineind",
+                                 "/report.png?series=wineind"])
+@pytest.mark.parametrize("content", [
+    '{"series": []}',
+    '{"series": {"wineind": {"first": "1980-01"}}}',
+    '{"series": {"wineind": {"first": "1980-01", "sales": ["many"]}}}',
+    '{"series": {"wineind": {"first": "January", "sales": [1.0]}}}',
+    "[]",
+], ids=["list", "no-sales", "text-sale", "bad-month", "not-an-object"])
+def test_a_history_file_of_another_shape_is_a_damaged_store(store_copy, url,
+                                                           content):
+    client = create_app(Settings(model_dir=store_copy), watch=False).test_client()
+    version = artifact.read_current(store_copy)
+    (store_copy / "versions" / version / artifact.HISTORY_FILE).write_text(content)
+
+    answer = client.get(url)
+
+    assert answer.status_code == 500
+    body = answer.get_json()
+    assert body["code"] == "store_damaged"
+    assert "train again to replace it" in body["error"]
+
+
 @pytest.mark.parametrize("name", ["report.html", artifact.HISTORY_FILE])
 @pytest.mark.parametrize("removed", ["file", "version"])
 def test_a_missing_version_file_is_explained(store_copy, name, removed):

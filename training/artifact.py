@@ -426,11 +426,36 @@ def read_regular(path: Path, limit: int = -1) -> bytes:
 def read_history(model_dir: Path, version: str) -> dict[str, tuple[str, list[float]]]:
     """A version's training months (HISTORY_FILE): series name -> (first month as
     YYYY-MM, sales month by month). Raises what `read_regular` raises, and
-    ValueError, KeyError or TypeError for a file that is not such a document."""
+    ValueError for a file that is not such a document."""
     path = Path(model_dir) / VERSIONS / version / HISTORY_FILE
-    document = json.loads(read_regular(path).decode("utf-8"))
-    return {name: (entry["first"], [float(v) for v in entry["sales"]])
-            for name, entry in document["series"].items()}
+    return parse_history(read_regular(path))
+
+
+FIRST_MONTH_PATTERN = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+
+
+def parse_history(raw: bytes) -> dict[str, tuple[str, list[float]]]:
+    """The content of a HISTORY_FILE as `read_history` returns it; ValueError, saying
+    what is wrong, for anything but the document training writes (not JSON, another
+    shape, a month that is not YYYY-MM, a sale that is not a number)."""
+    document = json.loads(raw.decode("utf-8"))
+    series = document.get("series") if isinstance(document, dict) else None
+    if not isinstance(series, dict):
+        raise ValueError("no \"series\" object")
+    history = {}
+    for name, entry in series.items():
+        first = entry.get("first") if isinstance(entry, dict) else None
+        sales = entry.get("sales") if isinstance(entry, dict) else None
+        if not isinstance(first, str) or not FIRST_MONTH_PATTERN.match(first) \
+                or not isinstance(sales, list):
+            raise ValueError(f"series {name[:80]!r} lacks a YYYY-MM \"first\" month "
+                             "or a \"sales\" list")
+        try:
+            history[name] = (first, [float(v) for v in sales])
+        except (TypeError, ValueError):
+            raise ValueError(f"series {name[:80]!r} has a sale that is not a "
+                             "number") from None
+    return history
 
 
 def missing_file(model_dir: Path, version: str, name: str, since: str) -> str:

@@ -299,13 +299,14 @@ def build(frame, outcome, metadata: dict) -> tuple[bytes, bytes]:
     return page(metadata, views, images, names).encode("utf-8"), overview_png(views)
 
 
-def served_view(metadata: dict, history: dict, table, name: str) -> SeriesView:
-    """One series' view from a served version: its stored history, the backtest rows
-    of its metadata (newest cut-off) and the predictor's table with intervals."""
+def served_view(metadata: dict, first: str, sales: list[float], table,
+                name: str) -> SeriesView:
+    """One series' view from a served version: its stored history (first month as
+    YYYY-MM, then the sales: `artifact.read_history`), the backtest rows of its
+    metadata (newest cut-off) and the predictor's table with intervals."""
     info = next(s for s in metadata["series"] if s["name"] == name)
-    stored = history["series"][name]
-    year, month = (int(p) for p in stored["first"].split("-"))
-    values = np.asarray(stored["sales"], dtype=np.float64)
+    year, month = (int(p) for p in first.split("-"))
+    values = np.asarray(sales, dtype=np.float64)
     months = np.arange(year * 12 + month - 1, year * 12 + month - 1 + len(values))
     rows = table.forecast_rows[:REPORT_HORIZON]
     forecast_months = months.max() + 1 + np.arange(len(rows))
