@@ -181,6 +181,11 @@ def register_errors(app: Flask) -> None:
     @app.errorhandler(ServiceError)
     def service_error(e: ServiceError):
         g.error_code = e.code  # the label of the prediction error counter
+        if e.status == 500:
+            # A fault of the server (a damaged model store), not of the request:
+            # whoever the 5xx alert pages reads why here, not only the client.
+            log.error("%s on %s %s: %s", e.code, request.method, request.path[:200],
+                      e.message, extra={"request_id": g.get("request_id")})
         return json_response(e.body(), e.status)
 
     @app.errorhandler(HTTPException)

@@ -376,6 +376,24 @@ def test_a_history_file_that_is_not_json_is_a_damaged_store(store_copy, url):
     assert "train again to replace it" in body["error"]
 
 
+def test_a_damaged_store_is_logged_for_whoever_the_alert_pages(store_copy, capsys):
+    client = create_app(Settings(model_dir=store_copy), watch=False).test_client()
+    version = artifact.read_current(store_copy)
+    (store_copy / "versions" / version / "report.html").unlink()
+    (store_copy / "versions" / version / "report.html").mkdir()
+    capsys.readouterr()
+
+    answer = client.get("/report", headers={"X-Request-ID": "damaged-1"})
+
+    assert answer.status_code == 500
+    errors = [json.loads(line) for line in capsys.readouterr().err.splitlines()
+              if '"level":"error"' in line.replace(" ", "")]
+    assert len(errors) == 1
+    assert errors[0]["request_id"] == "damaged-1"
+    assert "store_damaged on GET /report" in errors[0]["message"]
+    assert "not a regular file" in errors[0]["message"]
+
+
 @pytest.mark.parametrize("url", ["/history", "/report?series=wineind",
                                  "/report.png?series=wineind"])
 @pytest.mark.parametrize("content", [
