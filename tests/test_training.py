@@ -192,6 +192,17 @@ def test_the_summary_cuts_a_long_wide_name_to_its_column():
     assert in_column("e\u0301", 1) == "e\u0301"
 
 
+@pytest.mark.parametrize("name, cells", [
+    ("\u0e2a\u0e31\u0e19", 2),  # Thai: a vowel sign above the first letter
+    ("\u0915\u0941", 1),  # Devanagari KA with the vowel sign U below
+    ("\u0645\u200c\u06cc", 2),  # Persian letters kept apart by a zero-width non-joiner
+])
+def test_marks_without_a_combining_class_take_no_cell(name, cells):
+    from training.versions import in_column
+
+    assert in_column(name, 4) == name + " " * (4 - cells)
+
+
 def test_a_series_name_the_locale_cannot_print_still_gives_a_summary(
         tmp_path, monkeypatch):
     latin1 = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")

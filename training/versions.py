@@ -262,11 +262,16 @@ def keep_output_printable() -> None:
 
 def in_column(text: str, width: int) -> str:
     """`text` cut and padded to `width` terminal cells: a character of a wide script
-    (Chinese, Japanese, Korean) takes two cells and a combining mark none, so that
-    padding by characters would push the following columns out of line."""
+    (Chinese, Japanese, Korean) takes two cells and a mark drawn on the letter before
+    it (an accent, a Thai or Indic vowel sign) or a joiner none, so that padding by
+    characters would push the following columns out of line. Known shortcoming: an
+    emoji sequence drawn as one picture (a family, a flag, a symbol made an emoji by
+    a variation selector) is counted as its parts, not as most terminals draw it;
+    that needs the terminal's own grapheme rules."""
     out, used = [], 0
     for char in text:
-        cells = (0 if unicodedata.combining(char)
+        cells = (0 if char != "\u00ad"  # a soft hyphen is drawn
+                 and unicodedata.category(char) in ("Mn", "Me", "Cf")
                  else 2 if unicodedata.east_asian_width(char) in "WF" else 1)
         if used + cells > width:
             break
