@@ -540,3 +540,42 @@ def test_a_shortened_record_keeps_its_recent_entries_and_their_times(tmp_path):
         whole = len(full) - full[::-1].index(version)
         assert artifact.publication_chain(versions[:cut]) == \
             artifact.publication_chain(full[:whole])
+
+
+@pytest.mark.parametrize("length", [61, 64], ids=["cut-in-a-line", "cut-at-a-line-end"])
+def test_a_record_longer_than_is_read_keeps_its_newest_entries(tmp_path, length):
+    """A record lengthened by hand (a comment on each line) is read from its end:
+    the newest entries say what is served and what was moments ago. Lines of 64
+    bytes divide the read limit, so the cut falls exactly at a line end."""
+    store, names = fake_store(tmp_path, 3)
+    lines = []
+    for i in range(3000):
+        line = f"{names[i % 3]} {1_700_000_000 + i} #"
+        lines.append(line + "x" * (length - len(line) - 1) + "\n")
+    (store / artifact.PUBLISHED).write_text("".join(lines))
+
+    entries = artifact.read_publications(store)
+
+    whole_lines = artifact.PUBLISHED_READ_LIMIT // length
+    assert len(entries) == whole_lines
+    assert entries[-1] == (names[2999 % 3], 1_700_000_000 + 2999)
+    assert entries[0][1] == 1_700_000_000 + 3000 - whole_lines
+
+
+def test_times_far_ahead_of_the_clock_count_as_old_both_when_pruning_and_shortening(
+        tmp_path):
+    """A publisher's clock set wrong by an hour: its entries do not stay recent
+    until the clocks meet, for pruning or for shortening. `second` was named until
+    `first` replaced it now, so that one was served moments ago."""
+    store, (first, second, third) = fake_store(tmp_path, 3)
+    now = 1_800_000_000.0
+    ahead = now + 3600
+    entries = [(second if turn % 2 else third, ahead + turn)
+               for turn in range(artifact.PUBLISHED_KEPT)] + [(first, now)]
+    (store / artifact.PUBLISHED).write_text(
+        "".join(f"{v} {t:.3f}\n" for v, t in entries))
+    (store / artifact.CURRENT).write_text(first + "\n")
+
+    assert artifact.recently_left(store, first, now=now) == {second}
+    assert artifact.shortened(entries, {first, second, third}, now)[-2:] == [
+        (second, None), (first, now)]

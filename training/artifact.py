@@ -50,7 +50,9 @@ PUBLISHED_KEPT = 100
 # this recently may still be served; pruning spares it (training.versions), and a
 # shorter record keeps these entries and their times as they are. Ten minutes
 # covers any sensible reload interval (5 s by default) and, for the price of a
-# version kept a little longer, a file server's clock a few minutes off.
+# version kept a little longer, clocks a few minutes apart on the machines that
+# publish and prune; a time this far ahead of the reader's clock counts as recent
+# too, one further ahead (a clock set wrong) as old.
 RECENT_SECONDS = 600
 # A compacted record holds two entries per version in the store at most; a store of
 # over a thousand versions, never pruned, loses the oldest beyond this many, which
@@ -238,7 +240,7 @@ def shortened(entries: list, present: set[str], now: float) -> list:
     follow."""
     start = len(entries) - 1
     while start > len(entries) - PUBLISHED_KEPT and entries[start - 1][1] is not None \
-            and now - entries[start - 1][1] < RECENT_SECONDS:
+            and abs(now - entries[start - 1][1]) < RECENT_SECONDS:
         start -= 1
     older = [v for v, _ in entries[:start]]
     record = [(v, None) for v in (compact_published(older, present) if older else [])]
@@ -268,9 +270,16 @@ def read_publications(model_dir: Path) -> list[tuple[str, float | None]]:
     compacted). Empty for a store written before PUBLISHED existed. Lines that do not
     start with a version id (a hand edit) are skipped."""
     try:
-        raw = read_regular(Path(model_dir) / PUBLISHED, PUBLISHED_READ_LIMIT)
+        # The newest entries matter most: a record made longer by hand loses its
+        # oldest ones, as a compacted record past PUBLISHED_MAX does.
+        raw = read_regular(Path(model_dir) / PUBLISHED, PUBLISHED_READ_LIMIT + 1,
+                           tail=True)
     except (OSError, ArtifactError):
         return []
+    if len(raw) > PUBLISHED_READ_LIMIT:
+        # Cut: everything up to the first line end is part of a line (or, when the
+        # one byte read before the limit is that line end, nothing of one).
+        raw = raw[raw.find(b"\n") + 1:]
     entries = []
     for line in raw.decode("ascii", "replace").splitlines():
         words = line.split()
@@ -390,9 +399,9 @@ def remove_stale_staging(model_dir: Path) -> list[str]:
     return [path.name for path in stale]
 
 
-def read_regular(path: Path, limit: int = -1) -> bytes:
-    """The bytes of a file the training job wrote (at most `limit`), read only if it
-    is a regular file. Training writes nothing else; a symbolic link (which may lead
+def read_regular(path: Path, limit: int = -1, tail: bool = False) -> bytes:
+    """The bytes of a file the training job wrote (at most `limit`: its first ones,
+    or with `tail` its last ones), read only if it is a regular file. Training writes nothing else; a symbolic link (which may lead
     anywhere), a FIFO or a device (whose read may block for ever) or a folder was put
     there by hand, and is an ArtifactError. FileNotFoundError and NotADirectoryError
     (a file where a folder of the path should be) pass through."""
@@ -411,13 +420,16 @@ def read_regular(path: Path, limit: int = -1) -> bytes:
         kind = "a symbolic link" if Path(path).is_symlink() else "unreadable"
         raise ArtifactError(f"{path} is {kind} ({e.strerror}); only regular files "
                             "written by the training job are read.") from e
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode):
         os.close(fd)
         raise ArtifactError(f"{path} is not a regular file (a folder, FIFO or device "
                             "put there by hand); only regular files written by the "
                             "training job are read.")
     with os.fdopen(fd, "rb") as f:
         try:
+            if tail and 0 <= limit < status.st_size:
+                f.seek(status.st_size - limit)
             return f.read(limit)
         except OSError as e:
             raise ArtifactError(f"{path} is unreadable ({e.strerror}).") from e
