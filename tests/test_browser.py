@@ -426,9 +426,13 @@ def test_after_training_the_keyboard_goes_on_to_the_forecast_or_the_report(
     page.tab.keyboard.press("Tab")
     second = page.tab.evaluate("() => document.activeElement.getAttribute('href')")
     assert (first, second) == ("#chart-heading", "/report")
+    page.tab.wait_for_function("() => location.hash.startsWith('#series=')")
+    shown = page.tab.evaluate("() => location.hash")
     page.tab.keyboard.press("Shift+Tab")
     page.tab.keyboard.press("Enter")
-    page.tab.wait_for_function("() => location.hash === '#chart-heading'")
+    page.tab.wait_for_function(
+        "() => document.activeElement.id === 'chart-heading'")
+    assert page.tab.evaluate("() => location.hash") == shown  # series and horizon
     assert page.errors == []
 
 

@@ -658,6 +658,17 @@
       const next = make("p", "See ");
       const toChart = make("a", "its forecast");
       toChart.href = "#chart-heading";
+      // The address keeps the series and horizon shown (#series=…&horizon=…), so
+      // following the link moves the focus instead of replacing them.
+      toChart.addEventListener("click", (event) => {
+        event.preventDefault();
+        const heading = $("chart-heading");
+        heading.tabIndex = -1;
+        heading.focus();
+        heading.scrollIntoView();
+      });
+      // Known shortcoming: another worker may serve the previous version for up to
+      // its reload interval after this one switched, and its report with it.
       const toReport = make("a", "its training report");
       toReport.href = "/report";
       next.append(toChart, " or ", toReport, ".");
