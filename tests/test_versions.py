@@ -510,6 +510,37 @@ def test_a_current_edited_by_hand_counts_as_named_when_its_file_changed(store):
     assert artifact.recently_left(store, first, now=changed) == set()
 
 
+def test_a_rollback_recorded_without_times_spares_the_version_rolled_back_from(
+        tmp_path, capsys):
+    """A release before PUBLISHED kept times rolled back from `second` to `first`
+    (its entries have no times; it wrote CURRENT last). Pruning right after must
+    spare `second`: workers may still serve it. CURRENT's file dates the entry."""
+    store, (first, second, third) = fake_store(tmp_path, 3)
+    (store / artifact.PUBLISHED).write_text(f"{first}\n{second}\n{first}\n")
+    (store / artifact.CURRENT).write_text(first + "\n")
+    changed = (store / artifact.CURRENT).stat().st_mtime
+
+    assert artifact.recently_left(store, first, now=changed + 5) == {second}
+    assert artifact.recently_left(
+        store, first, now=changed + artifact.RECENT_SECONDS + 1) == set()
+
+    # The whole command, on a store such a release wrote (the real versions are
+    # checked the way workers check them).
+    model_dir = tmp_path / "models"
+    assert train(WINEIND, model_dir) == 0
+    assert train(WINEIND, model_dir, "--force") == 0
+    assert train(WINEIND, model_dir, "--model", "seasonal-naive") == 3
+    old, rolled_back_from, unpublished = ids(model_dir)
+    (model_dir / artifact.PUBLISHED).write_text(f"{old}\n{rolled_back_from}\n{old}\n")
+    (model_dir / artifact.CURRENT).write_text(old + "\n")
+    capsys.readouterr()
+
+    assert main(["prune", "--model-dir", str(model_dir), "--keep", "1"]) == 0
+
+    assert ids(model_dir) == [old, rolled_back_from, unpublished]
+    assert f"{rolled_back_from} (served until moments ago" in capsys.readouterr().out
+
+
 def test_the_record_reads_entries_without_times_and_skips_what_is_not_one(tmp_path):
     store, (first, second, third) = fake_store(tmp_path, 3)
     (store / artifact.PUBLISHED).write_text(

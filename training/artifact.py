@@ -305,15 +305,25 @@ def recently_left(model_dir: Path, current: str,
     """The versions CURRENT named at some moment of the last `RECENT_SECONDS`, other
     than the one it names now (each was named until the next entry's time): workers
     that have not reloaded since may still serve them. CURRENT edited by hand counts
-    as named when its file last changed."""
+    as named when its file last changed.
+
+    So does a last entry without a time that names what CURRENT names: releases
+    before PUBLISHED kept times wrote their entries without one, then CURRENT, so a
+    store last published by such a release (an older training job or command still
+    running beside this one) says through CURRENT's file when that was. Only that
+    last publication can be dated; a version such a release replaced earlier within
+    the ten minutes is not known to have been served moments ago."""
     entries = read_publications(model_dir)
     now = time.time() if now is None else now
-    if entries[-1:] and entries[-1][0] != current:
+    if entries[-1:] and (entries[-1][0] != current or entries[-1][1] is None):
         try:
             changed = (Path(model_dir) / CURRENT).stat().st_mtime
         except OSError:
             changed = None
-        entries.append((current, changed))
+        if entries[-1][0] == current:
+            entries[-1] = (current, changed)
+        else:
+            entries.append((current, changed))
     left = set()
     for (version, _), (_, replaced) in zip(entries, entries[1:]):
         if replaced is not None and abs(now - replaced) < RECENT_SECONDS:
