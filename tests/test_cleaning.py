@@ -1,8 +1,10 @@
 """Gross errors in a history (training/cleaning.py): found, replaced for the fits only,
 and never confused with real shocks, real changes or intermittent demand."""
 
+import io
 import json
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +15,7 @@ from training.cleaning import for_fitting, gross_errors
 from training.features import log_unit
 from training.models import SalesForecaster
 from training.selection import BLEND_MEMBERS
+from training.unpickle import ALLOWED, ForbiddenGlobal, load_model
 
 FIRST = 1980 * 12  # January 1980 as a month number
 
@@ -250,6 +253,34 @@ def test_training_states_the_unit_it_fitted_each_series_in(tmp_path, capsys):
     assert meta["series"][0]["unit_factor"] == 100_000.0
     assert ("units: 1 series of amounts with a typical month under 1,000 fitted in a "
             "unit a power of ten smaller") in capsys.readouterr().out
+
+
+def test_releases_without_units_refuse_a_model_fitted_in_a_smaller_unit(
+        monkeypatch):
+    """A service of a release before `units_` existed loads a model without
+    dividing the factor out: it answers a power of ten too much, or the forecast
+    cap, for every month, with nothing to say it is wrong. Such a model names a
+    class that release's allow-list unpickler does not have, so it is refused
+    there; a model of counts (every factor 1) stays one that release serves."""
+    amounts, asked = blend_forecast(wineind().assign(sales=lambda f: f["sales"] / 1e6))
+    counts, _ = blend_forecast(wineind())
+    files = {}
+    for name, model in (("amounts", amounts), ("counts", counts)):
+        buffer = io.BytesIO()
+        joblib.dump(model, buffer)
+        files[name] = buffer.getvalue()
+
+    loaded = load_model(io.BytesIO(files["amounts"]))
+    np.testing.assert_array_equal(loaded.predict(asked[["date", "series"]]),
+                                  asked["sales"])
+
+    # The same files as such a release's unpickler reads them.
+    monkeypatch.delattr("training.models.UnitFactors", raising=False)
+    monkeypatch.setattr("training.unpickle.ALLOWED",
+                        ALLOWED - {("training.models", "UnitFactors")})
+    with pytest.raises(ForbiddenGlobal, match=r"training\.models\.UnitFactors"):
+        load_model(io.BytesIO(files["amounts"]))
+    assert load_model(io.BytesIO(files["counts"])).units_ == {"wine": 1.0}
 
 
 def test_counts_keep_their_unit_when_a_gross_error_is_replaced(monkeypatch):

@@ -536,6 +536,18 @@ def as_weights(spec) -> dict:
     return {spec: 1.0}
 
 
+class UnitFactors(dict):
+    """{series: factor} of a forecaster that fitted some series in a smaller unit
+    (`SalesForecaster.units_`), where a plain dict would hold factors of 1 alone.
+
+    The class is there for services of releases written before `units_` existed:
+    they load such a model without dividing the factor out and answer a thousand
+    times too much (or the forecast cap) as if nothing were wrong. Their allow-list
+    unpickler does not know this name, so they refuse the model instead. Known
+    shortcoming: releases that do divide it out but predate this class refuse the
+    model too, although they would serve it right."""
+
+
 class SalesForecaster(RegressorMixin, BaseEstimator):
     """The models of every series behind a single estimator over raw rows.
 
@@ -582,7 +594,9 @@ class SalesForecaster(RegressorMixin, BaseEstimator):
         # predict divides it out again. Judged on the sales as recorded, as the
         # gross-error check judges them: a replacement is rarely a whole number, and
         # must not make counts read as amounts.
-        self.units_ = {name: log_unit(y[rows]) for name, rows in groups.items()}
+        units = {name: log_unit(y[rows]) for name, rows in groups.items()}
+        self.units_ = (units if all(f == 1.0 for f in units.values())
+                       else UnitFactors(units))
         for name, rows in groups.items():
             fitting[rows] *= self.units_[name]
 

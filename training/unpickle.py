@@ -11,7 +11,9 @@ of what such a writer could do: the pickle may only name
 - numpy's universal functions (`numpy.log1p`, `numpy.expm1`, ...), element-wise
   arithmetic that a target transform may hold,
 - the handful of numpy, pandas and joblib helpers a fitted estimator is made of
-  (arrays, dtypes, scalars, timestamps), listed one by one in `ALLOWED`.
+  (arrays, dtypes, scalars, timestamps), and `training.models.UnitFactors` (a plain
+  dict whose class name older releases do not know, on purpose), listed one by one
+  in `ALLOWED`.
 
 Anything else, a function from `os` or `subprocess`, `builtins.eval`, a numpy or pandas
 function that is not listed, stops the load with `ForbiddenGlobal`, naming what the
@@ -54,6 +56,8 @@ ALLOWED = frozenset({
     ("builtins", "set"),
     ("builtins", "frozenset"),
     ("collections", "OrderedDict"),
+    # A forecaster's unit factors when some series was fitted in a smaller unit.
+    ("training.models", "UnitFactors"),
 })
 # Packages whose estimator classes may be built; other names in them are refused.
 ESTIMATOR_PACKAGES = ("sklearn", "training")
