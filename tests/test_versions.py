@@ -97,6 +97,17 @@ def test_publish_rolls_back_and_a_running_service_follows(store, capsys):
     assert f"names {first} (before: {second})" in capsys.readouterr().out
 
 
+def test_publishing_the_served_version_again_changes_nothing(store, capsys):
+    _, second = ids(store)
+    record = (store / artifact.PUBLISHED).read_bytes()
+
+    assert main(["publish", "--model-dir", str(store), second]) == 0
+
+    assert capsys.readouterr().out == (f"{artifact.CURRENT} already names {second}; "
+                                       "nothing changed.\n")
+    assert (store / artifact.PUBLISHED).read_bytes() == record
+
+
 @pytest.mark.parametrize("damage, message", [
     ("metadata", "names version"),
     ("model", "does not match its metadata"),
@@ -350,17 +361,24 @@ def test_keep_makes_room_after_a_store_failure(store, capsys, monkeypatch, settl
     assert "No space left on device. Nothing was published" in capsys.readouterr().err
 
 
-def test_prune_keeps_the_version_workers_go_back_to_past_a_damaged_one(store):
+def test_prune_keeps_the_version_workers_go_back_to_past_a_damaged_one(store, capsys,
+                                                                     settled):
     """A damaged CURRENT replaced by a new version: workers served the one before
     the damaged one, and go back there if the new one fails too."""
     first, second = ids(store)
     assert train(WINEIND, store, "--force") == 0
+    third = ids(store)[-1]
     with open(store / artifact.VERSIONS / second / artifact.MODEL_FILE, "ab") as f:
         f.write(b"damaged")
+    capsys.readouterr()
 
     assert main(["prune", "--model-dir", str(store), "--keep", "1"]) == 0
 
-    assert first in ids(store)
+    assert ids(store) == [first, second, third]
+    assert capsys.readouterr().out == (
+        f"removed 0 version(s); kept {third} (served), {first} (published before "
+        "it, where workers go back to if the served one is damaged), "
+        f"{second} (damaged, on the way back) and the 1 newest\n")
 
 
 def test_keep_never_removes_the_version_the_run_kept_unpublished(store, capsys,

@@ -126,6 +126,8 @@ def publish_version(model_dir: Path, version: str) -> tuple[str | None, list[str
         if problem:
             raise VersionRefused(f"Version {version} cannot be served: {problem}")
         previous = current_or_none(model_dir)
+        if previous == version:
+            return previous, []  # already served: no new entry in the record
         before = series_of(model_dir, previous) if previous else set()
         dropped = sorted(before - series_of(model_dir, version))
         artifact.set_current(model_dir, version)
@@ -136,6 +138,7 @@ class Pruned(NamedTuple):
     removed: list[str]  # oldest first
     served: str  # what CURRENT names
     fallback: str | None  # where workers go back to if the served one is damaged
+    passed: list[str]  # damaged ones on the way there, kept so the way holds
     left: list[str]  # named by CURRENT moments ago, spared for now (oldest first)
 
 
@@ -186,7 +189,7 @@ def prune_versions(model_dir: Path, keep: int, spared: str | None = None) -> Pru
         artifact.remove_stale_staging(model_dir)
     otherwise = {*fallback, *newest, spared}
     return Pruned(doomed, current, fallback[-1] if fallback else None,
-                  [v for v in names if v in left and v not in otherwise])
+                  fallback[:-1], [v for v in names if v in left and v not in otherwise])
 
 
 def servable_problem(model_dir: Path, version: str) -> str | None:
@@ -296,6 +299,10 @@ def main(argv=None) -> int:
                 print(f"warning: {problem}", file=sys.stderr)
         elif args.command == "publish":
             previous, dropped = publish_version(model_dir, args.version)
+            if previous == args.version:
+                print(f"{artifact.CURRENT} already names {args.version}; nothing "
+                      "changed.")
+                return EXIT_OK
             print(f"{artifact.CURRENT} names {args.version} (before: {previous}); a "
                   "running service switches to it within its reload interval.")
             if dropped:
@@ -312,6 +319,8 @@ def main(argv=None) -> int:
                   + (f", {pruned.fallback} (published before it, where workers go "
                      "back to if the served one is damaged)" if pruned.fallback
                      else "")
+                  + (f", {', '.join(pruned.passed)} (damaged, on the way back)"
+                     if pruned.passed else "")
                   + (f", {', '.join(pruned.left)} (served until moments ago; "
                      "workers may not have switched yet)" if pruned.left else "")
                   + f" and the {args.keep} newest")
