@@ -38,6 +38,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 time.sleep(0.1)
             self.close_connection = True
+        elif self.path == "/busy.csv":
+            self.send_error(503)
         elif self.path == "/trickle.csv":
             self.send_response(200)
             self.send_header("Content-Length", str(len(BODY)))
@@ -77,9 +79,11 @@ def server():
     httpd.server_close()
 
 
-def refused(url: str, tmp_path, capsys) -> str:
+def refused(url: str, tmp_path, capsys, code: int = cli.EXIT_BAD_INPUT) -> str:
+    """Trains on `url`, expecting exit `code`: 2 when asking again cannot help, 5
+    when it may (the chart's training Job retries only the latter)."""
     model_dir = tmp_path / "models"
-    assert train(url, model_dir) == 2
+    assert train(url, model_dir) == code
     assert not model_dir.exists(), "a refused download must not create the store"
     err = capsys.readouterr().err
     assert "Traceback" not in err
@@ -92,7 +96,7 @@ def test_a_whole_download_trains(server, tmp_path):
 
 def test_a_download_cut_short_of_its_content_length_is_refused(server, tmp_path,
                                                                 capsys):
-    err = refused(f"{server}/cut.csv", tmp_path, capsys)
+    err = refused(f"{server}/cut.csv", tmp_path, capsys, cli.EXIT_SOURCE_UNREACHABLE)
 
     assert (f"the download stopped after {len(BODY) // 2} of the {len(BODY)} bytes the "
             "server announced, so the file is incomplete") in err
@@ -109,7 +113,8 @@ def test_a_download_slower_than_the_deadline_is_refused(server, tmp_path, capsys
                                                         monkeypatch):
     monkeypatch.setattr(cli, "DOWNLOAD_DEADLINE_SECONDS", 1)
 
-    err = refused(f"{server}/trickle.csv", tmp_path, capsys)
+    err = refused(f"{server}/trickle.csv", tmp_path, capsys,
+                  cli.EXIT_SOURCE_UNREACHABLE)
 
     assert "was still downloading after 1 s" in err
     assert "the server is too slow" in err
@@ -119,6 +124,23 @@ def test_a_missing_page_says_so(server, tmp_path, capsys):
     err = refused(f"{server}/nope.csv", tmp_path, capsys)
 
     assert "Cannot download" in err and "404" in err
+
+
+def test_a_server_error_may_pass_and_says_so_with_its_own_exit_code(server, tmp_path,
+                                                                   capsys):
+    err = refused(f"{server}/busy.csv", tmp_path, capsys, cli.EXIT_SOURCE_UNREACHABLE)
+
+    assert "Cannot download" in err and "503" in err
+
+
+def test_a_server_that_does_not_answer_may_come_back(tmp_path, capsys):
+    with Server(("127.0.0.1", 0), Handler) as closed:
+        port = closed.server_address[1]
+
+    err = refused(f"http://127.0.0.1:{port}/whole.csv", tmp_path, capsys,
+                  cli.EXIT_SOURCE_UNREACHABLE)
+
+    assert "Cannot download" in err and "refused" in err
 
 
 def test_a_local_file_larger_than_the_limit_is_refused_without_reading_it_all(
@@ -135,7 +157,8 @@ def test_headers_slower_than_the_deadline_are_refused_at_the_deadline(
     monkeypatch.setattr(cli, "DOWNLOAD_DEADLINE_SECONDS", 0.5)
     started = time.monotonic()
 
-    err = refused(f"{server}/slow-headers.csv", tmp_path, capsys)
+    err = refused(f"{server}/slow-headers.csv", tmp_path, capsys,
+                  cli.EXIT_SOURCE_UNREACHABLE)
 
     assert "was still downloading after 0.5 s" in err
     assert time.monotonic() - started < 2.0

@@ -7,7 +7,9 @@ but not promoted because it is worse on the backtest than the version being serv
 or lacks a series that version answers (the version stays in versions/,
 unpublished; `--force` promotes anyway); 4 the model store could not be written
 (a full disk, an I/O error: nothing published, nothing half-written left; a file
-system with no room left at all is found before training).
+system with no room left at all is found before training); 5 a --data address could
+not be downloaded for a reason that may pass (no answer, a timeout, a server error,
+a cut connection): nothing trained, and the same command may succeed later.
 """
 
 import argparse
@@ -19,6 +21,7 @@ import logging
 import os
 import re
 import shutil
+import ssl
 import sys
 import tempfile
 import threading
@@ -47,6 +50,10 @@ from training.versions import (VersionRefused, current_or_none,
                                prune_versions)
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_NOT_PROMOTED, EXIT_STORE_FAILED = 0, 2, 3, 4
+EXIT_SOURCE_UNREACHABLE = 5
+# HTTP answers that say the address itself is wrong: asking again gets the same one.
+# 408 (request timeout), 425 (too early) and 429 (too many requests) say "later".
+LASTING_HTTP_ERRORS = frozenset(range(400, 500)) - {408, 425, 429}
 MODEL_CHOICES = (AUTO, BLEND, *sorted(MODEL_KINDS))
 # A sales history is kilobytes to a few megabytes; anything far larger is a wrong
 # address (or /dev/zero), for a download and a local file alike.
@@ -153,6 +160,11 @@ def parse_args(argv):
 
 class ModelDirRefused(Exception):
     """A --model-dir a new version could not be published into."""
+
+
+class SourceUnreachable(DataError):
+    """A --data address that could not be downloaded for a reason that may pass: the
+    file was not judged, so a later attempt may train (exit 5, not 2)."""
 
 
 class ModelDirFull(Exception):
@@ -302,12 +314,12 @@ def download(url: str) -> bytes:
                 raise DataError(f"{url} is larger than {MAX_DOWNLOAD_BYTES} bytes; "
                                 "that is not a monthly sales history.")
             if time.monotonic() > deadline:
-                raise DataError(f"{url} was still downloading after "
+                raise SourceUnreachable(f"{url} was still downloading after "
                                 f"{DOWNLOAD_DEADLINE_SECONDS} s ({size} bytes so far); "
                                 "the server is too slow. Download the file and pass "
                                 "its path to --data.")
     if declared is not None and declared.isdigit() and size != int(declared):
-        raise DataError(f"{url}: the download stopped after {size} of the "
+        raise SourceUnreachable(f"{url}: the download stopped after {size} of the "
                         f"{int(declared)} bytes the server announced, so the file is "
                         "incomplete. Try again; nothing was trained.")
     return b"".join(chunks)
@@ -329,7 +341,7 @@ def download_within_deadline(url: str) -> bytes:
     worker.start()
     worker.join(DOWNLOAD_DEADLINE_SECONDS + 1)
     if worker.is_alive():
-        raise DataError(f"{url} was still downloading after "
+        raise SourceUnreachable(f"{url} was still downloading after "
                         f"{DOWNLOAD_DEADLINE_SECONDS} s; the server is too slow. "
                         "Download the file and pass its path to --data.")
     if "error" in outcome:
@@ -344,6 +356,19 @@ def readable_name(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def lasting_download_error(error: Exception) -> bool:
+    """Whether asking `--data`'s address again would fail the same way: a malformed
+    address, an HTTP answer saying the address is wrong, or a certificate this
+    machine does not trust. Anything else (no answer, a timeout, a reset, a server
+    error) may pass."""
+    if isinstance(error, urllib.error.HTTPError):
+        return error.code in LASTING_HTTP_ERRORS
+    reason = getattr(error, "reason", None)
+    return (isinstance(error, ValueError)
+            or isinstance(error, ssl.SSLCertVerificationError)
+            or isinstance(reason, ssl.SSLCertVerificationError))
+
+
 def read_source(source: str) -> tuple[bytes, str]:
     """The raw bytes of a local file or URL, and the name to use for it in messages."""
     if source.startswith(("http://", "https://")):
@@ -353,8 +378,11 @@ def read_source(source: str) -> tuple[bytes, str]:
             raise
         except (urllib.error.URLError, http.client.HTTPException, OSError,
                 ValueError) as e:
-            raise DataError(f"Cannot download {source}: {e!s:.300}. Check the URL and "
-                            "that this machine can reach it.") from None
+            message = (f"Cannot download {source}: {e!s:.300}. Check the URL and "
+                       "that this machine can reach it.")
+            if lasting_download_error(e):
+                raise DataError(message) from None
+            raise SourceUnreachable(message) from None
         return content, source.rstrip("/").rsplit("/", 1)[-1] or source
 
     path = Path(source)
@@ -780,6 +808,8 @@ def main(argv=None) -> int:
     try:
         make_room(args)
         trained = train(args)
+    except SourceUnreachable as e:
+        return refused(args, str(e), EXIT_SOURCE_UNREACHABLE)
     except (ModelDirRefused, DataError, GateRefused) as e:
         return refused(args, str(e), EXIT_BAD_INPUT)
     except ModelDirFull as e:

@@ -605,6 +605,28 @@ def test_refused_data_and_unpromoted_versions_fail_the_job_without_retries():
         assert spec["template"]["spec"]["containers"][0]["name"] == "train"
 
 
+def test_a_download_that_may_pass_is_retried_by_the_job(tmp_path, capsys):
+    """A data server that is down for a moment must not fail the Job for good: the
+    exit code of such a download is not one the podFailurePolicy ends the Job on, so
+    training.backoffLimit applies."""
+    import socket
+
+    from training.cli import main
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    job = render({}).one("Job")["spec"]
+    fail_job = job["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"]
+
+    code = main([f"--data=http://127.0.0.1:{port}/sales.csv",
+                 f"--model-dir={tmp_path / 'models'}"])
+
+    assert "Cannot download" in capsys.readouterr().err
+    assert code != 0 and code not in fail_job
+    assert job["backoffLimit"] > 0
+
+
 def test_existing_data_configmap_is_mounted_not_made():
     rendered = render(
         {
