@@ -321,6 +321,11 @@ def test_schema_rejects_bad_values(values, message):
             "training.data.url is empty",
         ),
         (
+            {"training": {"data": {"caBundle": {"configMapName": "our-ca"}}}},
+            'caBundle.configMapName is "our-ca", but training.data.source is '
+            "bundled",
+        ),
+        (
             {"resources": {"requests": {"cpu": None}}},
             "autoscaling.enabled is true but resources.requests.cpu is not set",
         ),
@@ -362,6 +367,7 @@ def test_schema_rejects_bad_values(values, message):
         "configmap-without-data",
         "pvc-without-path",
         "url-empty",
+        "ca-bundle-without-url",
         "hpa-without-cpu-request",
         "hpa-with-zero-cpu-request",
         "memory-request-above-limit",

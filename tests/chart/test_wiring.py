@@ -7,6 +7,7 @@ Job and the Deployment, and so on.
 
 import json
 import re
+from pathlib import PurePosixPath
 
 import pytest
 import yaml
@@ -625,6 +626,40 @@ def test_a_download_that_may_pass_is_retried_by_the_job(tmp_path, capsys):
     assert "Cannot download" in capsys.readouterr().err
     assert code != 0 and code not in fail_job
     assert job["backoffLimit"] > 0
+
+
+def test_a_url_behind_a_private_ca_is_downloaded_trusting_its_bundle():
+    """A data server inside the cluster has a certificate a private CA signed; the
+    training pods of the Job and of the CronJob trust exactly the given bundle."""
+    rendered = render({
+        "retraining": {"enabled": True},
+        "training": {"data": {
+            "source": "url", "url": "https://csv.data.svc/sales.csv",
+            "caBundle": {"configMapName": "kube-root-ca.crt", "key": "ca.crt"}}},
+    })
+    cron = rendered.one("CronJob")["spec"]["jobTemplate"]["spec"]
+
+    for spec in (rendered.one("Job")["spec"], cron):
+        pod = spec["template"]["spec"]
+        train = pod["containers"][0]
+        env = {e["name"]: e["value"] for e in train["env"]}
+        mounts = {m["name"]: m for m in train["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        bundle = PurePosixPath(mounts["ca"]["mountPath"]) / "ca.crt"
+
+        assert env["SSL_CERT_FILE"] == str(bundle)
+        assert mounts["ca"]["readOnly"] is True
+        assert volumes["ca"]["configMap"] == {
+            "name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+
+
+def test_without_a_bundle_the_url_download_trusts_the_image_store():
+    rendered = render({"training": {"data": {
+        "source": "url", "url": "https://data.example.test/a.csv"}}})
+    train = rendered.one("Job")["spec"]["template"]["spec"]["containers"][0]
+
+    assert "SSL_CERT_FILE" not in {e["name"] for e in train["env"]}
+    assert "ca" not in {m["name"] for m in train["volumeMounts"]}
 
 
 def test_existing_data_configmap_is_mounted_not_made():

@@ -186,6 +186,9 @@ every release renders, so a bad combination stops the whole render.
 {{- if and (eq $data.source "url") (not $data.url) }}
 {{- fail "training.data.source is url but training.data.url is empty; give an https:// address of a CSV file." }}
 {{- end }}
+{{- if and $data.caBundle.configMapName (ne $data.source "url") }}
+{{- fail (printf "training.data.caBundle.configMapName is %q, but training.data.source is %s and only a url download uses the bundle. Set it to \"\" or use source url." $data.caBundle.configMapName $data.source) }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -355,6 +358,7 @@ uploads are on).
 */}}
 {{- define "sales-forecast.trainingPodSpec" -}}
 {{- $data := .Values.training.data }}
+{{- $caBundle := and (eq $data.source "url") $data.caBundle.configMapName }}
 serviceAccountName: {{ include "sales-forecast.serviceAccountName" . | quote }}
 automountServiceAccountToken: false
 restartPolicy: Never
@@ -406,6 +410,12 @@ containers:
       # read-only, so point it at the /tmp emptyDir.
       - name: MPLCONFIGDIR
         value: /tmp/matplotlib
+      {{- if $caBundle }}
+      # Python's TLS reads its trusted certificates from this file instead of
+      # the image's store.
+      - name: SSL_CERT_FILE
+        value: {{ printf "/etc/sales-forecast/ca/%s" $data.caBundle.key | quote }}
+      {{- end }}
     securityContext:
       {{- toYaml .Values.securityContext | nindent 6 }}
     resources:
@@ -418,6 +428,11 @@ containers:
       {{- if has $data.source (list "configMap" "pvc") }}
       - name: data
         mountPath: /data
+        readOnly: true
+      {{- end }}
+      {{- if $caBundle }}
+      - name: ca
+        mountPath: /etc/sales-forecast/ca
         readOnly: true
       {{- end }}
 volumes:
@@ -439,6 +454,14 @@ volumes:
     persistentVolumeClaim:
       claimName: {{ $data.pvc.claimName | quote }}
       readOnly: true
+  {{- end }}
+  {{- if $caBundle }}
+  - name: ca
+    configMap:
+      name: {{ $data.caBundle.configMapName | quote }}
+      items:
+        - key: {{ $data.caBundle.key | quote }}
+          path: {{ $data.caBundle.key | quote }}
   {{- end }}
 {{- with .Values.training.nodeSelector }}
 nodeSelector:
