@@ -662,6 +662,17 @@ def test_without_a_bundle_the_url_download_trusts_the_image_store():
     assert "ca" not in {m["name"] for m in train["volumeMounts"]}
 
 
+def test_a_release_whose_values_predate_the_ca_bundle_still_upgrades():
+    # `helm upgrade --reuse-values` keeps the defaults of the chart the release was
+    # installed with; null removes the key here the way such an upgrade lacks it.
+    for source in ({"source": "url", "url": "https://data.example.test/a.csv"},
+                   {"source": "bundled"}):
+        rendered = render({"training": {"data": {**source, "caBundle": None}}})
+        train = rendered.one("Job")["spec"]["template"]["spec"]["containers"][0]
+
+        assert "SSL_CERT_FILE" not in {e["name"] for e in train["env"]}
+
+
 def test_existing_data_configmap_is_mounted_not_made():
     rendered = render(
         {

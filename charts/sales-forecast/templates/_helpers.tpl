@@ -186,8 +186,9 @@ every release renders, so a bad combination stops the whole render.
 {{- if and (eq $data.source "url") (not $data.url) }}
 {{- fail "training.data.source is url but training.data.url is empty; give an https:// address of a CSV file." }}
 {{- end }}
-{{- if and $data.caBundle.configMapName (ne $data.source "url") }}
-{{- fail (printf "training.data.caBundle.configMapName is %q, but training.data.source is %s and only a url download uses the bundle. Set it to \"\" or use source url." $data.caBundle.configMapName $data.source) }}
+{{- $caName := include "sales-forecast.caBundleName" . }}
+{{- if and $caName (ne $data.source "url") }}
+{{- fail (printf "training.data.caBundle.configMapName is %q, but training.data.source is %s and only a url download uses the bundle. Set it to \"\" or use source url." $caName $data.source) }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -346,6 +347,15 @@ Seconds in a Prometheus duration of the form the schema admits (1h30m, 10s);
 {{- $total }}
 {{- end }}
 
+{{/*
+The ConfigMap of certificates a url download trusts, or "". Read with dig, and
+optional in the schema: `helm upgrade --reuse-values` keeps the values of the
+chart the release was installed with, which may predate training.data.caBundle.
+*/}}
+{{- define "sales-forecast.caBundleName" -}}
+{{- dig "caBundle" "configMapName" "" .Values.training.data }}
+{{- end }}
+
 {{/* The name of the ConfigMap holding training data, when source is configMap. */}}
 {{- define "sales-forecast.dataConfigMapName" -}}
 {{- default (printf "%s-training-data" (include "sales-forecast.fullname" .)) .Values.training.data.configMap.name }}
@@ -358,7 +368,9 @@ uploads are on).
 */}}
 {{- define "sales-forecast.trainingPodSpec" -}}
 {{- $data := .Values.training.data }}
-{{- $caBundle := and (eq $data.source "url") $data.caBundle.configMapName }}
+{{- $caName := include "sales-forecast.caBundleName" . }}
+{{- $caKey := dig "caBundle" "key" "ca.crt" $data }}
+{{- $caBundle := and (eq $data.source "url") $caName }}
 serviceAccountName: {{ include "sales-forecast.serviceAccountName" . | quote }}
 automountServiceAccountToken: false
 restartPolicy: Never
@@ -414,7 +426,7 @@ containers:
       # Python's TLS reads its trusted certificates from this file instead of
       # the image's store.
       - name: SSL_CERT_FILE
-        value: {{ printf "/etc/sales-forecast/ca/%s" $data.caBundle.key | quote }}
+        value: {{ printf "/etc/sales-forecast/ca/%s" $caKey | quote }}
       {{- end }}
     securityContext:
       {{- toYaml .Values.securityContext | nindent 6 }}
@@ -458,10 +470,10 @@ volumes:
   {{- if $caBundle }}
   - name: ca
     configMap:
-      name: {{ $data.caBundle.configMapName | quote }}
+      name: {{ $caName | quote }}
       items:
-        - key: {{ $data.caBundle.key | quote }}
-          path: {{ $data.caBundle.key | quote }}
+        - key: {{ $caKey | quote }}
+          path: {{ $caKey | quote }}
   {{- end }}
 {{- with .Values.training.nodeSelector }}
 nodeSelector:
