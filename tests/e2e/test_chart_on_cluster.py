@@ -36,6 +36,8 @@ pytestmark = pytest.mark.e2e
 VALUES = Path(__file__).resolve().parent / "values-e2e.yaml"
 HORIZON = 12
 INSTALL_TIMEOUT = 600
+# Server pods of revision 1, before autoscaling is turned on.
+FIXED_REPLICAS = 2
 
 
 def timestamp(text: str) -> datetime:
@@ -83,11 +85,13 @@ def test_install(cluster, steps, state):
     # Revision 1 has no training Job, so its server pods start before any model
     # exists, whatever the scheduler and the image cache do; revision 2 adds the Job.
     # (Installed together, the Job could finish before the server process started, and
-    # the next step would have nothing to prove.)
+    # the next step would have nothing to prove.) Revision 1 also has no HPA and a
+    # fixed count of two, so revision 2 turns autoscaling on for a running release.
     with steps.step("helm install without training; the server starts, unready"):
         cluster.helm("install", RELEASE, str(CHART), "--values", str(VALUES),
                      *image_values(cluster), "--set", "training.enabled=false",
-                     timeout=120)
+                     "--set", "autoscaling.enabled=false",
+                     "--set", f"replicaCount={FIXED_REPLICAS}", timeout=120)
         state["installed"] = True
         started = wait_until("a server container passes its startup probe",
                              INSTALL_TIMEOUT, lambda: server_started(cluster))
@@ -103,6 +107,19 @@ def test_install(cluster, steps, state):
         release = json.loads(cluster.helm("status", RELEASE, "-o", "json"))
         assert release["info"]["status"] == "deployed", release["info"]
         assert release["version"] == 2, release["version"]
+
+    with steps.step("turning autoscaling on kept the pods until the HPA acted"):
+        # Without the count written back, Kubernetes defaults it to 1 the moment
+        # Helm removes it. The HPA (minReplicas 1) may lower it later, but then it
+        # says so in an event.
+        replicas = cluster.one("deployment", "server")["spec"]["replicas"]
+        events = cluster.get("events")["items"]
+        rescaled = [e["message"] for e in events if e["reason"] == "SuccessfulRescale"]
+        steps.write(f"[e2e] replicas {replicas} after the upgrade; HPA rescales: "
+                    f"{rescaled}")
+        assert replicas == FIXED_REPLICAS or rescaled, (
+            f"the Deployment went from {FIXED_REPLICAS} to {replicas} pods with no "
+            "HPA decision: the upgrade dropped its replica count")
 
 
 def test_training_job_writes_model_and_waiting_pods_turn_ready(cluster, steps, state):
@@ -206,9 +223,14 @@ def test_hpa_scales_up_under_load_and_back_down(cluster, steps, state):
     service = cluster.one("service", "server")["metadata"]["name"]
     url = f"http://{service}.{cluster.namespace}.svc:8080"
 
-    with steps.step("metrics reach the HPA"):
+    with steps.step(f"metrics reach the HPA, which settles at {low}"):
         wait_until("the HPA reads a CPU figure", 180,
                    lambda: cpu_utilization(hpa_status(cluster)) is not None)
+        # Revision 1 ran a fixed count above minReplicas: scaling up proves
+        # something only from minReplicas.
+        wait_until(f"the idle release at {low} pods", 180, lambda: (
+            hpa_status(cluster).get("desiredReplicas") == low
+            and len(cluster.server_pods()) == low), interval=5)
 
     with steps.step(f"HPA scales above {low} under in-cluster load"):
         cluster.apply(traffic_job(cluster, "sf-e2e-load", url=url, seconds=240,
