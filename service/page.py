@@ -107,7 +107,7 @@ def read_history(model_dir: Path, version: str) -> dict:
         raise HistoryMissing(artifact.missing_file(
             model_dir, version, artifact.HISTORY_FILE, "versions kept their history")) \
             from None
-    except (OSError, ValueError, KeyError, TypeError, artifact.ArtifactError) as e:
+    except (OSError, ValueError, artifact.ArtifactError) as e:
         raise StoreDamaged(f"The history of model version {version} is unreadable "
                            f"({e}); train again to replace it.") from None
 

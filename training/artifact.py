@@ -411,9 +411,10 @@ def remove_stale_staging(model_dir: Path) -> list[str]:
 
 def read_regular(path: Path, limit: int = -1, tail: bool = False) -> bytes:
     """The bytes of a file the training job wrote (at most `limit`: its first ones,
-    or with `tail` its last ones), read only if it is a regular file. Training writes nothing else; a symbolic link (which may lead
-    anywhere), a FIFO or a device (whose read may block for ever) or a folder was put
-    there by hand, and is an ArtifactError. FileNotFoundError and NotADirectoryError
+    or with `tail` its last ones), read only if it is a regular file. Training
+    writes nothing else; a symbolic link (which may lead anywhere), a FIFO or a
+    device (whose read may block for ever) or a folder was put there by hand, and
+    is an ArtifactError. FileNotFoundError and NotADirectoryError
     (a file where a folder of the path should be) pass through."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)

@@ -314,14 +314,15 @@ def download(url: str) -> bytes:
                 raise DataError(f"{url} is larger than {MAX_DOWNLOAD_BYTES} bytes; "
                                 "that is not a monthly sales history.")
             if time.monotonic() > deadline:
-                raise SourceUnreachable(f"{url} was still downloading after "
-                                f"{DOWNLOAD_DEADLINE_SECONDS} s ({size} bytes so far); "
-                                "the server is too slow. Download the file and pass "
-                                "its path to --data.")
+                raise SourceUnreachable(
+                    f"{url} was still downloading after {DOWNLOAD_DEADLINE_SECONDS} s "
+                    f"({size} bytes so far); the server is too slow. Download the "
+                    "file and pass its path to --data.")
     if declared is not None and declared.isdigit() and size != int(declared):
-        raise SourceUnreachable(f"{url}: the download stopped after {size} of the "
-                        f"{int(declared)} bytes the server announced, so the file is "
-                        "incomplete. Try again; nothing was trained.")
+        raise SourceUnreachable(
+            f"{url}: the download stopped after {size} of the {int(declared)} bytes "
+            "the server announced, so the file is incomplete. Try again; nothing was "
+            "trained.")
     return b"".join(chunks)
 
 
@@ -341,9 +342,9 @@ def download_within_deadline(url: str) -> bytes:
     worker.start()
     worker.join(DOWNLOAD_DEADLINE_SECONDS + 1)
     if worker.is_alive():
-        raise SourceUnreachable(f"{url} was still downloading after "
-                        f"{DOWNLOAD_DEADLINE_SECONDS} s; the server is too slow. "
-                        "Download the file and pass its path to --data.")
+        raise SourceUnreachable(
+            f"{url} was still downloading after {DOWNLOAD_DEADLINE_SECONDS} s; the "
+            "server is too slow. Download the file and pass its path to --data.")
     if "error" in outcome:
         raise outcome["error"]
     return outcome["content"]
