@@ -335,6 +335,11 @@ def current_is_a_directory(tmp: Path):
     return tmp / "models", f"{tmp / 'models' / 'CURRENT'} is a directory, so"
 
 
+def published_is_a_directory(tmp: Path):
+    (tmp / "models" / "PUBLISHED").mkdir(parents=True)
+    return tmp / "models", f"{tmp / 'models' / 'PUBLISHED'} is a directory, so"
+
+
 def versions_is_a_file(tmp: Path):
     (tmp / "models").mkdir()
     (tmp / "models" / "versions").touch()
@@ -355,7 +360,8 @@ def the_lock_is_a_folder(tmp: Path):
 
 
 @pytest.mark.parametrize("layout", [a_file, under_a_file, a_dangling_link,
-                                    current_is_a_directory, versions_is_a_file,
+                                    current_is_a_directory, published_is_a_directory,
+                                    versions_is_a_file,
                                     the_lock_is_a_link, the_lock_is_a_folder],
                          ids=lambda layout: layout.__name__.replace("_", " "))
 def test_a_model_dir_publishing_would_fail_on_is_refused_before_training(
@@ -463,15 +469,24 @@ def test_a_switch_that_cannot_be_synced_is_not_called_unpublished(
     assert (model_dir / artifact.VERSIONS / version / artifact.METADATA_FILE).is_file()
 
 
-def test_a_record_that_cannot_be_written_leaves_current_unchanged(tmp_path, capsys):
-    """When PUBLISHED cannot be written (here a folder put in its place), CURRENT is
-    left as it was, as exit 4 says."""
+def test_a_record_that_cannot_be_written_leaves_current_unchanged(tmp_path, capsys,
+                                                                 monkeypatch):
+    """When PUBLISHED cannot be written (here a folder put in its place while the
+    run trained, past the checks made before training), CURRENT is left as it was,
+    as exit 4 says."""
     model_dir = tmp_path / "models"
     assert train(WINEIND, model_dir) == 0
     served = artifact.read_current(model_dir)
-    (model_dir / artifact.PUBLISHED).unlink()
-    (model_dir / artifact.PUBLISHED).mkdir()
     capsys.readouterr()
+
+    def train_then_plant(args, *rest):
+        trained = real_train(args, *rest)
+        (model_dir / artifact.PUBLISHED).unlink()
+        (model_dir / artifact.PUBLISHED).mkdir()
+        return trained
+
+    real_train = cli.train
+    monkeypatch.setattr(cli, "train", train_then_plant)
 
     assert train(WINEIND, model_dir, "--force") == 4
 

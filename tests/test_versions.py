@@ -628,3 +628,21 @@ def test_times_far_ahead_of_the_clock_count_as_old_both_when_pruning_and_shorten
     assert artifact.recently_left(store, first, now=now) == {second}
     assert artifact.shortened(entries, {first, second, third}, now)[-2:] == [
         (second, None), (first, now)]
+
+
+@pytest.mark.parametrize("name", [artifact.PUBLISHED, artifact.CURRENT])
+def test_a_pointer_file_replaced_by_a_folder_is_named_when_publishing(store, capsys,
+                                                                      name):
+    """Renaming the new file over a folder would fail naming a hidden temporary
+    file; the error names the store's own file instead."""
+    first, _ = ids(store)
+    (store / name).unlink()
+    (store / name).mkdir()
+
+    assert main(["publish", "--model-dir", str(store), first]) == 2
+
+    err = capsys.readouterr().err
+    assert f"{store / name} is a directory" in err and f"/.{name}-" not in err
+    assert not list(store.glob(".*-*"))
+    if name == artifact.CURRENT:  # the record names no version CURRENT never did
+        assert artifact.read_published(store)[-1] != first

@@ -211,6 +211,13 @@ def set_current(model_dir: Path, version: str) -> None:
     model_dir = Path(model_dir)
     if not (model_dir / VERSIONS / version / METADATA_FILE).is_file():
         raise ArtifactError(f"Cannot publish {version}: it is not a complete version.")
+    for name in (PUBLISHED, CURRENT):
+        # Renaming a file over a folder fails naming the hidden temporary file,
+        # and after the record was written; say first which file is in the way.
+        if (model_dir / name).is_dir() and not (model_dir / name).is_symlink():
+            raise ArtifactError(f"{model_dir / name} is a directory, so it cannot "
+                                "be replaced; the store keeps it as a file. Move "
+                                "it out of the way.")
     entries = read_publications(model_dir)
     if not entries:
         # A store written before PUBLISHED existed: what CURRENT named comes first.

@@ -193,13 +193,15 @@ def check_model_dir(model_dir: Path) -> None:
         raise ModelDirRefused(f"--model-dir {model_dir} cannot be created: {existing} "
                               f"exists and is not a directory. {fix}")
     versions, current = model_dir / artifact.VERSIONS, model_dir / artifact.CURRENT
+    published = model_dir / artifact.PUBLISHED
     lock = model_dir / artifact.PUBLISH_LOCK
     if lock.is_symlink() or (lock.exists() and not lock.is_file()):
         raise ModelDirRefused(
             f"{lock} is {'a symbolic link' if lock.is_symlink() else 'not a file'}, "
             "so --model-dir is not a model store training can publish into (the lock "
             "is never followed through a link). Move it out of the way.")
-    for path, directory in ((versions, True), (current, False)):
+    for path, directory in ((versions, True), (current, False),
+                            (published, False)):
         if path.exists() and path.is_dir() != directory:
             raise ModelDirRefused(
                 f"{path} is {'not ' if directory else ''}a directory, so --model-dir "
