@@ -14,7 +14,7 @@ import pytest
 from service.model_store import ModelStore
 from tests.conftest import WINEIND, train
 from training import artifact, cli
-from training.versions import main
+from training.versions import main, versions_in
 
 
 @pytest.fixture(scope="module")
@@ -646,3 +646,32 @@ def test_a_pointer_file_replaced_by_a_folder_is_named_when_publishing(store, cap
     assert not list(store.glob(".*-*"))
     if name == artifact.CURRENT:  # the record names no version CURRENT never did
         assert artifact.read_published(store)[-1] != first
+
+
+class Killed(BaseException):
+    """A remover stopped halfway, as SIGKILL stops it."""
+
+
+def test_a_prune_killed_halfway_leaves_no_version_with_files_missing(
+        store, monkeypatch, settled):
+    """Each version leaves the store whole: a prune stopped after deleting one file
+    of a version leaves only a hidden folder, which the next prune removes."""
+    for _ in range(2):
+        assert train(WINEIND, store, "--force") == 0
+    whole = {p.name for p in (store / artifact.VERSIONS / ids(store)[-1]).iterdir()}
+    real_rmtree = shutil.rmtree
+
+    def stopped_after_one_file(path, *args, **kwargs):
+        next(Path(path).iterdir()).unlink()
+        raise Killed
+
+    monkeypatch.setattr(shutil, "rmtree", stopped_after_one_file)
+    with pytest.raises(Killed):
+        main(["prune", "--model-dir", str(store), "--keep", "1"])
+
+    for version in versions_in(store):
+        folder = store / artifact.VERSIONS / version
+        assert {p.name for p in folder.iterdir()} == whole, version
+    monkeypatch.setattr(shutil, "rmtree", real_rmtree)
+    assert main(["prune", "--model-dir", str(store), "--keep", "1"]) == 0
+    assert all(name[0] != "." for name in ids(store))

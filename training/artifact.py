@@ -73,6 +73,10 @@ VERSION_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
 # a publisher killed mid-write leaves them behind, and the next publisher removes them.
 STAGING_PREFIX = ".incoming-"
 POINTER_TEMP_PREFIXES = (".CURRENT-", ".PUBLISHED-")
+# A version being removed is first renamed to this hidden prefix: a remover killed
+# halfway leaves a folder the next publisher removes, never a version that is
+# listed, kept and published as whole with some of its files already gone.
+REMOVING_PREFIX = ".removing-"
 # Modes of the folders and files training creates, whatever its umask: the service
 # may run as another user, and reads only; no other user may change what it loads.
 FOLDER_MODE = 0o755
@@ -200,9 +204,27 @@ def write_version(model_dir: Path, version: str, model, metadata: dict,
         # Renamed but not made durable (the folder's fsync failed: an I/O error,
         # a file system that refuses it): the caller reports a failure, so the
         # version must not stay behind looking complete.
-        shutil.rmtree(final if renamed else staging, ignore_errors=True)
+        if renamed:
+            remove_version(model_dir, version, ignore_errors=True)
+        else:
+            shutil.rmtree(staging, ignore_errors=True)
         raise
     return final
+
+
+def remove_version(model_dir: Path, version: str, ignore_errors: bool = False) -> None:
+    """Delete a version's folder so that it leaves the store at once: renamed to a
+    hidden name first (REMOVING_PREFIX), then emptied. Call it only under
+    `publish_lock`."""
+    versions = Path(model_dir) / VERSIONS
+    doomed = versions / f"{REMOVING_PREFIX}{version}-{secrets.token_hex(4)}"
+    try:
+        os.rename(versions / version, doomed)
+    except OSError:
+        if ignore_errors:
+            return
+        raise
+    shutil.rmtree(doomed, ignore_errors=ignore_errors)
 
 
 def set_current(model_dir: Path, version: str) -> None:
@@ -400,14 +422,16 @@ def compact_published(published: list[str], present: set[str]) -> list[str]:
 
 
 def remove_stale_staging(model_dir: Path) -> list[str]:
-    """Delete what killed publishers left behind: `.incoming-*` version directories
-    and `.CURRENT-*` or `.PUBLISHED-*` temporary files. Call it only under
+    """Delete what killed publishers left behind: `.incoming-*` version directories,
+    `.removing-*` ones of versions being removed, and `.CURRENT-*` or
+    `.PUBLISHED-*` temporary files. Call it only under
     `publish_lock`, where no other publisher can be writing them. Returns the names
     removed."""
     model_dir = Path(model_dir)
     stale = [path for prefix in POINTER_TEMP_PREFIXES
              for path in model_dir.glob(prefix + "*")]
-    stale += list((model_dir / VERSIONS).glob(STAGING_PREFIX + "*"))
+    stale += [path for prefix in (STAGING_PREFIX, REMOVING_PREFIX)
+              for path in (model_dir / VERSIONS).glob(prefix + "*")]
     for path in stale:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)

@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import ssl
 import sys
 import tempfile
@@ -605,7 +604,8 @@ def publish(model_dir: Path, trained: dict, force: bool = False,
             # Its metadata says promoted; a version CURRENT never came to name must
             # not stay behind saying so.
             if current_or_none(model_dir) != trained["version"]:
-                shutil.rmtree(path, ignore_errors=True)
+                artifact.remove_version(model_dir, trained["version"],
+                                        ignore_errors=True)
             raise
     return path
 

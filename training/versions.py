@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import unicodedata
 from pathlib import Path
@@ -183,7 +182,7 @@ def prune_versions(model_dir: Path, keep: int, spared: str | None = None) -> Pru
         kept = {current, *fallback, *newest, spared, *left}
         doomed = [v for v in names if v not in kept]
         for version in doomed:
-            shutil.rmtree(Path(model_dir) / artifact.VERSIONS / version)
+            artifact.remove_version(model_dir, version)
         # What a killed publisher left half-written takes room too, possibly the
         # room whose lack made someone prune.
         artifact.remove_stale_staging(model_dir)
