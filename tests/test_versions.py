@@ -675,3 +675,31 @@ def test_a_prune_killed_halfway_leaves_no_version_with_files_missing(
     monkeypatch.setattr(shutil, "rmtree", real_rmtree)
     assert main(["prune", "--model-dir", str(store), "--keep", "1"]) == 0
     assert all(name[0] != "." for name in ids(store))
+
+
+def test_a_publication_killed_before_current_moved_is_not_on_the_way_back(
+        tmp_path, monkeypatch):
+    """Killed after the record named `third` and before CURRENT did: the next
+    publication goes back to `second`, which was served, not to `third`, which never
+    was."""
+    store, (first, second, third, fourth) = fake_store(tmp_path, 4)
+    artifact.set_current(store, first)
+    artifact.set_current(store, second)
+    real_replace = artifact._replace_file
+
+    def killed_before_current(model_dir, name, text):
+        if name == artifact.CURRENT:
+            raise Killed
+        real_replace(model_dir, name, text)
+
+    monkeypatch.setattr(artifact, "_replace_file", killed_before_current)
+    with pytest.raises(Killed):
+        artifact.set_current(store, third)
+    monkeypatch.setattr(artifact, "_replace_file", real_replace)
+    assert artifact.read_published(store)[-1] == third
+    assert artifact.read_current(store) == second
+
+    artifact.set_current(store, fourth)
+
+    chain = artifact.publication_chain(artifact.read_published(store))
+    assert chain == [fourth, second, first]

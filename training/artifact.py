@@ -241,12 +241,24 @@ def set_current(model_dir: Path, version: str) -> None:
                                 "be replaced; the store keeps it as a file. Move "
                                 "it out of the way.")
     entries = read_publications(model_dir)
+    try:
+        named = read_current(model_dir)
+    except ArtifactError:
+        named = None
     if not entries:
         # A store written before PUBLISHED existed: what CURRENT named comes first.
+        entries = [(named, None)] if named else []
+    elif named and entries[-1][0] != named:
+        # The record ends with a version CURRENT does not name: a publisher killed
+        # between writing the two, or CURRENT edited by hand. Readers count
+        # CURRENT as one more publication (`publication_chain`); so must the
+        # record, or the way back from the new version would lead to a version
+        # that was never served.
         try:
-            entries = [(v, None) for v in [read_current(model_dir)] if v]
-        except ArtifactError:
-            pass
+            changed = (model_dir / CURRENT).stat().st_mtime
+        except OSError:
+            changed = None
+        entries.append((named, changed))
     now = time.time()
     entries.append((version, now))
     if len(entries) > PUBLISHED_KEPT:
