@@ -1,11 +1,13 @@
 """`python -m training.versions`: list, publish (roll back) and prune a model store."""
 
 import errno
+import fcntl
 import io
 import json
 import os
 import shutil
 import sys
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -703,3 +705,17 @@ def test_a_publication_killed_before_current_moved_is_not_on_the_way_back(
 
     chain = artifact.publication_chain(artifact.read_published(store))
     assert chain == [fourth, second, first]
+
+
+def test_a_run_waiting_for_the_store_lock_says_so(tmp_path, caplog):
+    lock = tmp_path / artifact.PUBLISH_LOCK
+    holder = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    threading.Timer(0.3, os.close, [holder]).start()
+
+    with caplog.at_level("WARNING", logger="training"):
+        with artifact.held_lock(lock):
+            pass
+
+    assert f"waiting for {lock}: another run is publishing or pruning in " \
+        f"{tmp_path}" in caplog.text

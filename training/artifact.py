@@ -22,6 +22,7 @@ import fcntl
 import hashlib
 import io
 import json
+import logging
 import math
 import os
 import re
@@ -37,6 +38,8 @@ from pathlib import Path
 import joblib
 
 from training.unpickle import load_model
+
+log = logging.getLogger("training")
 
 CURRENT = "CURRENT"
 # The versions CURRENT has named, one per line, oldest first: a worker that finds
@@ -139,7 +142,17 @@ def held_lock(path: Path, blocking: bool = True):
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise ArtifactError(f"{path} cannot serve as a lock file: it is not a "
                                 "regular file. Move it out of the way.")
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not blocking:
+                raise
+            # Another run holds it, perhaps for long (a large store being pruned, a
+            # stopped process): say why nothing happens rather than wait silently.
+            log.warning("waiting for %s: another run is publishing or pruning in "
+                        "%s, and changes the store only when it is done", path,
+                        path.parent)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
