@@ -141,7 +141,7 @@ class DeadlineSocket:
         part); False once it has closed its side or reset the connection."""
         while len(self.gathered) < GATHER_LIMIT:
             try:
-                data = self._sock.recv(GATHER_LIMIT, socket.MSG_DONTWAIT)
+                data = self._dontwait().recv(GATHER_LIMIT, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 return True
             except OSError:
@@ -190,6 +190,17 @@ class DeadlineSocket:
         self._sock.settimeout(value)
         self._applied = value
 
+    def _dontwait(self) -> socket.socket:
+        """The real socket, ready for a call with MSG_DONTWAIT. Python waits up to
+        a socket's timeout for it to become ready before any call, whatever the
+        flags: a read meant not to wait would wait. A timeout is left on it when
+        gunicorn asked for one around a blocking read (draining an unread body
+        before the next request); in `gather` that wait would stop the event loop,
+        and every connection of the worker, for up to that long."""
+        if self._applied:  # a timeout; None (blocking) and 0.0 never wait here
+            self._set_real(None)
+        return self._sock
+
     def _receive_deadline(self) -> float:
         return receive_deadline(self._started, self._received)
 
@@ -210,7 +221,7 @@ class DeadlineSocket:
             # timeout mode and back, which costs two ioctl calls and a poll per read
             # and releases the GIL each time; only a read that would block waits.
             try:
-                data = self._sock.recv(size, socket.MSG_DONTWAIT)
+                data = self._dontwait().recv(size, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 pass
             else:
@@ -246,7 +257,7 @@ class DeadlineSocket:
             # goes out in one non-blocking call, for the same reason as in recv;
             # whatever does not fit is sent below, bounded by the limit.
             try:
-                sent = self._sock.send(data, socket.MSG_DONTWAIT)
+                sent = self._dontwait().send(data, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             if sent == len(data):

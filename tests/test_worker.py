@@ -3,6 +3,7 @@ in a real gunicorn with two workers."""
 
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -195,7 +196,9 @@ def test_a_busy_sibling_keeps_its_share_of_new_connections(monkeypatch):
 
 def read_answer(stream) -> tuple[int, bytes]:
     """One HTTP/1.1 answer from a socket's file object: status and body."""
-    status = int(stream.readline().split()[1])
+    line = stream.readline()
+    assert line, "the server closed the connection without an answer"
+    status = int(line.split()[1])
     length = 0
     while (line := stream.readline()) not in (b"\r\n", b""):
         name, _, value = line.partition(b":")
@@ -302,3 +305,67 @@ def test_a_request_is_complete_when_a_thread_would_not_wait_for_it(data, complet
     from service.worker import request_complete
 
     assert request_complete(data) is complete
+
+
+def test_a_timeout_gunicorn_left_on_the_socket_does_not_make_gathering_wait():
+    # gunicorn drains an unread body with a timeout on the socket, then asks for
+    # blocking mode again; the timeout stayed on the real socket, and Python waits
+    # up to a socket's timeout before a read even with MSG_DONTWAIT: the event
+    # loop's read of the next request then stopped the whole worker for seconds.
+    from service.worker import DeadlineSocket
+
+    server, client = socket.socketpair()
+    try:
+        sock = DeadlineSocket(server)
+        sock.start()
+        sock.settimeout(3.0)  # what gunicorn's drain asks for ...
+        late = threading.Timer(0.05, client.sendall, [b"x"])
+        late.start()
+        assert sock.recv(1) == b"x"
+        late.join()
+        # ... around a read that had to wait (the body came after the answer)
+        sock.settimeout(None)
+        sock.stop()
+        sock.setblocking(False)  # back to the event loop
+
+        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        started = time.monotonic()
+        still_open = sock.gather()
+        waited = time.monotonic() - started
+    finally:
+        server.close()
+        client.close()
+
+    assert still_open is True
+    assert bytes(sock.gathered).startswith(b"GET /healthz")
+    assert waited < 1.0
+
+
+@pytest.mark.integration
+def test_a_body_sent_after_its_answer_does_not_stall_the_worker(live_server,
+                                                                 trained_store):
+    # A request answered before its body arrived (405 here) while the thread that
+    # served the previous request on the connection read it: gunicorn drains the
+    # body with a timeout on the socket. Each later request on that connection
+    # was answered 5 s late, and the worker's event loop, every connection of the
+    # worker with it, stood still meanwhile.
+    server = live_server(trained_store, SALES_FORECAST_WORKERS=1)
+    healthz = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
+        stream = client.makefile("rb")
+        client.sendall(healthz + b"PUT /forecast HTTP/1.1\r\nHost: test\r\n"
+                       b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n")
+        assert read_answer(stream)[0] == 200
+        assert read_answer(stream)[0] == 405
+        client.sendall(b"{}")
+        time.sleep(0.2)  # the body is drained; the connection waits in the loop
+
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as other:
+            took = []
+            for sock, answers in ((client, stream), (other, other.makefile("rb"))):
+                started = time.monotonic()
+                sock.sendall(healthz)
+                assert read_answer(answers)[0] == 200
+                took.append(time.monotonic() - started)
+
+    assert max(took) < 2, took
