@@ -32,6 +32,9 @@ bytes, a chunked body, a client waiting for "100 Continue") is read by the threa
 bounded by the deadline: many slow clients of that kind still make other requests
 wait. A buffering reverse proxy in front (an ingress controller) removes that too.
 
+A connection whose answer closes it waits for the client's end in the event loop
+(`Connection`, `ThreadWorker._linger`), not in a blocking read there as in gthread.
+
 A pool thread that has served a kept-alive request keeps the connection for its
 next request for up to `KEEPALIVE_LINGER_MS`, while the worker has no more
 connections than threads (`ThreadWorker._next_request_soon`): handing it back to
@@ -273,6 +276,11 @@ class DeadlineSocket:
         finally:
             self._apply()
 
+    @property
+    def raw(self) -> socket.socket:
+        """The real socket, for the event loop to close."""
+        return self._sock
+
     def __getattr__(self, name):
         # During a request, whatever else is called on the real socket (gunicorn's
         # sendfile, which refuses a non-blocking socket, or the descriptor handed
@@ -400,10 +408,39 @@ SIBLING_BACKOFF = 0.05
 # pooled connection) meet it; others wait in the event loop as usual.
 KEEPALIVE_LINGER_MS = 2
 
+# A connection whose answer closes it is shut for writing, then kept open for up to
+# LINGER_SECONDS, reading and dropping up to LINGER_BYTES the client still sends,
+# until the client closes its side: closed with unread bytes, the kernel would reset
+# it and could destroy the end of the answer before the client read it.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 64 * 1024
+
 # At most this often (or a quarter of gunicorn's `timeout`, if that is shorter) the
 # worker tells the master it is alive and checks that the master still is, instead
 # of on every pass of its loop.
 NOTIFY_EVERY = 1.0
+
+
+class Connection(gthread.TConn):
+    """gthread's connection, whose graceful close waits in the worker's event loop
+    (`ThreadWorker._linger`) instead of stopping it.
+
+    gthread closes a connection whose answer said "close" (HTTP/1.0, "Connection:
+    close", a 413, a body it gave up skipping) from its event loop, and that close
+    waits up to 2 s in a blocking read for the client to close its side. A client
+    that keeps the connection open after such an answer stopped the loop, and every
+    connection of the worker, for 2 s each time.
+    """
+
+    def __init__(self, linger, *args):
+        super().__init__(*args)
+        self._linger = linger
+
+    def close(self, graceful=False):
+        if graceful and isinstance(self.sock, DeadlineSocket):
+            self._linger(self.sock.raw)
+        else:
+            super().close(graceful)
 
 
 class ThreadWorker(gthread.ThreadWorker):
@@ -423,6 +460,9 @@ class ThreadWorker(gthread.ThreadWorker):
         # Connections whose request is arriving, read by the event loop until it is
         # complete (_gather), with the deadline by which it must be.
         self._gathering: dict = {}
+        # Sockets closing (_linger), with when they close whatever the client does
+        # and how many bytes of theirs have been dropped.
+        self._lingering: dict = {}
         # gunicorn hands its worker half the configured timeout.
         self._notify_every = min(NOTIFY_EVERY, self.timeout / 2)
 
@@ -506,7 +546,8 @@ class ThreadWorker(gthread.ThreadWorker):
                 raise
             return
         self.nr_conns += 1
-        conn = gthread.TConn(self.cfg, client, address, listener.getsockname())
+        conn = Connection(self._linger, self.cfg, client, address,
+                          listener.getsockname())
         if not self.cfg.is_ssl:  # TLS bytes are for the thread's TLS socket to read
             conn.sock = DeadlineSocket(client)
             self._gather(conn, new=True)
@@ -586,6 +627,42 @@ class ThreadWorker(gthread.ThreadWorker):
             self.poller.unregister(conn.sock)
             conn.data_ready = True
             self.enqueue_req(conn)
+        for sock in [sock for sock, (deadline, _) in self._lingering.items()
+                     if deadline <= now]:
+            self._end_linger(sock)
+
+    def _linger(self, sock: socket.socket) -> None:
+        """Close `sock` the way RFC 9112 (section 9.6) asks, without waiting: shut it
+        for writing, so the client sees the end of the answer, then read and drop
+        what it still sends, in the event loop, until it closes its side, or for
+        LINGER_SECONDS or LINGER_BYTES at most (murder_pending)."""
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()  # reset or gone already: nothing left to protect
+            return
+        self._lingering[sock] = [time.monotonic() + LINGER_SECONDS, 0]
+        self.poller.register(sock, selectors.EVENT_READ, self._on_lingering_readable)
+
+    def _on_lingering_readable(self, sock) -> None:
+        entry = self._lingering[sock]
+        while entry[1] < LINGER_BYTES:
+            try:
+                data = sock.recv(LINGER_BYTES)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                break
+            if not data:
+                break
+            entry[1] += len(data)
+        self._end_linger(sock)
+
+    def _end_linger(self, sock) -> None:
+        del self._lingering[sock]
+        self.poller.unregister(sock)
+        sock.close()
 
     def _holds_more_than_a_sibling(self) -> bool:
         if self.share_slot is None:

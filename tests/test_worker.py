@@ -369,3 +369,99 @@ def test_a_body_sent_after_its_answer_does_not_stall_the_worker(live_server,
                 took.append(time.monotonic() - started)
 
     assert max(took) < 2, took
+
+
+def closing_worker(monkeypatch):
+    """A worker with just what closing a connection needs: its poller, its lists of
+    connections, and a clock that moves only when the test sets it."""
+    import selectors
+    from collections import deque
+
+    from service import worker
+
+    clock = FakeClock()
+    monkeypatch.setattr(worker.time, "monotonic", clock)
+    closing = object.__new__(worker.ThreadWorker)  # no gunicorn arbiter behind it
+    closing.poller = selectors.DefaultSelector()
+    closing.pending_conns, closing._gathering, closing._lingering = deque(), {}, {}
+    return closing, clock
+
+
+def dispatch(worker_) -> None:
+    """One pass of the worker's event loop over what is ready now."""
+    for key, _ in worker_.poller.select(0.5):
+        key.data(key.fileobj)
+
+
+def test_closing_a_connection_does_not_wait_for_the_client_to_close(monkeypatch):
+    # gthread closes a connection whose answer said "close" from its event loop,
+    # in a read that waits up to 2 s for the client to close its side: a client
+    # that kept it open stopped every connection of the worker that long.
+    from service import worker
+
+    closing, clock = closing_worker(monkeypatch)
+    server, client = socket.socketpair()
+    client.settimeout(2)
+    try:
+        conn = worker.Connection(closing._linger, None, server, None, None)
+        conn.sock = worker.DeadlineSocket(server)
+        started = time.perf_counter()
+        conn.close(graceful=True)
+        assert time.perf_counter() - started < 0.5
+
+        assert client.recv(1) == b""  # the client sees the end of the answer
+        client.sendall(b"sent before it saw the end")
+        dispatch(closing)
+        assert server.fileno() != -1  # dropped, still waiting for the client's end
+
+        clock.now += worker.LINGER_SECONDS
+        closing.murder_pending()
+        assert server.fileno() == -1
+        assert not closing._lingering
+    finally:
+        server.close()
+        client.close()
+
+
+def test_a_closing_connection_closes_once_the_client_closes(monkeypatch):
+    from service import worker
+
+    closing, _ = closing_worker(monkeypatch)
+    server, client = socket.socketpair()
+    conn = worker.Connection(closing._linger, None, server, None, None)
+    conn.sock = worker.DeadlineSocket(server)
+    conn.close(graceful=True)
+    client.close()
+    dispatch(closing)
+
+    assert server.fileno() == -1
+    assert not closing._lingering
+    assert not closing.poller.get_map()
+
+
+@pytest.mark.integration
+def test_clients_that_keep_closed_connections_open_do_not_stall_the_worker(
+        live_server, trained_store):
+    server = live_server(trained_store, SALES_FORECAST_WORKERS=1,
+                         SALES_FORECAST_THREADS=1)
+    closing = [socket.create_connection(("127.0.0.1", server.port), timeout=10)
+               for _ in range(3)]
+    try:
+        for client in closing:
+            client.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n"
+                           b"Connection: close\r\n\r\n")
+        time.sleep(0.2)  # answered; kept open, each stopped the loop for 2 s
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", server.port),
+                                      timeout=10) as other:
+            other.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+            assert read_answer(other.makefile("rb"))[0] == 200
+        took = time.monotonic() - started
+        for client in closing:  # each answer whole, then the end of the stream
+            assert read_answer(client.makefile("rb")) == (200, b'{"status":"alive"}')
+            assert client.recv(1) == b""
+    finally:
+        for client in closing:
+            client.close()
+
+    assert took < 1, took
