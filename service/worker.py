@@ -58,6 +58,8 @@ import time
 from functools import partial
 
 from gunicorn import util
+from gunicorn.http.body import ChunkedReader, LengthReader
+from gunicorn.http.parser import _DRAIN_MAX_BYTES as DRAIN_LIMIT
 from gunicorn.workers import gthread
 
 from service.config import env_float
@@ -304,22 +306,38 @@ def write_json_error(sock, status: int, reason: str, message: str) -> None:
     util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
-def closing_after_too_large(app):
-    """`app`, but a 413 answer closes its connection.
+def unread_body_left_unskipped(request) -> bool:
+    """Whether gunicorn would give up skipping what the application left unread of
+    `request`'s body: 64 KiB or more of a declared length (DRAIN_LIMIT), or a
+    chunked body not read to its end, whose length nothing tells."""
+    body = getattr(request, "body", None)
+    reader = getattr(body, "reader", None)
+    if isinstance(reader, LengthReader):
+        return reader.length + body.buf.tell() >= DRAIN_LIMIT
+    if isinstance(reader, ChunkedReader):
+        return reader.parser is not None
+    return False
 
-    A chunked body declares no length: the application finds it over its limit as
-    it reads and refuses the rest unread (a declared length over the limit is closed
-    on sight, in `ThreadWorker.handle_request`). gunicorn would announce keep-alive
-    and then skip the unread body as the next request arrives; it gives up on a long
-    one and closes the connection, so a request the client sent behind it went
-    unanswered. Said at once, the client knows to send it on a new connection.
+
+def closing_after_unread_body(app):
+    """`app`, but an answer that leaves a body gunicorn would not skip (a 413 among
+    them) closes its connection.
+
+    gunicorn skips the unread body of a kept-alive request before reading the next
+    one, gives up after DRAIN_LIMIT bytes and closes the connection: a request the
+    client sent behind the body went unanswered, after an answer that had promised
+    keep-alive (a 404 or 405 to a 100 KiB upload, a chunked body refused at its size
+    limit). Said at once, the client knows to send it on a new connection. A chunked
+    body left unread closes whatever its length, which nothing tells in advance. (A
+    declared length over the limit is closed on sight, in
+    `ThreadWorker.handle_request`.)
     """
     def wrapped(environ, start_response):
         def start(status, headers, exc_info=None):
-            if status.startswith("413"):
-                request = getattr(environ.get("gunicorn.socket"), "request", None)
-                if request is not None:
-                    request.must_close = True
+            request = getattr(environ.get("gunicorn.socket"), "request", None)
+            if request is not None and (status.startswith("413")
+                                        or unread_body_left_unskipped(request)):
+                request.must_close = True
             return start_response(status, headers, exc_info)
         return app(environ, start)
     return wrapped
@@ -508,7 +526,7 @@ class ThreadWorker(gthread.ThreadWorker):
 
     def load_wsgi(self):
         super().load_wsgi()
-        self.wsgi = closing_after_too_large(self.wsgi)
+        self.wsgi = closing_after_unread_body(self.wsgi)
 
     def run(self):
         # The application is loaded: from now on this worker takes connections.

@@ -465,3 +465,64 @@ def test_clients_that_keep_closed_connections_open_do_not_stall_the_worker(
             client.close()
 
     assert took < 1, took
+
+
+def refused_unread(body_reader) -> bool:
+    """Whether an application that answers 404 without reading the body behind
+    `body_reader` has its connection closed."""
+    from types import SimpleNamespace
+
+    from gunicorn.http.body import Body
+
+    from service.worker import closing_after_unread_body
+
+    request = SimpleNamespace(body=Body(body_reader), must_close=False)
+    environ = {"gunicorn.socket": SimpleNamespace(request=request)}
+
+    def not_found(environ_, start_response):
+        start_response("404 NOT FOUND", [])
+        return [b"{}"]
+
+    closing_after_unread_body(not_found)(environ, lambda *args: None)
+    return request.must_close
+
+
+@pytest.mark.parametrize("length, closes", [
+    (0, False), (2, False), (64 * 1024 - 1, False), (64 * 1024, True),
+    (1024 * 1024, True),
+], ids=["no body", "small", "just under the drain limit", "at it", "a megabyte"])
+def test_an_answer_leaving_more_body_than_gunicorn_skips_closes(length, closes):
+    # gunicorn gives up skipping an unread body after 64 KiB and closes the
+    # connection, after an answer that had announced keep-alive: the request the
+    # client sent behind the body went unanswered.
+    from gunicorn.http.body import LengthReader
+
+    assert refused_unread(LengthReader(None, length)) is closes
+
+
+def test_an_answer_leaving_a_chunked_body_unread_closes():
+    from gunicorn.http.body import ChunkedReader
+    from gunicorn.http.unreader import IterUnreader
+
+    chunked = ChunkedReader(None, IterUnreader([b"5\r\nhello\r\n0\r\n\r\n"]))
+    assert refused_unread(chunked) is True
+
+
+@pytest.mark.integration
+def test_a_request_behind_a_long_unread_body_is_answered_or_told_to_go_elsewhere(
+        live_server, trained_store):
+    server = live_server(trained_store, SALES_FORECAST_WORKERS=1)
+    body = b"x" * 300_000  # under the 2 MiB limit, over what gunicorn skips
+    healthz = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
+        client.sendall(b"POST /nothing-here HTTP/1.1\r\nHost: test\r\n"
+                       b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+                       + body + healthz)
+        stream = client.makefile("rb")
+        status = stream.readline()
+        head = b""
+        while (line := stream.readline()) not in (b"\r\n", b""):
+            head += line.lower()
+
+    assert status.startswith(b"HTTP/1.1 404")
+    assert b"connection: close" in head, head
