@@ -30,7 +30,11 @@ headers over the limits, a bad chunk size) with the service's one error shape,
 What the event loop does not gather (a body longer than `GATHER_LIMIT` past its first
 bytes, a chunked body, a client waiting for "100 Continue") is read by the thread,
 bounded by the deadline: many slow clients of that kind still make other requests
-wait. A buffering reverse proxy in front (an ingress controller) removes that too.
+wait. So does a body the application answered without reading (a 404, a 405) when
+the rest of it has not arrived: the thread waits up to 5 s to skip it before the
+connection's next request (gunicorn's drain), where closing the connection at once
+would free it. A buffering reverse proxy in front (an ingress controller) removes
+these too.
 
 A connection whose answer closes it waits for the client's end in the event loop
 (`Connection`, `ThreadWorker._linger`), not in a blocking read there as in gthread.
