@@ -240,6 +240,15 @@ def remove_version(model_dir: Path, version: str, ignore_errors: bool = False) -
     shutil.rmtree(doomed, ignore_errors=ignore_errors)
 
 
+def current_changed(model_dir: Path) -> float | None:
+    """When CURRENT was last written (Unix seconds), or None if it cannot be told:
+    the time of a publication the record does not date."""
+    try:
+        return (Path(model_dir) / CURRENT).stat().st_mtime
+    except OSError:
+        return None
+
+
 def set_current(model_dir: Path, version: str) -> None:
     """Point CURRENT at an existing version, atomically, and add it to PUBLISHED.
     Call it only under `publish_lock`."""
@@ -267,11 +276,7 @@ def set_current(model_dir: Path, version: str) -> None:
         # CURRENT as one more publication (`publication_chain`); so must the
         # record, or the way back from the new version would lead to a version
         # that was never served.
-        try:
-            changed = (model_dir / CURRENT).stat().st_mtime
-        except OSError:
-            changed = None
-        entries.append((named, changed))
+        entries.append((named, current_changed(model_dir)))
     now = time.time()
     entries.append((version, now))
     if len(entries) > PUBLISHED_KEPT:
@@ -370,10 +375,7 @@ def recently_left(model_dir: Path, current: str,
     entries = read_publications(model_dir)
     now = time.time() if now is None else now
     if entries[-1:] and (entries[-1][0] != current or entries[-1][1] is None):
-        try:
-            changed = (Path(model_dir) / CURRENT).stat().st_mtime
-        except OSError:
-            changed = None
+        changed = current_changed(model_dir)
         if entries[-1][0] == current:
             entries[-1] = (current, changed)
         else:
