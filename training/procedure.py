@@ -27,6 +27,8 @@ from training.selection import (AUTO, BACKTEST_MONTHS, BASELINES, BLEND, CANDIDA
 FORECAST_MONTHS = 60
 # Cut-offs of the backtest that training runs: six, three months apart, so with the
 # default horizon the newest cut-off is 12 months before the end and the oldest 27.
+# Four, ten and twelve were each worse on the design runs (docs/forecast-quality.md):
+# more reach back into years unlike the months ahead, fewer judge on too little.
 TRAINING_ORIGINS = 6
 # Per-month backtest rows kept in the metadata for the page: the newest origin only.
 PAGE_ORIGINS = 1
