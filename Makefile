@@ -158,7 +158,7 @@ bench-classical: build/classical/.installed
 	build/classical/bin/python bench/classical.py
 
 # ---- Offline single-node Kubernetes and the end-to-end suite (docs/cluster.md) ----
-.PHONY: cluster-up cluster-down e2e
+.PHONY: cluster-up cluster-down cluster-deploy cluster-dev e2e
 
 # Build once (cached in .cache/cluster) and start a real single-node cluster (root).
 cluster-up:
@@ -171,6 +171,15 @@ cluster-up:
 # Stop the cluster and remove everything cluster-up set up (binaries stay cached).
 cluster-down:
 	hack/cluster/down.sh
+
+# skaffold run / skaffold dev on the offline cluster (the offline-cluster profile of
+# skaffold.yaml): build, copy the image into the node, helm upgrade --install,
+# port-forward to 127.0.0.1:8080; dev then syncs edited Python files.
+cluster-deploy:
+	hack/cluster/skaffold.sh run
+
+cluster-dev:
+	hack/cluster/skaffold.sh dev
 
 # Install the chart with helm on the cluster KUBECONFIG names (default: the offline
 # one) and run tests/e2e; settings in docs/cluster.md.

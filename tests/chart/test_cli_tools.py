@@ -244,9 +244,10 @@ def test_kubeconform_rejects_an_unknown_field(kubeconform_run, tmp_path):
     assert "livenesProbe" in result.stdout
 
 
+# Not interactive: skaffold then never shows its usage-data prompt, which would
+# write collect-metrics: true into the scratch global config on the first run.
 SKAFFOLD_ENV = {
     "SKAFFOLD_UPDATE_CHECK": "false",
-    "SKAFFOLD_COLLECT_METRICS": "false",
     "SKAFFOLD_INTERACTIVE": "false",
 }
 
@@ -304,6 +305,46 @@ def test_skaffold_dev_profile_syncs_python_and_reloads(skaffold_cli):
     # turns "true" into a boolean again.
     assert release["setValues"]["config.reloadCode"] == "true"
     assert release["setValues"]["securityContext.readOnlyRootFilesystem"] == "false"
+
+
+def test_skaffold_offline_cluster_profile_builds_on_the_local_base_and_loads(
+        skaffold_cli):
+    skaffold, env = skaffold_cli
+
+    result = run([skaffold, "diagnose", "--yaml-only", "--profile",
+                  "dev,offline-cluster"], env=env)
+
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    artifact = config["build"]["artifacts"][0]
+    # Both profiles change the build arguments; neither may drop the other's.
+    assert artifact["docker"]["buildArgs"] == {
+        "APP_FILES_OWNER": "10001:10001",
+        "BASE_IMAGE": "sales-forecast-base:bookworm",
+    }
+    assert artifact["docker"]["secrets"] == [
+        {"id": "pip_ca", "src": "/etc/ssl/certs/ca-certificates.crt"}]
+    assert artifact["hooks"]["after"] == [
+        {"command": ["hack/cluster/load-image.sh", "--skaffold"]}]
+    # BuildKit comes from DOCKER_BUILDKIT=1 (hack/cluster/skaffold.sh), not from
+    # useBuildkit, which adds a buildx-only flag.
+    assert "useBuildkit" not in config["build"]["local"]
+    assert config["build"]["local"]["useDockerCLI"] is True
+    for hook in artifact["hooks"]["before"] + artifact["hooks"]["after"]:
+        assert (REPO / hook["command"][0]).is_file(), hook
+
+
+def test_skaffold_default_build_is_the_release_image(skaffold_cli):
+    skaffold, env = skaffold_cli
+
+    result = run([skaffold, "diagnose", "--yaml-only"], env=env)
+
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    artifact = config["build"]["artifacts"][0]
+    assert artifact["docker"]["buildArgs"] == {"APP_FILES_OWNER": "0:0"}
+    assert "hooks" not in artifact
+    assert config["build"]["local"]["useBuildkit"] is True
 
 
 def skaffold_render(skaffold_cli, output, *extra):

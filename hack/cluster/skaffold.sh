@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# skaffold against the offline cluster of `make cluster-up`, with the same
+# skaffold.yaml as on kind and its `offline-cluster` profile: the image is built on the
+# local Debian base and copied into the node after each build (kind's `kind load`,
+# done by a build hook).
+#
+#   hack/cluster/skaffold.sh dev|run|build|deploy|delete [SKAFFOLD ARGS...]
+#
+# `make cluster-dev` and `make cluster-deploy` call it. It sets up what skaffold needs
+# on PATH: the pinned skaffold and helm (hack/install-chart-tools.sh), the cluster's
+# kubectl (file sync and port forwarding run it), and a Docker CLI that can build with
+# BuildKit. Builds always run (--cache-artifacts=false): skaffold runs build hooks
+# only for an image it builds, so an image found in its cache would never reach a
+# fresh node. With KUBECONFIG unset it uses the offline cluster's.
+# shellcheck source-path=SCRIPTDIR
+set -euo pipefail
+CLUSTER_SCRIPT=skaffold
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage="usage: hack/cluster/skaffold.sh dev|run|build|deploy|delete [SKAFFOLD ARGS...]"
+[[ $# -gt 0 ]] || die "no skaffold command given; $usage"
+command=$1
+shift
+# The commands that take skaffold's --config (set below); the others would read the
+# user's own global config.
+case $command in
+    dev | run | build | deploy | delete) ;;
+    *) die "'$command' is not one of the commands this script runs; $usage" ;;
+esac
+
+if [[ -z "${KUBECONFIG:-}" ]]; then
+    [[ -s "$CLUSTER_KUBECONFIG" ]] || die "no offline cluster at" \
+        "$CLUSTER_KUBECONFIG; start one with 'make cluster-up'"
+    export KUBECONFIG=$CLUSTER_KUBECONFIG
+fi
+[[ -x "$CLUSTER_BIN/kubectl" ]] || die "no kubectl at $CLUSTER_BIN/kubectl; build" \
+    "the cluster's tools first (make cluster-up)"
+
+"$CLUSTER_TOP/hack/install-chart-tools.sh" helm skaffold >&2
+"$CLUSTER_TOP/hack/docker-engine.sh" start >&2
+
+# skaffold runs `docker build` with DOCKER_BUILDKIT=1 from PATH; the first docker on
+# PATH may be a newer CLI without the buildx plugin, which then refuses.
+# shellcheck source=../lib/docker.sh
+source "$CLUSTER_TOP/hack/lib/docker.sh"
+cli=$(command -v "$(buildkit_cli)")
+shim=$CLUSTER_CACHE/docker-cli
+mkdir -p "$shim"
+ln -sfn "$cli" "$shim/docker"
+
+# The build hooks run hack/ scripts from the working directory; CLUSTER_CACHE lets
+# them find the cluster's tools from a copy of the repository too.
+export CLUSTER_CACHE
+export PATH="$shim:$CLUSTER_TOP/.cache/bin:$CLUSTER_BIN:$PATH"
+export DOCKER_BUILDKIT=1
+# A global config of its own: skaffold's default one may ask to send usage data or
+# check for updates, and this cluster never reaches beyond the machine.
+skaffold_config=$CLUSTER_CACHE/skaffold-global.yaml
+cat > "$skaffold_config" <<'YAML'
+global:
+  collect-metrics: false
+  update-check: false
+  survey:
+    disable-prompt: true
+YAML
+export SKAFFOLD_CONFIG=$skaffold_config SKAFFOLD_INTERACTIVE=false \
+    SKAFFOLD_UPDATE_CHECK=false
+cd "$CLUSTER_TOP"
+
+extra=()
+case $command in
+    dev | run | build) extra=(--cache-artifacts=false) ;;
+esac
+exec skaffold "$command" --profile offline-cluster "${extra[@]}" "$@"
