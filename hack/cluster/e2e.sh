@@ -9,7 +9,8 @@
 #   KUBECONFIG=~/.kube/config E2E_IMAGE_LOADER="kind load docker-image" make e2e
 #
 # Environment (all optional): E2E_IMAGE (sales-forecast:e2e), E2E_SKIP_BUILD=1 uses
-# E2E_IMAGE as it is, HELM, KUBECTL, E2E_NAMESPACE, E2E_KEEP=1 (tests/e2e/e2elib.py).
+# E2E_IMAGE as it is, HELM, KUBECTL, E2E_NAMESPACE, E2E_KEEP=1 (tests/e2e/e2elib.py),
+# E2E_SKAFFOLD (tests/e2e/test_skaffold_dev_loop.py).
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 CLUSTER_SCRIPT=e2e
@@ -23,6 +24,8 @@ if [[ -z "${KUBECONFIG:-}" ]]; then
         "KUBECONFIG at a cluster (and E2E_IMAGE_LOADER at its image loader)"
     export KUBECONFIG=$CLUSTER_KUBECONFIG
     export E2E_IMAGE_LOADER=${E2E_IMAGE_LOADER:-$CLUSTER_TOP/hack/cluster/load-image.sh}
+    # Run from a copy of the tree (tests/e2e/test_skaffold_dev_loop.py).
+    export E2E_SKAFFOLD=${E2E_SKAFFOLD:-hack/cluster/skaffold.sh}
 fi
 if [[ -z "${KUBECTL:-}" && -x "$CLUSTER_BIN/kubectl" ]]; then
     export KUBECTL=$CLUSTER_BIN/kubectl

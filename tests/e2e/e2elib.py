@@ -209,6 +209,23 @@ class Cluster:
         return text
 
 
+def restarts(pod: dict) -> int:
+    return sum(s.get("restartCount", 0)
+               for s in pod["status"].get("containerStatuses", []))
+
+
+def wait_until(what: str, timeout: float, probe, interval: float = 3):
+    """Call PROBE until it returns something truthy; fail naming WHAT on timeout."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not reached within {timeout:.0f} s (last: {last!r})")
+
+
 @contextmanager
 def port_forward(cluster: Cluster, target: str, port: int, timeout: float = 30):
     """Yield the base URL of a `kubectl port-forward` to TARGET on loopback."""

@@ -26,9 +26,11 @@ from e2elib import (
     ROOT,
     CommandFailed,
     port_forward,
+    restarts,
     run,
     traffic_job,
     traffic_totals,
+    wait_until,
 )
 
 pytestmark = pytest.mark.e2e
@@ -42,23 +44,6 @@ FIXED_REPLICAS = 2
 
 def timestamp(text: str) -> datetime:
     return datetime.fromisoformat(text)
-
-
-def restarts(pod: dict) -> int:
-    return sum(s.get("restartCount", 0)
-               for s in pod["status"].get("containerStatuses", []))
-
-
-def wait_until(what: str, timeout: float, probe, interval: float = 3):
-    """Call PROBE until it returns something truthy; fail naming WHAT on timeout."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not reached within {timeout:.0f} s (last: {last!r})")
 
 
 def image_values(cluster) -> list[str]:
