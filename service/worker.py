@@ -42,7 +42,9 @@ A connection whose answer closes it waits for the client's end in the event loop
 A pool thread that has served a kept-alive request keeps the connection for its
 next request for up to `KEEPALIVE_LINGER_MS`, while the worker has no more
 connections than threads (`ThreadWorker._next_request_soon`): handing it back to
-the event loop and on to a thread again is much of a small request's cost.
+the event loop and on to a thread again is much of a small request's cost. It
+serves that request only if it arrived whole; the start of one (sent behind the
+last request, or within that wait) goes back to the event loop to be gathered.
 
 Last, the workers share new connections out evenly (`ConnectionShares`). All of them
 accept from one listening socket, and whichever wakes first takes what is queued: a
@@ -161,6 +163,15 @@ class DeadlineSocket:
                 self._gather_started = time.monotonic()
             self.gathered += data
         return True
+
+    def keep_ahead(self, data: bytes) -> None:
+        """Put back bytes of the next request that a reader took from the socket
+        with the last one, to be read before anything the socket holds; the
+        receive clock of that request starts now if it has not yet."""
+        if data:
+            self.gathered[:0] = data
+            if self._gather_started is None:
+                self._gather_started = time.monotonic()
 
     def gather_deadline(self) -> float:
         """When the request being gathered must be complete."""
@@ -616,6 +627,18 @@ class ThreadWorker(gthread.ThreadWorker):
         conn.data_ready = True
         self.enqueue_req(conn)
 
+    def finish_request(self, conn, fs):
+        # A kept-alive connection whose thread left part of the next request
+        # gathered (_next_request_soon) goes on gathering here, under that
+        # request's deadline; gthread would hand it to a thread again at once.
+        sock = conn.sock
+        if isinstance(sock, DeadlineSocket) and sock.gathered and fs.done() \
+                and not fs.cancelled() and fs.exception() is None \
+                and fs.result() is True:
+            self._gather(conn)
+            return
+        super().finish_request(conn, fs)
+
     def _wait_for_first_byte(self, conn) -> None:
         """Nothing sent yet: wait in the event loop, up to `keepalive` seconds."""
         conn.timeout = time.monotonic() + self.cfg.keepalive
@@ -764,17 +787,28 @@ class ThreadWorker(gthread.ThreadWorker):
         the worker has no more connections than threads, none of them needs this
         thread, so it waits up to `KEEPALIVE_LINGER_MS` milliseconds for the next
         request on this connection, then leaves it to the loop. A connection beyond
-        that waits at most that long for a thread.
+        that waits at most that long for a thread. Either way it serves the next
+        request only once it has arrived whole; part of one goes to the loop.
         """
-        if getattr(conn.sock, "gathered", None):
-            return True  # the event loop read part of the next request with this one
-        if not self.alive or self.nr_conns > self.cfg.threads:
-            return False
-        if conn.parser.unreader.buf.getvalue():
-            return True  # the next request was read ahead with the last one
-        poller = select.poll()
-        poller.register(conn.sock.fileno(), select.POLLIN)
-        try:
-            return bool(poller.poll(KEEPALIVE_LINGER_MS))
-        except OSError:
-            return False
+        sock = conn.sock
+        # Bytes of the next request read with the last one (by the parser, or by
+        # the event loop) go back to the socket's gathered bytes, where the event
+        # loop goes on reading them if they are not a whole request yet.
+        sock.keep_ahead(conn.parser.unreader.take_buffered())
+        if not sock.gathered:
+            if not self.alive or self.nr_conns > self.cfg.threads:
+                return False
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLIN)
+            try:
+                if not poller.poll(KEEPALIVE_LINGER_MS):
+                    return False
+            except OSError:
+                return False
+        # A thread reads the next request only once it is whole, as for a new
+        # connection (_gather): a client that sends its answer's successor a byte
+        # at a time, or a byte of it and then nothing, would hold it until the
+        # receive deadline.
+        still_open = sock.gather()
+        return not still_open or len(sock.gathered) >= GATHER_LIMIT \
+            or request_complete(sock.gathered)

@@ -344,20 +344,25 @@ def test_a_timeout_gunicorn_left_on_the_socket_does_not_make_gathering_wait():
 @pytest.mark.integration
 def test_a_body_sent_after_its_answer_does_not_stall_the_worker(live_server,
                                                                  trained_store):
-    # A request answered before its body arrived (405 here) while the thread that
-    # served the previous request on the connection read it: gunicorn drains the
+    # A request answered before its body arrived (405 here): gunicorn drains the
     # body with a timeout on the socket. Each later request on that connection
     # was answered 5 s late, and the worker's event loop, every connection of the
-    # worker with it, stood still meanwhile.
+    # worker with it, stood still meanwhile. A thread takes such a request once
+    # its head is in only when the head and the body pass the gather limit; this
+    # body does, yet is short enough for gunicorn to drain.
+    from service.worker import GATHER_LIMIT
+
     server = live_server(trained_store, SALES_FORECAST_WORKERS=1)
     healthz = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n"
+    body = b"x" * (GATHER_LIMIT - 40)
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
         stream = client.makefile("rb")
         client.sendall(healthz + b"PUT /forecast HTTP/1.1\r\nHost: test\r\n"
-                       b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n")
+                       b"Content-Type: application/json\r\nContent-Length: "
+                       + str(len(body)).encode() + b"\r\n\r\n")
         assert read_answer(stream)[0] == 200
         assert read_answer(stream)[0] == 405
-        client.sendall(b"{}")
+        client.sendall(body)
         time.sleep(0.2)  # the body is drained; the connection waits in the loop
 
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as other:
@@ -369,6 +374,40 @@ def test_a_body_sent_after_its_answer_does_not_stall_the_worker(live_server,
                 took.append(time.monotonic() - started)
 
     assert max(took) < 2, took
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("part, rest, status", [
+    (b"G", b"ET /healthz HTTP/1.1\r\nHost: test\r\n\r\n", 200),
+    (b"POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: application/json"
+     b"\r\nContent-Length: 36\r\n\r\n", b'{"instances": [{"date": "1990-01"}]}',
+     200),
+], ids=["a byte of a head", "a head without its body"])
+def test_part_of_a_request_sent_behind_another_holds_no_thread(
+        live_server, trained_store, part, rest, status):
+    # The thread that answered the first request read the start of the next one
+    # with it, and waited for the rest until the receive deadline, 5 s: a few
+    # such clients, one per thread, kept every other client waiting that long.
+    server = live_server(trained_store, SALES_FORECAST_WORKERS=1,
+                         SALES_FORECAST_THREADS=1)
+    healthz = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as slow:
+        slow_answers = slow.makefile("rb")
+        slow.sendall(healthz + part)
+        assert read_answer(slow_answers)[0] == 200
+        time.sleep(0.2)  # the rest of the slow client's request is awaited
+
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", server.port),
+                                      timeout=10) as other:
+            other.sendall(healthz)
+            assert read_answer(other.makefile("rb"))[0] == 200
+        took = time.monotonic() - started
+
+        slow.sendall(rest)  # and the request, once whole, is answered
+        assert read_answer(slow_answers)[0] == status
+
+    assert took < 2, took
 
 
 def closing_worker(monkeypatch):
