@@ -287,9 +287,10 @@ class DeadlineSocket:
             self._set_real(RECEIVE_LIMIT)
             return self._sock.sendall(data, *flags)
         except TimeoutError:
-            # gunicorn treats a broken pipe as a client gone: closed quietly.
-            raise BrokenPipeError("the client did not read the answer in time") \
-                from None
+            # gunicorn treats a broken pipe as a client gone, closed quietly, when
+            # it carries its errno; without one it logs an error and a traceback.
+            raise BrokenPipeError(errno.EPIPE, "the client did not read the answer "
+                                  "in time") from None
         finally:
             self._apply()
 

@@ -341,6 +341,28 @@ def test_a_timeout_gunicorn_left_on_the_socket_does_not_make_gathering_wait():
     assert waited < 1.0
 
 
+def test_an_answer_the_client_does_not_read_ends_as_a_quiet_broken_pipe(
+        monkeypatch):
+    # gunicorn logs a client gone (EPIPE, ECONNRESET) at debug level and any other
+    # socket error with a traceback: one line of ERROR per slow reader.
+    import errno
+
+    from service import worker
+
+    monkeypatch.setattr(worker, "RECEIVE_LIMIT", 0.2)
+    server, client = socket.socketpair()
+    try:
+        sock = worker.DeadlineSocket(server)
+        sock.start()
+        with pytest.raises(BrokenPipeError) as cut:
+            sock.sendall(b"x" * (16 * 1024 * 1024))  # more than the buffers hold
+    finally:
+        server.close()
+        client.close()
+
+    assert cut.value.errno == errno.EPIPE
+
+
 @pytest.mark.integration
 def test_a_body_sent_after_its_answer_does_not_stall_the_worker(live_server,
                                                                  trained_store):
