@@ -77,6 +77,8 @@ RECEIVE_LIMIT = env_float("RECEIVE_LIMIT", 60.0, 0.1)
 # Bytes of a request the event loop reads before a thread takes it; a request longer
 # than this (an upload) gets its thread once this much is in.
 GATHER_LIMIT = 64 * 1024
+# Bytes of a file (DeadlineSocket.sendfile) read and written in one piece.
+SEND_BLOCK = 256 * 1024
 
 
 def request_complete(data: bytes) -> bool:
@@ -294,16 +296,31 @@ class DeadlineSocket:
         finally:
             self._apply()
 
+    def sendfile(self, file, offset: int = 0, count: int | None = None) -> int:
+        """A file's bytes (gunicorn sends static files this way) by `sendall`, in
+        blocks, each under the write deadline. The system call gunicorn would make
+        on the real socket waits for as long as the client does not read: one
+        client asking for a file and never reading it held a thread for ever."""
+        file.seek(offset)
+        sent = 0
+        while count is None or sent < count:
+            size = SEND_BLOCK if count is None else min(SEND_BLOCK, count - sent)
+            block = file.read(size)
+            if not block:
+                break
+            self.sendall(block)
+            sent += len(block)
+        return sent
+
     @property
     def raw(self) -> socket.socket:
         """The real socket, for the event loop to close."""
         return self._sock
 
     def __getattr__(self, name):
-        # During a request, whatever else is called on the real socket (gunicorn's
-        # sendfile, which refuses a non-blocking socket, or the descriptor handed
-        # to a system call) must find it in the mode asked for; the poller,
-        # between requests, does not care.
+        # During a request, whatever else is called on the real socket (the
+        # descriptor handed to a system call) must find it in the mode asked for;
+        # the poller, between requests, does not care.
         if self._armed:
             self._apply()
         return getattr(self._sock, name)

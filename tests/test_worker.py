@@ -363,6 +363,65 @@ def test_an_answer_the_client_does_not_read_ends_as_a_quiet_broken_pipe(
     assert cut.value.errno == errno.EPIPE
 
 
+def test_a_file_the_client_does_not_read_is_cut_off_at_the_write_deadline(
+        monkeypatch, tmp_path):
+    # gunicorn sends static files with sendfile on the real socket, which waited
+    # for as long as the client did not read: a thread held for ever.
+    from service import worker
+
+    monkeypatch.setattr(worker, "RECEIVE_LIMIT", 0.2)
+    path = tmp_path / "large"
+    path.write_bytes(b"x" * (16 * 1024 * 1024))  # more than the buffers hold
+    server, client = socket.socketpair()
+    outcome = []
+
+    def send():
+        sock = worker.DeadlineSocket(server)
+        sock.start()
+        with open(path, "rb") as file:
+            try:
+                sock.sendfile(file, offset=0, count=path.stat().st_size)
+            except BrokenPipeError:
+                outcome.append("cut off")
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    sender.join(5)
+    server.close()  # ends the send if it still waits
+    client.close()
+    sender.join(5)
+
+    assert outcome == ["cut off"]
+
+
+def test_a_file_goes_out_whole_from_its_offset(tmp_path):
+    from service import worker
+
+    path = tmp_path / "page"
+    path.write_bytes(bytes(range(256)) * 4000)
+    server, client = socket.socketpair()
+    received = bytearray()
+
+    def read():
+        while data := client.recv(65536):
+            received.extend(data)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        sock = worker.DeadlineSocket(server)
+        sock.start()
+        with open(path, "rb") as file:
+            assert sock.sendfile(file, offset=10, count=900_000) == 900_000
+        server.shutdown(socket.SHUT_WR)
+        reader.join(5)
+    finally:
+        server.close()
+        client.close()
+
+    assert bytes(received) == path.read_bytes()[10:900_010]
+
+
 @pytest.mark.integration
 def test_a_body_sent_after_its_answer_does_not_stall_the_worker(live_server,
                                                                  trained_store):
