@@ -164,6 +164,11 @@ class DeadlineSocket:
             if self._gather_started is None:
                 self._gather_started = time.monotonic()
             self.gathered += data
+            if len(data) < GATHER_LIMIT:
+                # All there was: asking again would nearly always find nothing,
+                # one more system call per request. Bytes arriving meanwhile
+                # leave the socket readable for the next look.
+                return True
         return True
 
     def keep_ahead(self, data: bytes) -> None:

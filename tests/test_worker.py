@@ -422,6 +422,34 @@ def test_a_file_goes_out_whole_from_its_offset(tmp_path):
     assert bytes(received) == path.read_bytes()[10:900_010]
 
 
+def test_gathering_what_is_there_takes_one_read():
+    # A second read after a short one nearly always finds nothing: a system call
+    # per request for nothing, now that a kept-alive connection's next request is
+    # gathered too.
+    from service.worker import DeadlineSocket
+
+    class Peer:
+        def __init__(self):
+            self.reads = 0
+            self.waiting = [b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"]
+
+        def gettimeout(self):
+            return 0.0
+
+        def recv(self, size, flags=0):
+            self.reads += 1
+            if not self.waiting:
+                raise BlockingIOError
+            return self.waiting.pop(0)
+
+    peer = Peer()
+    sock = DeadlineSocket(peer)
+
+    assert sock.gather() is True
+    assert bytes(sock.gathered).startswith(b"GET /healthz")
+    assert peer.reads == 1
+
+
 @pytest.mark.integration
 def test_a_body_sent_after_its_answer_does_not_stall_the_worker(live_server,
                                                                  trained_store):
