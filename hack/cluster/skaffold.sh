@@ -33,6 +33,21 @@ if [[ -z "${KUBECONFIG:-}" ]]; then
         "$CLUSTER_KUBECONFIG; start one with 'make cluster-up'"
     export KUBECONFIG=$CLUSTER_KUBECONFIG
 fi
+# A KUBECONFIG left exported after 'make cluster-down' names no file: skaffold would
+# build first and helm would then try http://localhost:8080.
+kubeconfig_found=
+IFS=: read -r -a kubeconfigs <<< "$KUBECONFIG"
+for file in "${kubeconfigs[@]}"; do
+    [[ -s "$file" ]] && kubeconfig_found=1
+done
+[[ -n "$kubeconfig_found" ]] || die "KUBECONFIG=$KUBECONFIG names no file; start" \
+    "the offline cluster with 'make cluster-up', or unset KUBECONFIG"
+# Every build is copied into the node's containerd by the build hook.
+case $command in
+    dev | run | build)
+        [[ -S "$CONTAINERD_SOCKET" ]] || die "the offline cluster is not running" \
+            "(no $CONTAINERD_SOCKET); start it with 'make cluster-up'" ;;
+esac
 [[ -x "$CLUSTER_BIN/kubectl" ]] || die "no kubectl at $CLUSTER_BIN/kubectl; build" \
     "the cluster's tools first (make cluster-up)"
 
