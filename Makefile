@@ -173,8 +173,8 @@ cluster-down:
 	hack/cluster/down.sh
 
 # skaffold run / skaffold dev on the offline cluster (the offline-cluster profile of
-# skaffold.yaml): build, copy the image into the node, helm upgrade --install,
-# port-forward to 127.0.0.1:8080; dev then syncs edited Python files.
+# skaffold.yaml): build, copy the image into the node, helm upgrade --install; dev
+# then forwards to 127.0.0.1:8080 and syncs edited Python files.
 cluster-deploy:
 	hack/cluster/skaffold.sh run
 
