@@ -14,7 +14,7 @@
 # fresh node. With KUBECONFIG unset it uses the offline cluster's.
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
-CLUSTER_SCRIPT=skaffold
+CLUSTER_SCRIPT=skaffold.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage="usage: hack/cluster/skaffold.sh dev|run|build|deploy|delete [SKAFFOLD ARGS...]"
