@@ -26,6 +26,11 @@ if [[ -z "${KUBECONFIG:-}" ]]; then
     export E2E_IMAGE_LOADER=${E2E_IMAGE_LOADER:-$CLUSTER_TOP/hack/cluster/load-image.sh}
     # Run from a copy of the tree (tests/e2e/test_skaffold_dev_loop.py).
     export E2E_SKAFFOLD=${E2E_SKAFFOLD:-hack/cluster/skaffold.sh}
+    # Each run leaves its model claims' volumes released (they are kept, Retain);
+    # up.sh on a running cluster wipes and offers them again, so runs can repeat.
+    if [[ -S "$CONTAINERD_SOCKET" ]]; then
+        "$CLUSTER_TOP/hack/cluster/up.sh"
+    fi
 fi
 if [[ -z "${KUBECTL:-}" && -x "$CLUSTER_BIN/kubectl" ]]; then
     export KUBECTL=$CLUSTER_BIN/kubectl
