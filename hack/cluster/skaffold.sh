@@ -4,7 +4,9 @@
 # local Debian base and copied into the node after each build (kind's `kind load`,
 # done by a build hook).
 #
-#   hack/cluster/skaffold.sh dev|run|build|deploy|delete [SKAFFOLD ARGS...]
+#   hack/cluster/skaffold.sh dev|run|build|deploy|delete|verify [SKAFFOLD ARGS...]
+#   e.g. hack/cluster/skaffold.sh verify --build-artifacts FILE  (FILE as written by
+#   `skaffold build --file-output`, naming the image the release runs)
 #
 # `make cluster-dev` and `make cluster-deploy` call it. It sets up what skaffold needs
 # on PATH: the pinned skaffold and helm (hack/install-chart-tools.sh), the cluster's
@@ -17,14 +19,14 @@ set -euo pipefail
 CLUSTER_SCRIPT=skaffold.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage="usage: hack/cluster/skaffold.sh dev|run|build|deploy|delete [SKAFFOLD ARGS...]"
+usage="usage: hack/cluster/skaffold.sh dev|run|build|deploy|delete|verify [ARGS...]"
 [[ $# -gt 0 ]] || die "no skaffold command given; $usage"
 command=$1
 shift
-# The commands that take skaffold's --config (set below); the others would read the
-# user's own global config.
+# The commands that take skaffold's --config (set below), and verify, which reads
+# the global config from HOME only; any other would read the user's own.
 case $command in
-    dev | run | build | deploy | delete) ;;
+    dev | run | build | deploy | delete | verify) ;;
     *) die "'$command' is not one of the commands this script runs; $usage" ;;
 esac
 
@@ -80,6 +82,11 @@ global:
 YAML
 export SKAFFOLD_CONFIG=$skaffold_config SKAFFOLD_INTERACTIVE=false \
     SKAFFOLD_UPDATE_CHECK=false
+if [[ $command == verify ]]; then
+    export HOME=$CLUSTER_CACHE/skaffold-home
+    mkdir -p "$HOME/.skaffold"
+    cp "$skaffold_config" "$HOME/.skaffold/config"
+fi
 cd "$CLUSTER_TOP"
 
 extra=()

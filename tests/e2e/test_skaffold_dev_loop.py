@@ -1,6 +1,7 @@
 """`skaffold dev` on a real cluster, as a developer uses it: build, image into the
-node, helm install, port-forward; then an edited Python file is synced into the
-running pod, a changed template is rebuilt and rolled out, and Ctrl-C uninstalls.
+node, helm install, port-forward; `skaffold verify` passes against it; then an edited
+Python file is synced into the running pod, a changed template is rebuilt and rolled
+out, and Ctrl-C uninstalls.
 
 skaffold runs in a copy of the working tree (edits never touch the repository) with
 the release and namespace skaffold.yaml names. E2E_SKAFFOLD is the command that runs
@@ -9,6 +10,7 @@ skaffold against this cluster, resolved inside the copy: hack/cluster/e2e.sh set
 SKAFFOLD_KUBE_CONTEXT set does (skaffold loads images into kind itself).
 """
 
+import json
 import os
 import re
 import shlex
@@ -36,8 +38,10 @@ FORWARDED = re.compile(r"remote port \d+ -> http://127\.0\.0\.1:(\d+)")
 class DevLoop:
     """A running `skaffold dev` in a copy of the tree, and what it printed."""
 
-    def __init__(self, cluster, tree: Path, log: Path, process, release: dict):
+    def __init__(self, cluster, command: list[str], tree: Path, log: Path, process,
+                 release: dict):
         self.cluster = cluster
+        self.command = command
         self.tree = tree
         self.log = log
         self.process = process
@@ -89,8 +93,8 @@ class DevLoop:
 def copy_tree(target: Path) -> None:
     """The working tree as git sees it (tracked and untracked, not ignored files), with
     the tool caches shared by a link so nothing is built twice."""
-    listed = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                 timeout=60).stdout.split("\0")
+    listed = run(["git", "ls-files", "-z", "--cached", "--others",
+                  "--exclude-standard"], timeout=60).stdout.split("\0")
     for name in filter(None, listed):
         source = ROOT / name
         if source.is_file():
@@ -122,7 +126,7 @@ def dev_loop(cluster, steps, tmp_path_factory):
         process = subprocess.Popen([*shlex.split(command), "dev"], cwd=tree,
                                    stdout=sink, stderr=subprocess.STDOUT,
                                    start_new_session=True)
-    loop = DevLoop(cluster, tree, log, process, release)
+    loop = DevLoop(cluster, shlex.split(command), tree, log, process, release)
     steps.write(f"[e2e] skaffold dev (pid {process.pid}) writes to {log}")
     try:
         yield loop
@@ -161,6 +165,23 @@ def test_skaffold_dev_builds_loads_deploys_and_forwards(dev_loop, steps):
         assert "Build [sales-forecast] succeeded" in dev_loop.output()
         dev_loop.pods_before_sync = dev_loop.server_pods()
         assert dev_loop.pods_before_sync, "no ready server pod"
+
+
+def test_skaffold_verify_passes_against_the_release(dev_loop, steps):
+    with steps.step("skaffold verify: its forecast check through the Service"):
+        # The image the release runs, as `skaffold build --file-output` would list it.
+        deployed = re.search(r"Tags used in deployment:\n - sales-forecast -> (\S+)",
+                             dev_loop.output())
+        assert deployed, "skaffold dev named no deployed image"
+        artifacts = dev_loop.tree.parent / "verify-artifacts.json"
+        artifacts.write_text(json.dumps({"builds": [
+            {"imageName": "sales-forecast", "tag": deployed.group(1)}]}))
+
+        result = subprocess.run([*dev_loop.command, "verify", "--build-artifacts",
+                                 str(artifacts)], cwd=dev_loop.tree, text=True,
+                                capture_output=True, timeout=420)
+
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
 def test_an_edited_python_file_is_synced_into_the_running_pod(dev_loop, steps):
@@ -218,7 +239,8 @@ def test_ctrl_c_stops_skaffold_and_uninstalls_the_release(dev_loop, steps, clust
 
         settings = cluster.settings
         releases = run([settings.helm, "--kubeconfig", settings.kubeconfig, "list",
-                        "--namespace", dev_loop.namespace, "--short"], timeout=60).stdout
+                        "--namespace", dev_loop.namespace, "--short"],
+                       timeout=60).stdout
         assert dev_loop.release not in releases.split(), releases
         assert "Cleaning up..." in dev_loop.output()
         wait_until("every server pod is gone", 120,
