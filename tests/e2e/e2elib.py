@@ -131,10 +131,14 @@ class Cluster:
                     "--namespace", self.namespace, *args],
                    timeout=timeout + 30).stdout
 
-    def server_pods(self) -> list[dict]:
-        """The release's serving pods that are not on their way out."""
-        pods = self.get("pods", "-l", f"app.kubernetes.io/instance={RELEASE},"
-                        "app.kubernetes.io/component=server")["items"]
+    def server_pods(self, release: str = RELEASE,
+                    namespace: str | None = None) -> list[dict]:
+        """A release's serving pods that are not on their way out (by default the
+        suite's release, in its namespace)."""
+        pods = self.get("pods", "--namespace", namespace or self.namespace, "-l",
+                        f"app.kubernetes.io/instance={release},"
+                        "app.kubernetes.io/component=server",
+                        namespaced=False)["items"]
         return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
 
     def one(self, kind: str, component: str) -> dict:

@@ -64,15 +64,11 @@ class DevLoop:
 
     def server_pods(self) -> dict[str, int]:
         """Ready server pods that are not going away: name -> restarts."""
-        pods = self.cluster.get("pods", "--namespace", self.namespace,
-                                "-l", "app.kubernetes.io/component=server",
-                                namespaced=False)["items"]
         ready = {}
-        for pod in pods:
+        for pod in self.cluster.server_pods(self.release, self.namespace):
             conditions = {c["type"]: c["status"]
                           for c in pod["status"].get("conditions", [])}
-            if conditions.get("Ready") == "True" and \
-                    not pod["metadata"].get("deletionTimestamp"):
+            if conditions.get("Ready") == "True":
                 ready[pod["metadata"]["name"]] = restarts(pod)
         return ready
 
