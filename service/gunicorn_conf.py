@@ -63,6 +63,17 @@ SHUTDOWN_DELAY = env_int("SHUTDOWN_DELAY", 0, 0, 3_600)
 
 
 def on_starting(server):
+    # TLS reaches gunicorn only through GUNICORN_CMD_ARGS (--certfile, --keyfile);
+    # it is refused here. gunicorn's threads perform the handshake in a blocking
+    # read with no deadline, so a client that sends one byte of it and stalls holds
+    # a thread for good, and a few such clients stop a worker; the request deadlines
+    # of service/worker.py guard plain HTTP only. TLS is terminated in front of the
+    # service: an ingress, a mesh sidecar or a load balancer.
+    if server.cfg.is_ssl:
+        raise SystemExit("TLS options (--certfile, --keyfile) are set, through "
+                         "GUNICORN_CMD_ARGS; the service serves plain HTTP only. "
+                         "Terminate TLS in front of it (an ingress, a mesh sidecar "
+                         "or a load balancer) and remove them.")
     # Before any worker exists: a missing or unwritable directory stops the master
     # here (MultiprocDirError is a SystemExit), and files of an earlier run, whose
     # pids this run's workers may reuse, are removed.

@@ -604,21 +604,8 @@ class ThreadWorker(gthread.ThreadWorker):
         self.nr_conns += 1
         conn = Connection(self._linger, self.cfg, client, address,
                           listener.getsockname())
-        if not self.cfg.is_ssl:  # TLS bytes are for the thread's TLS socket to read
-            conn.sock = DeadlineSocket(client)
-            self._gather(conn, new=True)
-            return
-        try:
-            client.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
-            client.setblocking(False)
-            self._wait_for_first_byte(conn)
-            return
-        except OSError:
-            pass  # reset already: the thread finds out and closes it
-        conn.data_ready = True
-        client.setblocking(True)
-        self.enqueue_req(conn)
+        conn.sock = DeadlineSocket(client)
+        self._gather(conn, new=True)
 
     def _gather(self, conn, new: bool = False) -> None:
         """Read the connection's request in the event loop, and give it a thread only
@@ -628,10 +615,6 @@ class ThreadWorker(gthread.ThreadWorker):
         gets a thread only to be cut off at once (murder_pending). The connection
         is in no poller registration and no list when this is called."""
         sock = conn.sock
-        if not isinstance(sock, DeadlineSocket):
-            conn.data_ready = True
-            self.enqueue_req(conn)
-            return
         still_open = sock.gather()
         if not sock.gathered:
             if not still_open:
@@ -773,8 +756,6 @@ class ThreadWorker(gthread.ThreadWorker):
         self._publish_share()
 
     def handle(self, conn):
-        if not isinstance(conn.sock, DeadlineSocket):
-            conn.sock = DeadlineSocket(conn.sock)
         while True:
             conn.sock.start()
             try:

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 
 
 def launch(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -80,6 +80,24 @@ def test_a_bad_setting_stops_gunicorn_before_it_forks(
 
     assert result.returncode == 1
     assert result.stderr.strip() == message
+
+
+@pytest.mark.integration
+def test_tls_options_stop_the_master_before_it_binds(tmp_path):
+    # gunicorn would perform each TLS handshake in a thread's blocking read with no
+    # deadline: one byte of a handshake, then silence, held a thread for good.
+    port = free_port()
+    result = launch("--model-dir", str(tmp_path), f"--port={port}",
+                    PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
+                    GUNICORN_CMD_ARGS=f"--certfile {tmp_path / 'cert.pem'} "
+                                      f"--keyfile {tmp_path / 'key.pem'}")
+
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(
+        "TLS options (--certfile, --keyfile) are set, through GUNICORN_CMD_ARGS; "
+        "the service serves plain HTTP only. Terminate TLS in front of it (an "
+        "ingress, a mesh sidecar or a load balancer) and remove them.")
+    assert f"Listening at: http://127.0.0.1:{port}" not in result.stderr
 
 
 @pytest.mark.parametrize("host, bind", [
