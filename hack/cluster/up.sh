@@ -317,19 +317,8 @@ save_sysctls() {
     done >"$SYSCTL_BACKUP"
 }
 
-start_node() {
-    make_cgroup_root
-    save_sysctls
-    write_kubelet_config
-    start_daemon kubelet "$CLUSTER_BIN/kubelet" \
-        --config "$CLUSTER_STATE/kubelet-config.yaml" \
-        --kubeconfig "$CLUSTER_STATE/kubelet.kubeconfig" \
-        --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" \
-        --root-dir "$CLUSTER_STATE/kubelet" --cert-dir "$CLUSTER_STATE/kubelet/pki"
-    wait_for "node $NODE_NAME" 120 kubectl_admin wait --for=condition=Ready \
-        "node/$NODE_NAME" --timeout=1s
-
-    cat >"$CLUSTER_STATE/kube-proxy-config.yaml" <<EOF
+kube_proxy_config() {
+    cat <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 # The kernel has no IPVS; iptables mode works on its nftables backend.
@@ -351,6 +340,32 @@ conntrack:
   tcpEstablishedTimeout: 0s
   tcpCloseWaitTimeout: 0s
 EOF
+}
+
+start_node() {
+    make_cgroup_root
+    save_sysctls
+    write_kubelet_config
+    start_daemon kubelet "$CLUSTER_BIN/kubelet" \
+        --config "$CLUSTER_STATE/kubelet-config.yaml" \
+        --kubeconfig "$CLUSTER_STATE/kubelet.kubeconfig" \
+        --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" \
+        --root-dir "$CLUSTER_STATE/kubelet" --cert-dir "$CLUSTER_STATE/kubelet/pki"
+    wait_for "node $NODE_NAME" 120 kubectl_admin wait --for=condition=Ready \
+        "node/$NODE_NAME" --timeout=1s
+
+    # kube-proxy exits as soon as its configuration file is written to, even with
+    # the same content: the file of a running one is left alone, and one whose
+    # configuration changed is stopped before the file is, and started below.
+    local config=$CLUSTER_STATE/kube-proxy-config.yaml pid
+    if ! kube_proxy_config | cmp -s - "$config"; then
+        if pid=$(running_pid kube-proxy); then
+            kill -TERM "$pid"
+            while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+            say "stopped kube-proxy ($pid): its configuration changed"
+        fi
+        kube_proxy_config >"$config"
+    fi
     start_daemon kube-proxy "$CLUSTER_BIN/kube-proxy" \
         --config "$CLUSTER_STATE/kube-proxy-config.yaml"
     wait_for kube-proxy 60 curl -fsS http://127.0.0.1:10256/healthz
