@@ -30,10 +30,12 @@ case $command in
     *) die "'$command' is not one of the commands this script runs; $usage" ;;
 esac
 
+own_cluster=
 if [[ -z "${KUBECONFIG:-}" ]]; then
     [[ -s "$CLUSTER_KUBECONFIG" ]] || die "no offline cluster at" \
         "$CLUSTER_KUBECONFIG; start one with 'make cluster-up'"
     export KUBECONFIG=$CLUSTER_KUBECONFIG
+    own_cluster=1
 fi
 # A KUBECONFIG left exported after 'make cluster-down' names no file: skaffold would
 # build first and helm would then try http://localhost:8080.
@@ -52,6 +54,13 @@ case $command in
 esac
 [[ -x "$CLUSTER_BIN/kubectl" ]] || die "no kubectl at $CLUSTER_BIN/kubectl; build" \
     "the cluster's tools first (make cluster-up)"
+# A release deleted with its namespace leaves its model volume released (kept:
+# Retain), and the cluster has a few; up.sh on a running cluster wipes those and
+# offers them again, so one session after another finds a volume to claim.
+case $own_cluster:$command in
+    1:dev | 1:run | 1:deploy)
+        [[ ! -S "$CONTAINERD_SOCKET" ]] || "$CLUSTER_TOP/hack/cluster/up.sh" >&2 ;;
+esac
 
 "$CLUSTER_TOP/hack/install-chart-tools.sh" helm skaffold >&2
 "$CLUSTER_TOP/hack/docker-engine.sh" start >&2
