@@ -76,11 +76,16 @@ def ratios(rows: pd.DataFrame, column: str) -> np.ndarray:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("files", nargs="*", type=Path,
-                        default=[SHARED / f for f in DEFAULT_FILES])
+    parser.add_argument("files", nargs="*", type=Path)
     parser.add_argument("--before", type=int, nargs="+", default=[24, 36, 48, 60],
                         metavar="MONTHS", help=f"design cuts, each at least {MIN_CUT}")
     args = parser.parse_args(argv)
+    if not args.files:
+        args.files = [SHARED / f for f in DEFAULT_FILES]
+        missing = [p.name for p in args.files if not p.is_file()]
+        if missing:
+            parser.error(f"the shared series {', '.join(missing)} are not in {SHARED}; "
+                         "name the files to screen.")
     early = [c for c in args.before if c < MIN_CUT]
     if early:
         parser.error(f"--before {early[0]} would score months the evaluation scores; "

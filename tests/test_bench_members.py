@@ -3,7 +3,7 @@ bench/quality.py says which series it scores."""
 
 import pytest
 
-from bench import quality
+from bench import members, quality
 from bench.members import MIN_CUT, forecasts, main
 from bench.quality import load
 from tests.conftest import WINEIND
@@ -15,6 +15,19 @@ def test_cuts_that_would_reach_the_evaluation_windows_are_refused(capsys):
     assert stopped.value.code == 2
     assert "--before 12 would score months the evaluation scores" in \
         capsys.readouterr().err
+
+
+def test_without_files_or_the_shared_series_the_screen_says_where_it_looked(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(members, "SHARED", tmp_path / "no-shared-folder")
+
+    with pytest.raises(SystemExit) as stopped:
+        main([])
+
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        "the shared series wineind.csv, airpassengers.csv, txhousing_sales.csv are "
+        f"not in {tmp_path / 'no-shared-folder'}; name the files to screen.\n")
 
 
 def test_every_scored_month_precedes_the_evaluation_origins():
