@@ -149,6 +149,19 @@ def test_a_version_that_is_not_what_it_claims_is_refused(store_copy, trained_sto
     assert store.predictor.version == served
 
 
+def publish_planted_model(store_copy, trained_store, content: bytes) -> str:
+    """Publish a copy of the trained version whose model file is `content`, with its
+    hash recorded in the metadata as whoever can write the store could do."""
+    version = publish_copy(store_copy, trained_store, 4, current=False)
+    model_path(store_copy, version).write_bytes(content)
+    meta = store_copy / artifact.VERSIONS / version / artifact.METADATA_FILE
+    document = json.loads(meta.read_text())
+    document["sha256"] = artifact.sha256_of(model_path(store_copy, version))
+    meta.write_text(json.dumps(document))
+    artifact.set_current(store_copy, version)
+    return version
+
+
 def test_a_pickle_that_calls_a_function_is_refused_even_with_a_matching_hash(
         store_copy, trained_store, tmp_path):
     import pickle
@@ -160,21 +173,30 @@ def test_a_pickle_that_calls_a_function_is_refused_even_with_a_matching_hash(
     store = ModelStore(store_copy)
     store.refresh()
     served = store.predictor.version
-    version = publish_copy(store_copy, trained_store, 4, current=False)
     evil = io.BytesIO()
     pickle.dump(Payload(), evil)
-    model_path(store_copy, version).write_bytes(evil.getvalue())
-    meta = store_copy / artifact.VERSIONS / version / artifact.METADATA_FILE
-    document = json.loads(meta.read_text())
-    document["sha256"] = artifact.sha256_of(model_path(store_copy, version))
-    meta.write_text(json.dumps(document))
-    artifact.set_current(store_copy, version)
+    publish_planted_model(store_copy, trained_store, evil.getvalue())
 
     store.refresh()
 
     assert store.predictor.version == served
     assert not (tmp_path / "ran").exists()
     assert "posix.system" in store._reported or "os.system" in store._reported
+
+
+def test_a_pickle_naming_a_script_module_is_refused_without_running_it(
+        store_copy, trained_store):
+    # Finding a class imports its module; `training.__main__` runs the training
+    # command when imported, whose SystemExit no `except Exception` catches.
+    store = ModelStore(store_copy)
+    store.refresh()
+    served = store.predictor.version
+    publish_planted_model(store_copy, trained_store, b"ctraining.__main__\nmain\n.")
+
+    store.refresh()
+
+    assert store.predictor.version == served
+    assert "training.__main__.main" in store._reported
 
 
 # Real gunicorn under load -----------------------------------------------------------

@@ -70,7 +70,11 @@ class ForbiddenGlobal(pickle.UnpicklingError):
 def _is_estimator_class(module: str, name: str):
     from sklearn.base import BaseEstimator
 
-    if module.split(".", 1)[0] not in ESTIMATOR_PACKAGES or "__" in name:
+    # The module is imported before its class can be checked, and importing runs it:
+    # a dunder module is never where an estimator lives, and `training.__main__`
+    # would run the training command (and its SystemExit) inside the loader.
+    if module.split(".", 1)[0] not in ESTIMATOR_PACKAGES or "__" in name \
+            or "__" in module:
         return None
     try:
         found = getattr(importlib.import_module(module), name)
