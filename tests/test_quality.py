@@ -773,6 +773,16 @@ def test_a_series_name_the_font_cannot_draw_trains_without_warnings(tmp_path):
     assert "missing from font" not in result.stderr
 
 
+@pytest.mark.parametrize("name", ["$\\sqrt{$", "costs in $ and $"],
+                         ids=["broken-mathtext", "dollar-signs"])
+def test_a_series_name_with_dollar_signs_trains_and_gets_its_report(tmp_path, name):
+    data = write_csv(tmp_path / "shop.csv", growing_seasonal().assign(series=name))
+
+    # matplotlib reads text between two $ as a formula, and one it cannot parse
+    # failed the whole training run when the report was drawn.
+    assert train(data, tmp_path / "models") == 0
+
+
 @pytest.mark.parametrize("months, held_80, warned", [
     (12, 0.42, True),    # 80% +- 2 x 11.5 points: below 57% is more than chance
     (12, 0.67, False),   # low, but within chance on 12 months

@@ -66,7 +66,9 @@ def _draw(ax, view: SeriesView) -> None:
                             color="#2b6cd9", linewidth=0, label=f"{level}% interval")
     ax.plot(_dates(view.forecast_months), view.forecast, color="#2b6cd9",
             linewidth=1.6, label=f"forecast ({view.label})")
-    ax.set_title(view.name, fontsize=10)
+    # A name is text, never a formula: with math parsing on, "$...$" in it is drawn
+    # as mathematics, and one that does not parse fails the whole report.
+    ax.set_title(view.name, fontsize=10, parse_math=False)
     ax.tick_params(labelsize=8)
     ax.grid(alpha=0.3)
 
