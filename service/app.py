@@ -159,6 +159,9 @@ def register_request_log(app: Flask, store: ModelStore, metrics: Metrics) -> Non
         context = g._get_current_object()
         current_request = request._get_current_object()
         response.headers["X-Request-ID"] = context.get("request_id", "")
+        # Errors quote the request (a path, a series name): a browser must take
+        # them for the JSON they are, never sniff them into a page to render.
+        response.headers["X-Content-Type-Options"] = "nosniff"
         path = current_request.path
         if path in QUIET_PATHS:
             return response

@@ -128,6 +128,15 @@ def test_every_response_carries_a_request_id(client):
     assert len(generated.headers["X-Request-ID"]) == 32
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/model", "/no/such/path?x=<b>", "/",
+                                  "/report", "/report.png", "/static/page.js"])
+def test_every_response_forbids_guessing_its_content_type(client, path):
+    # An error quoting the request is JSON; no browser may read it as a page.
+    response = client.get(path)
+
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
 BAD_REQUESTS = [
     ("empty body", "/forecast", b"", 400, "body is empty"),
     ("not json", "/forecast", b"horizon=12", 400, "not valid JSON"),

@@ -1,6 +1,7 @@
 """The gunicorn worker's share-out of connections (service/worker.py), on its own and
 in a real gunicorn with two workers."""
 
+import json
 import os
 import socket
 import threading
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from service.worker import ConnectionShares
+from service.worker import ConnectionShares, write_json_error
 from tests.conftest import FakeClock, ROOT
 
 
@@ -53,6 +54,17 @@ def test_a_worker_beyond_the_slots_gets_none_and_releasing_none_is_harmless():
 
     assert shares.claim() is None
     shares.release(None)
+
+
+def test_the_answer_to_malformed_http_is_json_that_may_not_be_sniffed():
+    server, client = socket.socketpair()
+    with server, client:
+        write_json_error(server, 400, "Bad Request", "Invalid header name: '<b>'")
+        head, _, body = client.recv(4096).partition(b"\r\n\r\n")
+
+    assert b"\r\nContent-Type: application/json\r\n" in head
+    assert b"\r\nX-Content-Type-Options: nosniff\r\n" in head
+    assert json.loads(body)["code"] == "bad_request"
 
 
 def open_sockets(pid: int) -> int:
