@@ -49,6 +49,11 @@ Settings.from_env()
 # orchestrator manage the process, and every instance on a host would otherwise share
 # one default socket path under $HOME.
 control_socket_disable = True
+# gunicorn lets a client on the loopback (a proxy on the same host, a port-forward)
+# set SCRIPT_NAME by a header, and then writes that prefix into every link the
+# pages make (their scripts included), or answers 500 when the path lacks it. The
+# service is always mounted at the root: no client may move it.
+forwarder_headers = ""
 # Development only: restart workers when a source file changes (skaffold dev sync).
 reload = env_flag("RELOAD_CODE", False)
 

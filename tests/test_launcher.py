@@ -175,3 +175,29 @@ def test_an_empty_host_or_model_dir_is_refused_not_read(monkeypatch, name, meani
 
     assert str(stopped.value) == \
         f"SALES_FORECAST_{name} is empty, got ' '; set it to {meaning}"
+
+
+def test_no_client_can_move_the_service_off_the_root_with_a_header():
+    import socket
+
+    from gunicorn.config import Config
+    from gunicorn.http.parser import RequestParser
+    from gunicorn.http.wsgi import create
+
+    from service import gunicorn_conf
+
+    config = Config()
+    for name, value in vars(gunicorn_conf).items():
+        if name in config.settings:
+            config.set(name, value)
+    # From the loopback, where gunicorn trusts forwarding headers by default.
+    peer = ("127.0.0.1", 40000)
+    raw = b"GET //elsewhere/ HTTP/1.1\r\nHost: x\r\nSCRIPT_NAME: //elsewhere\r\n\r\n"
+
+    request = next(RequestParser(config, iter([raw]), peer))
+    server, client = socket.socketpair()
+    with server, client:
+        _, environ = create(request, server, peer, ("127.0.0.1", 8080), config)
+
+    assert environ["SCRIPT_NAME"] == ""
+    assert environ["PATH_INFO"] == "//elsewhere/"
