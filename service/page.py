@@ -168,7 +168,7 @@ def upload_options(model_dir: Path):
     """The uploaded file and the training options, starting from the CLI's defaults
     so the page trains exactly as `python -m training` would."""
     from training.cli import parse_args
-    from training.data import check_encoding
+    from training.data import HIDDEN_IN_NAMES, check_encoding
 
     # str(): a multipart part without a name comes through as the key None.
     unknown = sorted(str(k) for k in (set(request.form) | set(request.files))
@@ -187,6 +187,14 @@ def upload_options(model_dir: Path):
         raise BadRequest("No file in the request: send the CSV as the multipart form "
                          "field 'file'.")
     name = PurePath(upload.filename or "upload.csv").name[:MAX_OPTION_CHARS]
+    # The name is stored in the version's metadata, printed by the command-line
+    # tools to an operator's terminal, and names the series of a file without a
+    # series column: the characters a series name may not hold, it may not either.
+    hidden = HIDDEN_IN_NAMES.search(name)
+    if hidden:
+        raise BadRequest(f"The file name {name!r} contains "
+                         f"U+{ord(hidden.group()):04X}, a control or invisible "
+                         "character; rename the file.")
     # "--data=NAME": a file name starting with "-" must not read as an option.
     args = parse_args([f"--data={name or 'upload.csv'}", f"--model-dir={model_dir}"])
 

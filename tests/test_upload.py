@@ -294,6 +294,17 @@ def test_any_file_name_is_only_a_label(uploads_client):
     assert body["series"][0]["name"] == "--help"
 
 
+@pytest.mark.parametrize("name, code", [
+    ("\x1b]0;owned\x07\x1b[2Jsales.csv", "U+001B"),
+    ("sales\u202evsc.csv", "U+202E"),
+], ids=["terminal-escapes", "right-to-left-override"])
+def test_a_file_name_with_hidden_characters_is_refused(uploads_client, name, code):
+    response = upload(uploads_client, "/upload/check", WINEIND, name=name)
+
+    assert response.status_code == 400
+    assert f"contains {code}, a control or invisible" in response.get_json()["error"]
+
+
 def test_an_empty_file_is_refused_by_name(uploads_client):
     response = upload(uploads_client, "/upload/check", WINEIND, content=b"", name="empty.csv")
 
