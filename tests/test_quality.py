@@ -783,6 +783,19 @@ def test_a_series_name_with_dollar_signs_trains_and_gets_its_report(tmp_path, na
     assert train(data, tmp_path / "models") == 0
 
 
+def test_a_series_name_as_long_as_a_line_may_be_does_not_widen_the_report_image(
+        tmp_path):
+    long_name = "W" * 5000
+    data = write_csv(tmp_path / "shop.csv", growing_seasonal().assign(series=long_name))
+
+    assert train(data, tmp_path / "models") == 0
+
+    version = artifact.read_current(tmp_path / "models")
+    png = (tmp_path / "models" / "versions" / version / "report.png").read_bytes()
+    width = int.from_bytes(png[16:20], "big")  # the IHDR chunk's first field
+    assert width < 2000
+
+
 @pytest.mark.parametrize("months, held_80, warned", [
     (12, 0.42, True),    # 80% +- 2 x 11.5 points: below 57% is more than chance
     (12, 0.67, False),   # low, but within chance on 12 months

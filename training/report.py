@@ -52,6 +52,17 @@ def _dates(months: np.ndarray) -> np.ndarray:
     return (months - 1970 * 12).astype("datetime64[M]")
 
 
+# Characters of a series name drawn as a panel title. A name may be as long as a CSV
+# line (100,000 characters), and the tight bounding box of the saved figure widens
+# the PNG to hold all of it: 260,000 pixels and 0.8 GB to render for 20,000. The HTML
+# around the image carries the whole name.
+TITLE_CHARS = 80
+
+
+def _title(name: str) -> str:
+    return name if len(name) <= TITLE_CHARS else name[:TITLE_CHARS - 1] + "\u2026"
+
+
 def _draw(ax, view: SeriesView) -> None:
     shown = view.history_months >= view.history_months.max() - HISTORY_SHOWN
     ax.plot(_dates(view.history_months[shown]), view.history[shown], color="#222222",
@@ -68,7 +79,7 @@ def _draw(ax, view: SeriesView) -> None:
             linewidth=1.6, label=f"forecast ({view.label})")
     # A name is text, never a formula: with math parsing on, "$...$" in it is drawn
     # as mathematics, and one that does not parse fails the whole report.
-    ax.set_title(view.name, fontsize=10, parse_math=False)
+    ax.set_title(_title(view.name), fontsize=10, parse_math=False)
     ax.tick_params(labelsize=8)
     ax.grid(alpha=0.3)
 
