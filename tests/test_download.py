@@ -94,6 +94,18 @@ def test_a_whole_download_trains(server, tmp_path):
     assert cli.read_source(f"{server}/whole.csv") == (BODY, "whole.csv")
 
 
+@pytest.mark.parametrize("url, name", [
+    ("https://bucket.example/exports/sales.csv?X-Amz-Signature=s3cr3t#part",
+     "sales.csv"),
+    ("https://reader:s3cr3t@files.example/", "files.example"),
+], ids=["signed-url", "user-info"])
+def test_a_download_is_named_without_the_secrets_its_address_may_hold(
+        monkeypatch, url, name):
+    monkeypatch.setattr(cli, "download_within_deadline", lambda address: BODY)
+
+    assert cli.read_source(url) == (BODY, name)
+
+
 def test_a_download_cut_short_of_its_content_length_is_refused(server, tmp_path,
                                                                 capsys):
     err = refused(f"{server}/cut.csv", tmp_path, capsys, cli.EXIT_SOURCE_UNREACHABLE)

@@ -385,7 +385,13 @@ def read_source(source: str) -> tuple[bytes, str]:
             if lasting_download_error(e):
                 raise DataError(message) from None
             raise SourceUnreachable(message) from None
-        return content, source.rstrip("/").rsplit("/", 1)[-1] or source
+        # The name is stored in the version's metadata, which GET /model and the
+        # report serve to anyone: the last segment of the path only, never the
+        # query, the fragment or the user info, where a signed URL or basic
+        # authentication carries its secret.
+        address = urllib.parse.urlsplit(source)
+        return content, (address.path.rstrip("/").rsplit("/", 1)[-1]
+                         or address.hostname or "download")
 
     path = Path(source)
     try:
