@@ -200,7 +200,7 @@ class Predictor:
 
     def _some_names(self) -> str:
         names = list(self.tables)
-        shown = ", ".join(repr(n) for n in names[:10])
+        shown = ", ".join(_quoted(n) for n in names[:10])
         return shown + (f" and {len(names) - 10} more" if len(names) > 10 else "")
 
     def forecast(self, series, horizon: int) -> tuple[SeriesTable, list]:
@@ -262,6 +262,14 @@ class Predictor:
         return [self.table(s, f"series[{i}]").value(
                     parse_request_month(d, f"date[{i}]"), f"date[{i}]")
                 for i, (d, s) in enumerate(zip(dates, series))]
+
+
+def _quoted(name: str) -> str:
+    """A series name for a message: whole up to 100 characters, else its start and
+    its length (a name may be as long as a CSV line, and every refusal lists some)."""
+    if len(name) <= 100:
+        return repr(name)
+    return f"{name[:100]!r}... ({len(name)} characters)"
 
 
 def _look_up(lookup: dict, series, dates) -> list:

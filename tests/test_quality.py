@@ -796,6 +796,18 @@ def test_a_series_name_as_long_as_a_line_may_be_does_not_widen_the_report_image(
     assert width < 2000
 
 
+def test_a_refusal_quotes_the_model_s_long_series_names_only_in_part(tmp_path):
+    long_name = "W" * 5000
+    data = write_csv(tmp_path / "shop.csv", growing_seasonal().assign(series=long_name))
+    assert train(data, tmp_path / "models") == 0
+
+    response = client_for(tmp_path / "models").post("/forecast", json={"series": "x"})
+
+    assert response.status_code == 404
+    assert f"this model has {'W' * 100!r}... (5000 characters)." \
+        in response.get_json()["error"]
+
+
 @pytest.mark.parametrize("months, held_80, warned", [
     (12, 0.42, True),    # 80% +- 2 x 11.5 points: below 57% is more than chance
     (12, 0.67, False),   # low, but within chance on 12 months
