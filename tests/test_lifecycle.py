@@ -368,6 +368,7 @@ def test_a_master_removes_a_draining_marker_left_under_its_own_pid(monkeypatch,
     marker.write_text("")
     assert marker.parent == tmp_path
     server = SimpleNamespace(log=SimpleNamespace(info=lambda *a: None),
+                             cfg=SimpleNamespace(is_ssl=False),
                              handle_term=lambda: None)
 
     gunicorn_conf.on_starting(server)

@@ -424,6 +424,7 @@ def test_gunicorn_hooks_prepare_the_directory_and_forget_dead_workers(
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     messages = []
     server = SimpleNamespace(log=SimpleNamespace(info=lambda *a: messages.append(a)),
+                             cfg=SimpleNamespace(is_ssl=False),
                              handle_term=lambda: None)
 
     gunicorn_conf.on_starting(server)
