@@ -19,8 +19,14 @@ WORKERS = range(1, 65)
 
 def draining_marker(master_pid: int) -> str:
     """A file whose presence tells the workers of one gunicorn master to fail
-    readiness: the master is shutting down."""
-    return os.path.join(tempfile.gettempdir(), f"sales-forecast-{master_pid}.draining")
+    readiness: the master is shutting down.
+
+    It lives in the metrics directory, which a master under gunicorn always has
+    and holds for itself (service/metrics.py): in a /tmp shared with other users,
+    anyone could create a master's marker ahead of it, turning its readiness off
+    and, owned by another user there, making it one the master cannot remove."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.gettempdir()
+    return os.path.join(folder, f"sales-forecast-{master_pid}.draining")
 
 
 def _env(name: str, default: str) -> str:

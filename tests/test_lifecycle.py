@@ -13,11 +13,11 @@ import logging
 import os
 import signal
 import socket
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from bench.lifecycle import (flip_one_byte, model_path, point_current_at,
                              publish_broken, publish_copy,
@@ -361,12 +361,12 @@ def test_a_master_removes_a_draining_marker_left_under_its_own_pid(monkeypatch,
     from service import gunicorn_conf
     from service.config import draining_marker
 
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
-    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     marker = Path(draining_marker(os.getpid()))
     marker.write_text("")
-    assert marker.parent == tmp_path
+    assert marker.parent == metrics_dir
     server = SimpleNamespace(log=SimpleNamespace(info=lambda *a: None),
                              cfg=SimpleNamespace(is_ssl=False),
                              handle_term=lambda: None)
@@ -374,6 +374,32 @@ def test_a_master_removes_a_draining_marker_left_under_its_own_pid(monkeypatch,
     gunicorn_conf.on_starting(server)
 
     assert not marker.exists()
+
+
+@pytest.mark.integration
+def test_readiness_turns_off_for_the_shutdown_delay_with_the_marker_in_the_metrics_dir(
+        live_server, store_copy, tmp_path):
+    # A marker in a /tmp shared with other users could be created by any of them
+    # ahead of the master; the metrics directory is the master's own.
+    monkey_tmp = tmp_path / "shared-tmp"
+    monkey_tmp.mkdir()
+    server = live_server(store_copy, SALES_FORECAST_SHUTDOWN_DELAY=3,
+                         TMPDIR=str(monkey_tmp))
+    metrics_dir = Path(server.env["PROMETHEUS_MULTIPROC_DIR"])
+
+    server.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 2
+    while requests.get(server.url + "/readyz", timeout=5).status_code == 200:
+        assert time.monotonic() < deadline, "readiness still on after SIGTERM"
+        time.sleep(0.05)
+
+    assert (metrics_dir / f"sales-forecast-{server.process.pid}.draining").exists()
+    assert not list(monkey_tmp.iterdir())
+    # Still answering while the load balancer takes it out of rotation.
+    assert requests.post(server.url + "/forecast", json={"horizon": 1},
+                         timeout=5).status_code == 200
+    assert server.process.wait(timeout=30) == 0
+    assert not list(metrics_dir.glob("*.draining"))
 
 
 @pytest.mark.parametrize("middle_published", [True, False])
