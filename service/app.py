@@ -191,7 +191,9 @@ def register_errors(app: Flask) -> None:
             # whoever the 5xx alert pages reads why here, not only the client.
             log.error("%s on %s %s: %s", e.code, request.method, request.path[:200],
                       e.message, extra={"request_id": g.get("request_id")})
-        return json_response(e.body(), e.status)
+        response = json_response(e.body(), e.status)
+        response.headers.update(e.headers)
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):

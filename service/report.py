@@ -5,6 +5,13 @@ directory (`report.html`, self-contained, and the overview `report.png`). With
 `?series=NAME` one series is drawn on request from what the version stores (its
 metadata, history.json and the served forecasts with their intervals); the drawing
 is cached per version and series, since the answer cannot change.
+
+Drawing one series takes about 0.4 s of CPU, a thousand times a forecast's, and a
+file may hold thousands of series, more than the cache keeps. So a worker draws one
+series at a time: a request for the series being drawn waits for that drawing (a
+page asks for the HTML and the PNG together), and one for another series not in the
+cache is answered 503 `report_busy` with Retry-After at once, rather than queueing
+on threads that forecasts need.
 """
 
 import threading
@@ -22,29 +29,73 @@ REPORT_POLICY = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; 
 CACHED_PAGES = 64
 
 
+# Seconds a client is told to wait when another series is being drawn.
+BUSY_RETRY_AFTER = 1
+
+
 class NoReport(ServiceError):
     status = 404
     code = "no_report"
 
 
+class ReportBusy(ServiceError):
+    status = 503
+    code = "report_busy"
+    headers = {"Retry-After": str(BUSY_RETRY_AFTER)}
+
+
+class _Drawing:
+    """One series being drawn, which requests for the same series wait for."""
+
+    def __init__(self, key):
+        self.key = key
+        self.done = threading.Event()
+        self.page = None
+        self.error = None
+
+
 class ReportPages:
-    """Rendered single-series pages, the most recently used kept."""
+    """Rendered single-series pages, the most recently used kept; one drawn at a
+    time (see the module's notes)."""
 
     def __init__(self):
         self._pages: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
+        self._drawing: _Drawing | None = None
 
     def get(self, key, render):
         with self._lock:
             if key in self._pages:
                 self._pages.move_to_end(key)
                 return self._pages[key]
-        page = render()
-        with self._lock:
-            self._pages[key] = page
-            while len(self._pages) > CACHED_PAGES:
-                self._pages.popitem(last=False)
-        return page
+            drawing = self._drawing
+            if drawing is None:
+                drawing = self._drawing = _Drawing(key)
+                mine = True
+            elif drawing.key == key:
+                mine = False
+            else:
+                raise ReportBusy("Another series of the report is being drawn; "
+                                 f"ask again in {BUSY_RETRY_AFTER} s.")
+        if not mine:
+            drawing.done.wait()
+            if drawing.error is not None:
+                raise drawing.error
+            return drawing.page
+        try:
+            drawing.page = render()
+        except BaseException as e:
+            drawing.error = e
+            raise
+        finally:
+            with self._lock:
+                if drawing.error is None:
+                    self._pages[key] = drawing.page
+                    while len(self._pages) > CACHED_PAGES:
+                        self._pages.popitem(last=False)
+                self._drawing = None
+            drawing.done.set()
+        return drawing.page
 
 
 def register(app: Flask, predictor, model_dir: Path) -> None:
