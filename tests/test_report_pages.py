@@ -43,17 +43,23 @@ def in_thread(function) -> tuple[threading.Thread, dict]:
     return thread, outcome
 
 
-def test_a_request_for_the_series_being_drawn_shares_that_drawing():
-    pages, drawing = ReportPages(), HeldDrawing()
+def two_requests_while_drawing(pages: ReportPages, drawing: HeldDrawing) -> list:
+    """Two requests for series "a", the second made while the first draws it."""
     first, first_outcome = in_thread(lambda: pages.get("a", drawing))
     assert drawing.started.wait(10)
     second, second_outcome = in_thread(lambda: pages.get("a", drawing))
-
     drawing.release.set()
     first.join(10)
     second.join(10)
+    return [first_outcome, second_outcome]
 
-    assert first_outcome == second_outcome == {"value": "page"}
+
+def test_a_request_for_the_series_being_drawn_shares_that_drawing():
+    pages, drawing = ReportPages(), HeldDrawing()
+
+    outcomes = two_requests_while_drawing(pages, drawing)
+
+    assert outcomes == [{"value": "page"}] * 2
     assert drawing.calls == 1
     assert pages.get("a", HeldDrawing(page="never drawn")) == "page"  # cached
 
@@ -75,15 +81,11 @@ def test_another_series_is_refused_while_one_is_drawn_and_drawn_after():
 
 def test_a_failed_drawing_reaches_every_waiter_and_is_not_cached():
     pages, drawing = ReportPages(), HeldDrawing(error=ValueError("no history"))
-    first, first_outcome = in_thread(lambda: pages.get("a", drawing))
-    assert drawing.started.wait(10)
-    second, second_outcome = in_thread(lambda: pages.get("a", drawing))
 
-    drawing.release.set()
-    first.join(10)
-    second.join(10)
+    first, second = two_requests_while_drawing(pages, drawing)
 
-    assert str(first_outcome["error"]) == str(second_outcome["error"]) == "no history"
+    assert str(first["error"]) == str(second["error"]) == "no history"
+    assert drawing.calls == 1
     retry = HeldDrawing(page="drawn again")
     retry.release.set()
     assert pages.get("a", retry) == "drawn again"
