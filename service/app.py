@@ -7,6 +7,7 @@ import time
 import orjson
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map
 
 from service import logs, page, report, v2
 from service.config import Settings, draining_marker
@@ -51,6 +52,19 @@ def parse_horizon(value) -> int:
     return value
 
 
+class _Routes(Map):
+    """Paths as sent. werkzeug's default answers a path with doubled slashes
+    (`/static//page.js`) with an HTML redirect to an absolute address built from
+    the Host header, which any client sets; here such a path is a JSON 404."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, merge_slashes=False, **kwargs)
+
+
+class _Flask(Flask):
+    url_map_class = _Routes
+
+
 def create_app(settings: Settings | None = None, store: ModelStore | None = None,
                watch: bool = True) -> Flask:
     """Build the application; gunicorn calls this once in every worker."""
@@ -65,7 +79,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         if watch:
             store.watch(settings.reload_interval)
 
-    app = Flask(__name__)
+    app = _Flask(__name__)
     # Never debug mode, whatever FLASK_DEBUG says in the environment.
     app.debug = False
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES

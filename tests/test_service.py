@@ -137,6 +137,17 @@ def test_every_response_forbids_guessing_its_content_type(client, path):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
+@pytest.mark.parametrize("path", ["/static//page.js", "/report//", "/v2//health/live"])
+def test_doubled_slashes_are_a_json_404_never_a_redirect_to_the_host_header(client,
+                                                                            path):
+    response = client.get(path, headers={"Host": "elsewhere.example"})
+
+    assert response.status_code == 404
+    assert "Location" not in response.headers
+    assert response.get_json()["code"] == "not_found"
+    assert client.get("/static/page.js").status_code == 200
+
+
 BAD_REQUESTS = [
     ("empty body", "/forecast", b"", 400, "body is empty"),
     ("not json", "/forecast", b"horizon=12", 400, "not valid JSON"),
