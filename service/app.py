@@ -29,8 +29,8 @@ FORECAST_FIELDS = {"horizon", "series"}
 # only for ten minutes (training.artifact.RECENT_SECONDS), and a worker checking
 # less often than that (a long SALES_FORECAST_RELOAD_INTERVAL, or 0) may still
 # serve one whose files are gone.
-RETRY_ON_NEWER_MODEL = ("forecast", "predict", "infer", "model_metadata", "model_ready",
-                        "report_html", "report_png",
+RETRY_ON_NEWER_MODEL = ("forecast", "predict", "infer", "model", "model_metadata",
+                        "model_ready", "report_html", "report_png",
                         "page.history")
 NOT_SERVED_HERE = (UnknownSeries, ModelNotFound, report.NoReport, HistoryMissing)
 # Kept out of request logs and latency metrics: they would drown the real traffic.
@@ -109,7 +109,11 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
 
     @app.get("/model")
     def model():
-        return json_response(store.serving().metadata)
+        current = store.serving()
+        series = request.args.get("series")
+        if series is None:
+            return json_response(current.metadata)
+        return json_response(current.metadata_of(series))
 
     @app.get("/openapi.json")
     def openapi():

@@ -332,9 +332,17 @@ def _operations(model_name: str) -> dict:
             _json(_ref("PredictRequest"), PREDICT_EXAMPLE),
             {"200": _ok("One prediction per instance, in order.",
                         _ref("PredictResponse")), **_errors(400, 404, 413, 503)}),
-        "/model": _get("The served version's metadata", "Model",
-                       {"200": _ok("metadata.json of the served version.",
-                                   _ref("ModelMetadata")), **_errors(503)}),
+        "/model": _get(
+            "The served version's metadata", "Model",
+            {"200": _ok("metadata.json of the served version.",
+                        _ref("ModelMetadata")), **_errors(404, 503)},
+            parameters=[{"name": "series", "in": "query", "required": False,
+                         "schema": {"type": "string"},
+                         "description": "keep only what concerns this series (its "
+                                        "entry in series, evaluation, backtest.series "
+                                        "and intervals.series); empty: the list of "
+                                        "series and the overall figures, without "
+                                        "the per-series parts"}]),
         "/history": _get(
             "The months the served model was trained on", "Model",
             {"200": _ok("The training history of one series.",

@@ -172,6 +172,34 @@ def test_the_page_draws_history_and_forecast_without_console_errors(txhousing_se
     assert page.errors == []
 
 
+def test_the_page_reads_the_metadata_of_the_shown_series_only(txhousing_server,
+                                                             browser, open_page):
+    # Per-series metadata is nearly all of a model of thousands of series (32 MB
+    # for 3,000): the page asks for the list, then for each series it shows.
+    asked = []
+
+    def record(request):
+        if "/model" in request.url:
+            asked.append(request.url.removeprefix(txhousing_server.url))
+
+    browser.on("request", record)
+    try:
+        page = open_page(txhousing_server.url + "/")
+        page.wait_for_points(12)
+        first = page.tab.input_value("#series")
+        page.tab.select_option("#series", "Austin")
+        page.wait_for_caption("Austin")
+    finally:
+        browser.remove_listener("request", record)
+
+    assert asked == ["/model?series=", f"/model?series={first}",
+                     "/model?series=Austin"]
+    assert page.tab.locator(".glance-card").count() >= 3
+    assert "seasonal naive" in page.tab.inner_text("#backtest")
+    assert page.layer_points("backtest-naive") > 0
+    assert page.errors == []
+
+
 def test_changing_series_and_horizon_redraws_chart_and_table(txhousing_server,
                                                               open_page):
     page = open_page(txhousing_server.url + "/")

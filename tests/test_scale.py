@@ -5,12 +5,17 @@ it is about one.
 The files here are small; what is checked is how the work is done (how often a
 whole table is scanned), which is what makes thousands of series slow."""
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from tests.conftest import train
 from training import report
+
+SKUS = ("SKU-A", "SKU-B", "SKU-C")
 
 
 def backtested(count: int):
@@ -61,3 +66,59 @@ def test_the_report_finds_each_series_backtest_without_scanning_the_table(
     assert views[7].backtests[0][0] == outcome.table["origin"].iloc[0]
     # One scan per series made a report of 3,000 series take 20 s in this step.
     assert len(scans) <= 1
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    """A service of a model trained on three seasonal series of five years."""
+    from service.app import create_app
+    from service.config import Settings
+
+    tmp = tmp_path_factory.mktemp("skus")
+    lines = ["date,sales,series"]
+    for i, name in enumerate(SKUS):
+        for m in range(60):
+            sales = (100 + 40 * i) * (1 + 0.3 * math.sin(m * math.pi / 6)) + m % 7
+            lines.append(f"{2019 + m // 12}-{m % 12 + 1:02d},{sales:.1f},{name}")
+    (tmp / "skus.csv").write_text("\n".join(lines) + "\n")
+    assert train(tmp / "skus.csv", tmp / "models") == 0
+    return create_app(Settings(model_dir=tmp / "models"), watch=False).test_client()
+
+
+def per_series_parts(meta: dict) -> list[set]:
+    return [set(meta["evaluation"]), set(meta["backtest"]["series"]),
+            set(meta["intervals"]["series"])]
+
+
+def test_model_for_one_series_holds_that_series_parts_only(client):
+    whole = client.get("/model").get_json()
+    assert per_series_parts(whole) == [set(SKUS)] * 3
+
+    one = client.get("/model?series=SKU-B").get_json()
+
+    assert per_series_parts(one) == [{"SKU-B"}] * 3
+    assert one["evaluation"]["SKU-B"] == whole["evaluation"]["SKU-B"]
+    assert one["backtest"]["series"]["SKU-B"] == whole["backtest"]["series"]["SKU-B"]
+    assert one["series"] == [whole["series"][1]]
+    assert one["metrics"] == whole["metrics"]
+    assert one["intervals"]["coverage"] == whole["intervals"]["coverage"]
+
+
+def test_model_for_no_series_is_the_list_and_the_overall_figures(client):
+    whole = client.get("/model")
+
+    light = client.get("/model?series=")
+
+    assert per_series_parts(light.get_json()) == [set()] * 3
+    # What a client picks a series from, such as the page.
+    assert light.get_json()["series"] == whole.get_json()["series"]
+    assert len(light.data) < len(whole.data) / 2
+
+
+def test_model_for_an_unknown_series_is_a_404_naming_the_known_ones(client):
+    response = client.get("/model?series=SKU-Z")
+
+    assert response.status_code == 404
+    assert response.get_json()["code"] == "unknown_series"
+    assert "'SKU-Z'" in response.get_json()["error"]
+    assert "'SKU-A'" in response.get_json()["error"]

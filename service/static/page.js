@@ -18,8 +18,10 @@
   // A phone-sized screen starts with the last five years: all of a long history
   // would squeeze each year into a few pixels.
   const NARROW_WINDOW = window.matchMedia("(max-width: 40rem)").matches ? 60 : 0;
-  const state = { meta: null, series: null, horizon: 12, forecast: null, history: null,
-                  window: NARROW_WINDOW, request: 0, notice: "" };
+  // `meta` is /model without the per-series parts, which for thousands of series are
+  // tens of megabytes; `detail` is /model for the series shown, read with its forecast.
+  const state = { meta: null, detail: null, series: null, horizon: 12, forecast: null,
+                  history: null, window: NARROW_WINDOW, request: 0, notice: "" };
 
   class ApiError extends Error {
     constructor(message, status, code) {
@@ -188,12 +190,14 @@
     history.replaceState(null, "", `#series=${encodeURIComponent(series)}&horizon=${horizon}`);
     say(`Loading ${series}…`);
     try {
-      const [forecast, past] = await Promise.all([
+      const [forecast, past, detail] = await Promise.all([
         api("POST", "/forecast", { series, horizon }),
         api("GET", `/history?series=${encodeURIComponent(series)}`).catch((e) => e),
+        api("GET", `/model?series=${encodeURIComponent(series)}`).catch(() => null),
       ]);
       if (id !== state.request) return;
       state.forecast = forecast;
+      state.detail = detail;
       state.history = past instanceof ApiError ? null : past.history;
       showProblem(past instanceof ApiError ? `History not shown: ${past.message}` : "");
       renderAll();
@@ -214,14 +218,19 @@
     renderTable();
   }
 
+  // The metadata holding the shown series' evaluation and backtest.
+  function seriesMeta() {
+    return state.detail || state.meta;
+  }
+
   function evaluationOf(series) {
-    const evaluation = (state.meta.evaluation || {})[series];
+    const evaluation = (seriesMeta().evaluation || {})[series];
     return evaluation && evaluation.scores ? evaluation : null;
   }
 
   // The model serving a series: training may choose one per series.
   function modelKind(series) {
-    const evaluation = (state.meta.evaluation || {})[series];
+    const evaluation = (seriesMeta().evaluation || {})[series];
     const info = seriesInfo(series);
     return (evaluation && evaluation.served) || (info && info.model)
       || state.meta.model_kind;
@@ -346,7 +355,7 @@
   // Per-month backtest forecasts for a series, if the model's metadata has them:
   // {rows: [{date, actual, <kind>: value, ...}]}, or null.
   function findBacktest(series) {
-    const backtest = state.meta.backtest;
+    const backtest = seriesMeta().backtest;
     if (!backtest || typeof backtest !== "object") return null;
     const entry = (backtest.series && backtest.series[series]) || backtest[series];
     if (!entry) return null;
@@ -504,7 +513,7 @@
 
   async function loadModel(attempt = 0) {
     try {
-      state.meta = await api("GET", "/model");
+      state.meta = await api("GET", "/model?series=");
     } catch (e) {
       if (e.status === 503 && attempt < 150) {
         say(`Waiting for a model: ${e.message}`);
@@ -610,7 +619,7 @@
   async function waitForVersion(version, seconds) {
     const deadline = Date.now() + seconds * 1000;
     while (Date.now() < deadline) {
-      const meta = await api("GET", "/model").catch(() => null);
+      const meta = await api("GET", "/model?series=").catch(() => null);
       if (meta && meta.version === version) return meta;
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
