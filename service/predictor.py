@@ -143,6 +143,12 @@ class Predictor:
         self._by_text = {name: table.by_text for name, table in self.tables.items()}
         if self.default_series is not None:
             self._by_text[None] = self._by_text[self.default_series]
+        # Names as typed loosely (Unicode spelling, case, outer spaces), for the
+        # hint that answers an unknown name: a look-up, not a scan of thousands.
+        self._composed, self._loose = {}, {}
+        for name in self.tables:
+            self._composed.setdefault(_composed(name), name)
+            self._loose.setdefault(_composed(name).casefold().strip(), name)
 
     @staticmethod
     def _tabulate(model, spans: dict, widths: dict,
@@ -194,19 +200,27 @@ class Predictor:
 
     def _spelling(self, series: str) -> str:
         """A hint when a known name differs only in Unicode normalisation (é as one
-        character or as e plus an accent): the two look the same when printed."""
-        wanted = unicodedata.normalize("NFC", series[:1000])
-        same = [n for n in self.tables if unicodedata.normalize("NFC", n) == wanted]
-        if not same:
-            return ""
-        return (f" {same[0]!r} looks the same but is spelled with other Unicode "
-                f"characters; ask for it as it is spelled in the model "
-                f"({same[0].encode('unicode_escape').decode()[:200]}).")
+        character or as e plus an accent: the two look the same when printed), or
+        in case and outer spaces (which an exact look-up does not forgive)."""
+        wanted = _composed(series[:1000])
+        same = self._composed.get(wanted)
+        if same is not None:
+            return (f" {same!r} looks the same but is spelled with other Unicode "
+                    f"characters; ask for it as it is spelled in the model "
+                    f"({same.encode('unicode_escape').decode()[:200]}).")
+        near = self._loose.get(wanted.casefold().strip())
+        if near is not None:
+            return (f" Did you mean {_quoted(near)}? Names must match exactly, case "
+                    "and spaces included.")
+        return ""
 
     def _some_names(self) -> str:
         names = list(self.tables)
         shown = ", ".join(_quoted(n) for n in names[:10])
-        return shown + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        if len(names) <= 10:
+            return shown
+        return (f"{shown} and {len(names) - 10} more (GET /model?series= lists "
+                "them all)")
 
     def metadata_of(self, series: str) -> dict:
         """The metadata with its per-series parts cut to `series`, its entry in the
@@ -300,6 +314,10 @@ def _only(entries, names: list):
     if not isinstance(entries, dict):
         return entries
     return {name: entries[name] for name in names if name in entries}
+
+
+def _composed(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
 
 
 def _look_up(lookup: dict, series, dates) -> list:

@@ -122,3 +122,45 @@ def test_model_for_an_unknown_series_is_a_404_naming_the_known_ones(client):
     assert response.get_json()["code"] == "unknown_series"
     assert "'SKU-Z'" in response.get_json()["error"]
     assert "'SKU-A'" in response.get_json()["error"]
+
+
+class Flat:
+    """An estimator answering 1.0 for every month of every series."""
+
+    def predict(self, rows):
+        return np.ones(len(rows))
+
+
+def many_series(count: int):
+    from service.predictor import Predictor
+
+    return Predictor(Flat(), {"version": "v1", "series": [
+        {"name": f"SKU-{i:05d}", "first": "2020-01", "last": "2024-12"}
+        for i in range(count)]})
+
+
+def test_an_unknown_name_among_thousands_says_where_they_are_all_listed():
+    from service.errors import UnknownSeries
+
+    with pytest.raises(UnknownSeries) as refused:
+        many_series(3000).table("SKU-99999")
+
+    assert refused.value.message.endswith(
+        "'SKU-00009' and 2990 more (GET /model?series= lists them all).")
+
+
+@pytest.mark.parametrize("typed", ["sku-02500", " SKU-02500", "Sku-02500\n"])
+def test_a_name_typed_in_another_case_or_with_spaces_is_pointed_to(typed):
+    from service.errors import UnknownSeries
+
+    with pytest.raises(UnknownSeries,
+                       match="Did you mean 'SKU-02500'. Names must match exactly, "
+                             "case and spaces included."):
+        many_series(3000).table(typed)
+
+
+def test_a_name_typed_in_another_case_is_pointed_to_by_the_api(client):
+    response = client.post("/forecast", json={"series": "sku-c"})
+
+    assert response.status_code == 404
+    assert "Did you mean 'SKU-C'?" in response.get_json()["error"]
