@@ -164,3 +164,22 @@ def test_a_name_typed_in_another_case_is_pointed_to_by_the_api(client):
 
     assert response.status_code == 404
     assert "Did you mean 'SKU-C'?" in response.get_json()["error"]
+
+
+def test_the_summary_of_many_series_lists_some_and_ends_with_the_overall_figures(
+        tmp_path, capsys):
+    from training.cli import SUMMARY_SERIES
+
+    count = SUMMARY_SERIES + 7
+    lines = ["date,sales,series"] + [
+        f"2023-{m:02d},{10 * i + m},short-{i:03d}"
+        for i in range(count) for m in range(1, 13)]
+    (tmp_path / "many.csv").write_text("\n".join(lines) + "\n")
+
+    assert train(tmp_path / "many.csv", tmp_path / "models") == 0
+
+    out = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith("  short-") for line in out) == 2 * SUMMARY_SERIES
+    assert "  ... and 7 more series, scored in the report" in out
+    assert "  ... and 7 more notes on single series, in the metadata (series)" in out
+    assert out[-1].startswith("  trained in ")

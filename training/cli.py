@@ -61,6 +61,9 @@ MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
 # trickling a byte at a time must not hold a training Job for hours.
 DOWNLOAD_TIMEOUT_SECONDS = 60
 DOWNLOAD_DEADLINE_SECONDS = 300
+# Series the human summary lists one by one (scores, then notes): a file of thousands
+# would bury the overall figures under pages of rows. The report has every series.
+SUMMARY_SERIES = 50
 
 
 def encoding(name: str) -> str:
@@ -719,7 +722,7 @@ def format_summary(version: str, metadata: dict) -> str:
     header = (f"  {'series':<24} {'model':<28} {'RMSE':>10} {'MAE':>10} {'MAPE%':>7} "
               f"{'sMAPE%':>7} {'MASE':>6}")
     lines.append(header)
-    for info in metadata["series"]:
+    for info in metadata["series"][:SUMMARY_SERIES]:
         scores = metadata["evaluation"][info["name"]]["scores"]
         for kind in dict.fromkeys([info["model"], "seasonal-naive", "linear"]):
             if scores.get(kind) is None:
@@ -733,20 +736,24 @@ def format_summary(version: str, metadata: dict) -> str:
         if not scores:
             lines.append(f"  {in_column(info['name'], 24)} "
                          f"{in_column(info['model'], 28)} no backtest")
+    lines += _more(len(metadata["series"]), "series, scored in the report")
     gate = metadata["gate"]
     if gate["replaced"]:
         first = next(s for s in metadata["series"] if s["name"] in gate["replaced"])
         lines.append(f"  gate: {len(gate['replaced'])} series not served by "
                      f"{gate['requested']}: {first['reason']}")
+    notes = []
     for info in metadata["series"]:
         if info["tier"] != "regular":
-            lines.append(f"  {info['name']}: {info['reason']}")
+            notes.append(f"  {info['name']}: {info['reason']}")
         if info.get("cleaned"):
             shown = "; ".join(f"{c['month']} recorded {c['recorded']:.6g}, fitted as "
                               f"{c['used']:.6g}" for c in info["cleaned"][:3])
             more = len(info["cleaned"]) - 3
-            lines.append(f"  {info['name']}: gross errors kept out of the models' "
+            notes.append(f"  {info['name']}: gross errors kept out of the models' "
                          f"fits: {shown}{f'; {more} more' if more > 0 else ''}")
+    lines += notes[:SUMMARY_SERIES]
+    lines += _more(len(notes), "notes on single series, in the metadata (series)")
     rescaled = [info["name"] for info in metadata["series"]
                 if info.get("unit_factor", 1.0) != 1.0]
     if rescaled:
@@ -773,6 +780,13 @@ def format_summary(version: str, metadata: dict) -> str:
     lines.append(f"  trained in {m['training_seconds']:.1f} s "
                  f"({m['seconds_with_report']:.1f} s with the report)")
     return "\n".join(lines)
+
+
+def _more(count: int, what: str) -> list[str]:
+    """The line closing a list cut at SUMMARY_SERIES entries, if it was cut."""
+    if count <= SUMMARY_SERIES:
+        return []
+    return [f"  ... and {count - SUMMARY_SERIES} more {what}"]
 
 
 def _amount(value: float, width: int) -> str:
