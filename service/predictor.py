@@ -25,7 +25,7 @@ INTERVAL_LEVELS = ("80", "95")
 INSTANCE_FIELDS = frozenset({"date", "series"})
 # The parts of a version's metadata that hold an entry per series, as (section, key
 # inside it); None: the section itself is keyed by series name. With thousands of
-# series they are nearly all of it (32 MB of 3,000 series' 33).
+# series they are nearly all of it (31 of the 32 MB of 3,000 series).
 PER_SERIES_PARTS = (("evaluation", None), ("backtest", "series"),
                     ("intervals", "series"))
 _GET_DATE = itemgetter("date")
@@ -234,8 +234,8 @@ class Predictor:
                                   if s["name"] in kept]
         for section, key in PER_SERIES_PARTS:
             part = narrowed.get(section)
-            if key is not None and isinstance(part, dict):
-                narrowed[section] = {**part, key: _only(part.get(key), kept)}
+            if key is not None and isinstance(part, dict) and key in part:
+                narrowed[section] = {**part, key: _only(part[key], kept)}
             elif key is None:
                 narrowed[section] = _only(part, kept)
         return narrowed

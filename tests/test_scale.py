@@ -183,3 +183,10 @@ def test_the_summary_of_many_series_lists_some_and_ends_with_the_overall_figures
     assert "  ... and 7 more series, scored in the report" in out
     assert "  ... and 7 more notes on single series, in the metadata (series)" in out
     assert out[-1].startswith("  trained in ")
+
+
+def test_model_for_one_series_of_a_version_without_backtest_forecasts():
+    predictor = many_series(3)
+    predictor.metadata = {**predictor.metadata, "backtest": {"origins": []}}
+
+    assert predictor.metadata_of("SKU-00001")["backtest"] == {"origins": []}
