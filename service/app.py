@@ -124,6 +124,11 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         body = read_json()
         check_fields(body, FORECAST_FIELDS)
         horizon = parse_horizon(body.get("horizon"))
+        if isinstance(body.get("series"), list):
+            raise BadRequest(f"series must be one series name: /forecast answers one "
+                             f"series per request. For many, send one request each, "
+                             f"or ask POST /predict for the months wanted (up to "
+                             f"{MAX_ROWS} rows of any series per request).")
         current = store.serving()
         started = time.perf_counter()
         table, rows = current.forecast(body.get("series"), horizon)

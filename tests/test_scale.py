@@ -190,3 +190,14 @@ def test_model_for_one_series_of_a_version_without_backtest_forecasts():
     predictor.metadata = {**predictor.metadata, "backtest": {"origins": []}}
 
     assert predictor.metadata_of("SKU-00001")["backtest"] == {"origins": []}
+
+
+def test_a_forecast_asked_for_several_series_at_once_is_told_how_to_get_them(client):
+    from service.http import MAX_ROWS
+
+    response = client.post("/forecast", json={"series": list(SKUS)})
+
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert "/forecast answers one series per request" in error
+    assert f"POST /predict for the months wanted (up to {MAX_ROWS} rows" in error
