@@ -342,9 +342,9 @@ def test_schema_rejects_bad_values(values, message):
             "resources.requests.cpu (2) is above resources.limits.cpu (1500m)",
         ),
         (
-            {"training": {"resources": {"requests": {"memory": "1.5Gi"}}}},
-            "training.resources.requests.memory (1.5Gi) is above "
-            "training.resources.limits.memory (1Gi)",
+            {"training": {"resources": {"requests": {"memory": "2.5Gi"}}}},
+            "training.resources.requests.memory (2.5Gi) is above "
+            "training.resources.limits.memory (2Gi)",
         ),
         (
             {"metrics": {"serviceMonitor": {"enabled": True, "interval": "30s",

@@ -371,7 +371,7 @@ def merged(base: dict, change: dict) -> dict:
         {"image": {"tag": "0.2.0"}},
         {"image": {"digest": "sha256:" + "a" * 64}},
         {"training": {"seriesName": "shop"}},
-        {"training": {"resources": {"limits": {"memory": "2Gi"}}}},
+        {"training": {"resources": {"limits": {"memory": "3Gi"}}}},
         {"training": {"data": {"source": "url",
                                "url": "https://data.example.test/a.csv"}}},
         {"training": {"data": {"configMap": {"csv": CSV + "2024-02-01,131\n"}}}},
