@@ -13,8 +13,8 @@ from service import logs, page, report, v2
 from service.config import Settings, draining_marker
 from service.errors import (BadRequest, HistoryMissing, ModelNotFound, NotReady,
                             ServiceError, UnknownSeries)
-from service.http import (BODY_ERRORS, MAX_BODY_BYTES, MAX_ROWS, check_fields,
-                          json_response, read_json)
+from service.http import (BODY_ERRORS, MAX_BODY_BYTES, MAX_ROWS, UnchangingJSON,
+                          check_fields, json_response, read_json)
 from service.metrics import Metrics
 from service.model_store import ModelStore, retry_on_newer_model
 from service.openapi import document as api_document
@@ -107,13 +107,17 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         current = ready_model()
         return json_response({"status": "ready", "model_version": current.version})
 
+    metadata_answers = UnchangingJSON()
+
     @app.get("/model")
     def model():
         current = store.serving()
         series = request.args.get("series")
         if series is None:
-            return json_response(current.metadata)
-        return json_response(current.metadata_of(series))
+            return metadata_answers.respond((current.version, None),
+                                            lambda: current.metadata)
+        return metadata_answers.respond((current.version, series),
+                                        lambda: current.metadata_of(series))
 
     @app.get("/openapi.json")
     def openapi():

@@ -1,6 +1,9 @@
 """Request and response helpers shared by every view."""
 
+import hashlib
 import json
+import threading
+from collections import OrderedDict
 
 import orjson
 from flask import Response, request
@@ -17,6 +20,41 @@ PARSED_BODY = "sales_forecast.request_json"
 BODY_ERRORS = (wire.NoMoreData, wire.InvalidChunkSize, wire.ChunkMissingTerminator,
                wire.InvalidChunkExtension, wire.InvalidHeader, wire.InvalidHeaderName,
                wire.LimitRequestHeaders)
+
+
+class UnchangingJSON:
+    """JSON answers that never change for a key (a model version's metadata: a
+    published version's files are never rewritten), sent with an ETag that is the
+    hash of their body. A client holding it (a browser revalidating, the page
+    polling for a new version) gets a 304 without the body being serialised again:
+    with thousands of series that is tens of megabytes and tens of milliseconds.
+    The tags of the last KEPT keys are remembered; an older key's body is simply
+    serialised again."""
+
+    KEPT = 256
+
+    def __init__(self):
+        self._tags: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def respond(self, key, payload) -> Response:
+        """The answer for `key`; `payload()` gives its content when it is needed."""
+        with self._lock:
+            tag = self._tags.get(key)
+        if tag is not None and request.if_none_match.contains(tag):
+            response = Response(status=304)
+        else:
+            response = json_response(payload())
+            tag = hashlib.blake2b(response.get_data(), digest_size=12).hexdigest()
+            with self._lock:
+                self._tags[key] = tag
+                self._tags.move_to_end(key)
+                while len(self._tags) > self.KEPT:
+                    self._tags.popitem(last=False)
+        response.set_etag(tag)
+        # Kept by a browser, but asked again each time: the served version changes.
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
 
 def json_response(payload, status: int = 200) -> Response:

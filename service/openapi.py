@@ -334,8 +334,11 @@ def _operations(model_name: str) -> dict:
                         _ref("PredictResponse")), **_errors(400, 404, 413, 503)}),
         "/model": _get(
             "The served version's metadata", "Model",
-            {"200": _ok("metadata.json of the served version.",
-                        _ref("ModelMetadata")), **_errors(404, 503)},
+            {"200": _ok("metadata.json of the served version, with an ETag (the "
+                        "hash of the body).", _ref("ModelMetadata")),
+             "304": {"description": "If-None-Match held this answer's ETag: "
+                                    "unchanged, no body."},
+             **_errors(404, 503)},
             parameters=[{"name": "series", "in": "query", "required": False,
                          "schema": {"type": "string"},
                          "description": "keep only what concerns this series (its "

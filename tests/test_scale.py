@@ -115,6 +115,28 @@ def test_model_for_no_series_is_the_list_and_the_overall_figures(client):
     assert len(light.data) < len(whole.data) / 2
 
 
+def test_model_answers_carry_a_tag_and_a_client_holding_it_gets_a_304(client,
+                                                                       monkeypatch):
+    first = {url: client.get(url) for url in ("/model", "/model?series=",
+                                              "/model?series=SKU-B")}
+    tags = {url: response.headers["ETag"] for url, response in first.items()}
+    assert len(set(tags.values())) == 3
+    assert all(r.headers["Cache-Control"] == "no-cache" for r in first.values())
+
+    # Not serialised again for a client that has the answer.
+    from service import http
+    monkeypatch.setattr(http, "json_response", None)
+    for url, tag in tags.items():
+        again = client.get(url, headers={"If-None-Match": tag})
+        assert again.status_code == 304 and again.data == b""
+        assert again.headers["ETag"] == tag
+    monkeypatch.undo()
+
+    stale = client.get("/model", headers={"If-None-Match": '"another"'})
+    assert stale.status_code == 200 and stale.data == first["/model"].data
+    assert stale.headers["ETag"] == tags["/model"]
+
+
 def test_model_for_an_unknown_series_is_a_404_naming_the_known_ones(client):
     response = client.get("/model?series=SKU-Z")
 
