@@ -233,7 +233,9 @@ class Predictor:
             narrowed["series"] = [s for s in self.metadata["series"]
                                   if s["name"] in kept]
         for section, key in PER_SERIES_PARTS:
-            part = narrowed.get(section)
+            if section not in narrowed:
+                continue  # a section the version lacks stays absent, never null
+            part = narrowed[section]
             if key is not None and isinstance(part, dict) and key in part:
                 narrowed[section] = {**part, key: _only(part[key], kept)}
             elif key is None:

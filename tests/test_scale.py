@@ -214,6 +214,17 @@ def test_model_for_one_series_of_a_version_without_backtest_forecasts():
     assert predictor.metadata_of("SKU-00001")["backtest"] == {"origins": []}
 
 
+@pytest.mark.parametrize("series", ["SKU-00001", ""], ids=["one", "none"])
+def test_model_for_one_series_adds_no_section_the_version_lacks(series):
+    # A version without an evaluation (or backtest, or intervals) is served; its
+    # narrowed metadata must not gain the section as null.
+    predictor = many_series(3)
+
+    narrowed = predictor.metadata_of(series)
+
+    assert set(narrowed) == set(predictor.metadata)
+
+
 def test_a_forecast_asked_for_several_series_at_once_is_told_how_to_get_them(client):
     from service.http import MAX_ROWS
 
