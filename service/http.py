@@ -41,7 +41,8 @@ class UnchangingJSON:
         """The answer for `key`; `payload()` gives its content when it is needed."""
         with self._lock:
             tag = self._tags.get(key)
-        if tag is not None and request.if_none_match.contains(tag):
+        # Weakly, as If-None-Match is compared: a proxy may have marked the tag W/.
+        if tag is not None and request.if_none_match.contains_weak(tag):
             response = Response(status=304)
         else:
             response = json_response(payload())

@@ -137,6 +137,16 @@ def test_model_answers_carry_a_tag_and_a_client_holding_it_gets_a_304(client,
     assert stale.headers["ETag"] == tags["/model"]
 
 
+def test_a_tag_a_proxy_made_weak_still_gets_a_304(client):
+    # A compressing proxy in front sends the tag on as W/"..."; If-None-Match
+    # compares tags weakly (RFC 9110), so the client holding it is still current.
+    tag = client.get("/model").headers["ETag"]
+
+    again = client.get("/model", headers={"If-None-Match": f"W/{tag}"})
+
+    assert again.status_code == 304 and again.data == b""
+
+
 def test_model_for_an_unknown_series_is_a_404_naming_the_known_ones(client):
     response = client.get("/model?series=SKU-Z")
 
