@@ -217,6 +217,22 @@ def test_the_summary_of_many_series_lists_some_and_ends_with_the_overall_figures
     assert out[-1].startswith("  trained in ")
 
 
+def test_the_summary_of_many_rejected_series_lists_some_of_them(tmp_path, capsys):
+    from training.cli import SUMMARY_SERIES
+
+    count = SUMMARY_SERIES + 3
+    lines = ["date,sales,series"] + [f"2020-{m:02d},{m},kept" for m in range(1, 13)]
+    lines += [f"2023-0{m},{i + m},tiny-{i:03d}" for i in range(count) for m in (1, 2)]
+    (tmp_path / "tiny.csv").write_text("\n".join(lines) + "\n")
+
+    assert train(tmp_path / "tiny.csv", tmp_path / "models") == 0
+
+    out = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith("  rejected series 'tiny-") for line in out) == \
+        SUMMARY_SERIES
+    assert "  ... and 3 more rejected series, in the metadata (data.rejected)" in out
+
+
 def test_model_for_one_series_of_a_version_without_backtest_forecasts():
     predictor = many_series(3)
     predictor.metadata = {**predictor.metadata, "backtest": {"origins": []}}

@@ -61,8 +61,9 @@ MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
 # trickling a byte at a time must not hold a training Job for hours.
 DOWNLOAD_TIMEOUT_SECONDS = 60
 DOWNLOAD_DEADLINE_SECONDS = 300
-# Series the human summary lists one by one (scores, then notes): a file of thousands
-# would bury the overall figures under pages of rows. The report has every series.
+# Series the human summary lists one by one (rejected, scores, notes): a file of
+# thousands would bury the overall figures under pages of rows. The report has every
+# series, the metadata every rejected one.
 SUMMARY_SERIES = 50
 
 
@@ -714,7 +715,9 @@ def format_summary(version: str, metadata: dict) -> str:
                      f"{compared['served_version']} answered, now refused: "
                      f"{some_names(dropped)}")
     lines += [f"  note: {n}" for n in data["notes"]]
-    lines += [f"  rejected series {s!r}: {why}" for s, why in data["rejected"].items()]
+    rejected = list(data["rejected"].items())
+    lines += [f"  rejected series {s!r}: {why}" for s, why in rejected[:SUMMARY_SERIES]]
+    lines += _more(len(rejected), "rejected series, in the metadata (data.rejected)")
     backtest = report.backtest_sentence(protocol)
     if protocol.get("scored_origins") != []:
         backtest += "; model refit on all months afterwards"
