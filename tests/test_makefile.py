@@ -1,8 +1,10 @@
 """`make train` and `make run` pass the paths they are given as one argument each,
-whatever spaces, leading dash, quotes or shell syntax they hold."""
+whatever spaces, leading dash, quotes or shell syntax they hold; every `make TARGET`
+the documentation names is a target of the Makefile."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -65,3 +67,17 @@ def test_a_path_with_quotes_or_shell_syntax_is_a_name_not_a_command(tmp_path, na
     assert calls[0][-2:] == [f"--data={shell}", f"--model-dir={shell}-models"]
     assert calls[1][2] == f"--model-dir={shell}-models"
     assert not pwned.exists()
+
+
+def test_every_make_target_the_documentation_names_exists():
+    targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(),
+                             re.MULTILINE))
+    documents = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+                 *sorted((ROOT / "charts").rglob("*.yaml")),
+                 *sorted((ROOT / "charts").rglob("*.md"))]
+
+    named = {(path.relative_to(ROOT).as_posix(), target) for path in documents
+             for target in re.findall(r"`make ([\w-]+)", path.read_text())}
+
+    assert {(path, target) for path, target in named if target not in targets} \
+        == set()
