@@ -14,24 +14,6 @@ set -euo pipefail
 CLUSTER_SCRIPT=down
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-STOP_TIMEOUT=${CLUSTER_STOP_TIMEOUT:-30}
-
-# stop_pid LABEL PID: SIGTERM, then SIGKILL after STOP_TIMEOUT seconds. Polls five
-# times a second: most daemons are gone within a fraction of one.
-stop_pid() {
-    local label=$1 pid=$2 polls=0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    while kill -0 "$pid" 2>/dev/null; do
-        if [[ $polls -ge $((STOP_TIMEOUT * 5)) ]]; then
-            say "$label ($pid) still runs ${STOP_TIMEOUT}s after SIGTERM; killing it"
-            kill -KILL "$pid" 2>/dev/null || true
-            break
-        fi
-        sleep 0.2
-        polls=$((polls + 1))
-    done
-}
-
 stop_daemon() {
     local name=$1 pid start=$SECONDS
     if pid=$(running_pid "$name"); then

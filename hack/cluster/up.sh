@@ -360,8 +360,7 @@ start_node() {
     local config=$CLUSTER_STATE/kube-proxy-config.yaml pid
     if ! kube_proxy_config | cmp -s - "$config"; then
         if pid=$(running_pid kube-proxy); then
-            kill -TERM "$pid"
-            while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+            stop_pid kube-proxy "$pid"
             say "stopped kube-proxy ($pid): its configuration changed"
         fi
         kube_proxy_config >"$config"
