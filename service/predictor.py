@@ -145,10 +145,12 @@ class Predictor:
             self._by_text[None] = self._by_text[self.default_series]
         # Names as typed loosely (Unicode spelling, case, outer spaces), for the
         # hint that answers an unknown name: a look-up, not a scan of thousands.
+        # Training keeps names differing in case apart, so one typed loosely may be
+        # as near to several: each is named.
         self._composed, self._loose = {}, {}
         for name in self.tables:
             self._composed.setdefault(_composed(name), name)
-            self._loose.setdefault(_composed(name).casefold().strip(), name)
+            self._loose.setdefault(_composed(name).casefold().strip(), []).append(name)
 
     @staticmethod
     def _tabulate(model, spans: dict, widths: dict,
@@ -210,7 +212,9 @@ class Predictor:
                     f"({same.encode('unicode_escape').decode()[:200]}).")
         near = self._loose.get(wanted.casefold().strip())
         if near is not None:
-            return (f" Did you mean {_quoted(near)}? Names must match exactly, case "
+            shown = " or ".join(_quoted(n) for n in near[:3])
+            more = f" (or {len(near) - 3} more)" if len(near) > 3 else ""
+            return (f" Did you mean {shown}{more}? Names must match exactly, case "
                     "and spaces included.")
         return ""
 

@@ -192,6 +192,21 @@ def test_a_name_typed_in_another_case_or_with_spaces_is_pointed_to(typed):
         many_series(3000).table(typed)
 
 
+def test_every_name_a_loosely_typed_one_could_mean_is_pointed_to():
+    from service.errors import UnknownSeries
+    from service.predictor import Predictor
+
+    # Training keeps names that differ in case apart: both are as near.
+    predictor = Predictor(Flat(), {"version": "v1", "series": [
+        {"name": name, "first": "2020-01", "last": "2024-12"}
+        for name in ("SKU-B", "Sku-b", "SKU-C")]})
+
+    with pytest.raises(UnknownSeries,
+                       match=re.escape("Did you mean 'SKU-B' or 'Sku-b'? Names must "
+                                       "match exactly, case and spaces included.")):
+        predictor.table("sku-b")
+
+
 def test_a_name_typed_in_another_case_is_pointed_to_by_the_api(client):
     response = client.post("/forecast", json={"series": "sku-c"})
 
