@@ -60,7 +60,8 @@ def _errors(*statuses: int) -> dict:
 
 ERROR_RESPONSES = {
     400: "BadRequest", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
-    413: "TooLarge", 422: "InvalidData", 500: "StoreDamaged", 503: "NotReady",
+    413: "TooLarge", 422: "InvalidData", 429: "Busy", 500: "StoreDamaged",
+    503: "NotReady",
     507: "StoreUnwritable",
 }
 ERROR_DESCRIPTIONS = {
@@ -72,6 +73,8 @@ ERROR_DESCRIPTIONS = {
     "Conflict": "Another upload is being trained into the model store.",
     "TooLarge": f"The request body is larger than {MAX_BODY_BYTES} bytes.",
     "InvalidData": "The uploaded CSV cannot be trained on; the message says why.",
+    "Busy": "Another series of the report is being drawn by this worker; ask again "
+            "after Retry-After seconds.",
     "NotReady": "No verified model is loaded (none published yet, or every published "
                 "one was refused), or the server is shutting down.",
     "StoreDamaged": "A file of the served version is in the model store but cannot "
@@ -358,7 +361,7 @@ def _operations(model_name: str) -> dict:
             {"200": {"description": "Self-contained HTML: backtest scores against "
                                     "seasonal naive and plots with intervals.",
                      "content": {"text/html": {"schema": {"type": "string"}}}},
-             **_errors(404, 500, 503)},
+             **_errors(404, 429, 500, 503)},
             parameters=[{"name": "series", "in": "query", "required": False,
                          "schema": {"type": "string"},
                          "description": "one series only, drawn on request"}]),
@@ -367,7 +370,7 @@ def _operations(model_name: str) -> dict:
             {"200": {"description": "PNG: an overview, or one series' plot.",
                      "content": {"image/png": {"schema": {"type": "string",
                                                           "format": "binary"}}}},
-             **_errors(404, 500, 503)},
+             **_errors(404, 429, 500, 503)},
             parameters=[{"name": "series", "in": "query", "required": False,
                          "schema": {"type": "string"},
                          "description": "one series only, drawn on request"}]),

@@ -10,8 +10,9 @@ Drawing one series takes about 0.4 s of CPU, a thousand times a forecast's, and 
 file may hold thousands of series, more than the cache keeps. So a worker draws one
 series at a time: a request for the series being drawn waits for that drawing (a
 page asks for the HTML and the PNG together), and one for another series not in the
-cache is answered 503 `report_busy` with Retry-After at once, rather than queueing
-on threads that forecasts need.
+cache is answered 429 `report_busy` with Retry-After at once, rather than queueing
+on threads that forecasts need. 429, not 503: the service is healthy, and its
+server-error alert must not fire because one client asks for many drawings.
 """
 
 import threading
@@ -39,7 +40,7 @@ class NoReport(ServiceError):
 
 
 class ReportBusy(ServiceError):
-    status = 503
+    status = 429
     code = "report_busy"
     headers = {"Retry-After": str(BUSY_RETRY_AFTER)}
 

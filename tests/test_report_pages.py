@@ -92,7 +92,7 @@ def test_a_failed_drawing_reaches_every_waiter_and_is_not_cached():
 
 
 @pytest.mark.integration
-def test_the_busy_answer_is_a_503_with_retry_after(tmp_path, monkeypatch):
+def test_the_busy_answer_is_a_429_with_retry_after(tmp_path, monkeypatch):
     from service.app import create_app
     from service.config import Settings
     from training import report
@@ -117,7 +117,7 @@ def test_the_busy_answer_is_a_503_with_retry_after(tmp_path, monkeypatch):
     held.release.set()
     first.join(30)
 
-    assert busy.status_code == 503
+    assert busy.status_code == 429
     assert busy.headers["Retry-After"] == str(BUSY_RETRY_AFTER)
     assert busy.get_json()["code"] == "report_busy"
     assert first_outcome["value"].status_code == 200
