@@ -98,12 +98,30 @@ def test_a_whole_download_trains(server, tmp_path):
     ("https://bucket.example/exports/sales.csv?X-Amz-Signature=s3cr3t#part",
      "sales.csv"),
     ("https://reader:s3cr3t@files.example/", "files.example"),
-], ids=["signed-url", "user-info"])
+    ("https://files.example/a;v=1/sales.csv;jsessionid=s3cr3t", "sales.csv"),
+], ids=["signed-url", "user-info", "path-parameters"])
 def test_a_download_is_named_without_the_secrets_its_address_may_hold(
         monkeypatch, url, name):
     monkeypatch.setattr(cli, "download_within_deadline", lambda address: BODY)
 
     assert cli.read_source(url) == (BODY, name)
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("https://reader:s3cr3t@files.example:8443/a;s=s3cr3t/x.csv?sig=s3cr3t#f",
+     "https://files.example:8443/a/x.csv?..."),
+    ("http://[::1]:8080/sales.csv", "http://[::1]:8080/sales.csv"),
+    ("https://files.example/sales.csv", "https://files.example/sales.csv"),
+])
+def test_messages_show_an_address_without_its_secrets(url, shown):
+    assert cli.shown_address(url) == shown
+
+
+def test_a_failed_download_is_reported_without_the_query(server, tmp_path, capsys):
+    err = refused(f"{server}/missing.csv?sig=s3cr3t", tmp_path, capsys)
+
+    assert f"Cannot download {server}/missing.csv?...: HTTP Error 404" in err
+    assert "s3cr3t" not in err
 
 
 def test_a_download_cut_short_of_its_content_length_is_refused(server, tmp_path,

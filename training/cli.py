@@ -298,7 +298,8 @@ class HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         if urllib.parse.urlsplit(newurl).scheme not in ("http", "https"):
-            raise DataError(f"{req.full_url} redirects to {newurl[:200]}; only http:// "
+            raise DataError(f"{shown_address(req.full_url)} redirects to "
+                            f"{shown_address(newurl)[:200]}; only http:// "
                             "and https:// addresses are downloaded.")
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
@@ -316,19 +317,39 @@ def download(url: str) -> bytes:
             chunks.append(chunk)
             size += len(chunk)
             if size > MAX_DOWNLOAD_BYTES:
-                raise DataError(f"{url} is larger than {MAX_DOWNLOAD_BYTES} bytes; "
+                raise DataError(f"{shown_address(url)} is larger than "
+                                f"{MAX_DOWNLOAD_BYTES} bytes; "
                                 "that is not a monthly sales history.")
             if time.monotonic() > deadline:
                 raise SourceUnreachable(
-                    f"{url} was still downloading after {DOWNLOAD_DEADLINE_SECONDS} s "
+                    f"{shown_address(url)} was still downloading after "
+                    f"{DOWNLOAD_DEADLINE_SECONDS} s "
                     f"({size} bytes so far); the server is too slow. Download the "
                     "file and pass its path to --data.")
     if declared is not None and declared.isdigit() and size != int(declared):
         raise SourceUnreachable(
-            f"{url}: the download stopped after {size} of the {int(declared)} bytes "
+            f"{shown_address(url)}: the download stopped after {size} of the "
+            f"{int(declared)} bytes "
             "the server announced, so the file is incomplete. Try again; nothing was "
             "trained.")
     return b"".join(chunks)
+
+
+def shown_address(url: str) -> str:
+    """A URL as messages and the metadata show it: without the user info, the path
+    parameters (`;jsessionid=...`), the query or the fragment, where basic
+    authentication, sessions and signed URLs carry their secrets."""
+    address = urllib.parse.urlsplit(url)
+    host = address.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    try:
+        port = address.port
+    except ValueError:
+        port = None
+    path = re.sub(r";[^/]*", "", address.path)
+    hidden = "?..." if address.query or address.fragment else ""
+    return f"{address.scheme}://{host}{f':{port}' if port else ''}{path}{hidden}"
 
 
 def download_within_deadline(url: str) -> bytes:
@@ -348,7 +369,8 @@ def download_within_deadline(url: str) -> bytes:
     worker.join(DOWNLOAD_DEADLINE_SECONDS + 1)
     if worker.is_alive():
         raise SourceUnreachable(
-            f"{url} was still downloading after {DOWNLOAD_DEADLINE_SECONDS} s; the "
+            f"{shown_address(url)} was still downloading after "
+            f"{DOWNLOAD_DEADLINE_SECONDS} s; the "
             "server is too slow. Download the file and pass its path to --data.")
     if "error" in outcome:
         raise outcome["error"]
@@ -384,16 +406,14 @@ def read_source(source: str) -> tuple[bytes, str]:
             raise
         except (urllib.error.URLError, http.client.HTTPException, OSError,
                 ValueError) as e:
-            message = (f"Cannot download {source}: {e!s:.300}. Check the URL and "
-                       "that this machine can reach it.")
+            message = (f"Cannot download {shown_address(source)}: {e!s:.300}. Check "
+                       "the URL and that this machine can reach it.")
             if lasting_download_error(e):
                 raise DataError(message) from None
             raise SourceUnreachable(message) from None
         # The name is stored in the version's metadata, which GET /model and the
-        # report serve to anyone: the last segment of the path only, never the
-        # query, the fragment or the user info, where a signed URL or basic
-        # authentication carries its secret.
-        address = urllib.parse.urlsplit(source)
+        # report serve to anyone: the last segment of the path only.
+        address = urllib.parse.urlsplit(shown_address(source))
         return content, (address.path.rstrip("/").rsplit("/", 1)[-1]
                          or address.hostname or "download")
 
