@@ -18,6 +18,7 @@ import pandas as pd
 
 from service.errors import BadRequest, UnknownSeries
 from service.http import check_fields
+from training.data import Clipped
 
 MAX_MONTHS_AHEAD = 60
 # Interval levels served with every forecast row, as the training job stores them.
@@ -308,11 +309,9 @@ class Predictor:
 
 
 def _quoted(name: str) -> str:
-    """A series name for a message: whole up to 100 characters, else its start and
-    its length (a name may be as long as a CSV line, and every refusal lists some)."""
-    if len(name) <= 100:
-        return repr(name)
-    return f"{name[:100]!r}... ({len(name)} characters)"
+    """A series name for a message, as the loader quotes one: a name may be as long
+    as a CSV line, and every refusal lists some."""
+    return repr(Clipped(name))
 
 
 def _only(entries, names: list):

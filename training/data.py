@@ -439,7 +439,7 @@ def _read_header(text: str, label: str) -> tuple[str, list[str]]:
 
     if first.lower().startswith("sep="):
         raise DataError(
-            f"{label}: line 1 {_Clipped(first)!r} is a spreadsheet's separator hint, "
+            f"{label}: line 1 {Clipped(first)!r} is a spreadsheet's separator hint, "
             "not the header. Delete that line so the column names come first."
         )
 
@@ -447,7 +447,7 @@ def _read_header(text: str, label: str) -> tuple[str, list[str]]:
     wide = {sep: fields for sep, fields in splits.items() if len(fields) > 1}
     if not wide:
         raise DataError(
-            f"{label}: the header (line 1) {_Clipped(first)!r} has only one column, "
+            f"{label}: the header (line 1) {Clipped(first)!r} has only one column, "
             "but a date and a sales column are needed, separated by "
             f"{_separator_names()}. Export the file with one of these separators."
         )
@@ -696,7 +696,7 @@ def _clip(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
-class _Clipped(str):
+class Clipped(str):
     """A value quoted in a message ({value!r}), cut to its first 100 characters."""
 
     def __repr__(self):
@@ -750,7 +750,7 @@ def _refuse_hidden_characters(series: pd.Series, lines, column: str,
         if hidden:
             line = lines[(series == name).to_numpy()][0]
             raise DataError(
-                f"{label}: line {line}: the series name {_Clipped(name)!r} in column "
+                f"{label}: line {line}: the series name {Clipped(name)!r} in column "
                 f"{column!r} contains U+{ord(hidden.group()):04X}, a line break, "
                 "control or invisible character; a name with one reads like another "
                 "name, or breaks the lines it is printed in. Rename the series.")
@@ -970,7 +970,7 @@ def _reject_bad_rows(rows: pd.DataFrame, rejected: dict, this_month) -> pd.DataF
         kind = PROBLEM_KINDS[row.problem - 1]
         value = row.sales_text if kind in SALES_PROBLEMS else row.date_text
         reason = ROW_PROBLEMS[kind].format(
-            line=row.line, value=_Clipped(value), today=_ym(this_month),
+            line=row.line, value=Clipped(value), today=_ym(this_month),
             formats=", ".join(DATE_FORMATS.values()),
         )
         more = counts[row.series] - 1
@@ -1276,11 +1276,11 @@ def _refuse_if_needed(rows, rejected, label, has_series, strict, notes) -> None:
     if len(rows):
         name, reason = next(iter(rejected.items()))
         raise DataError(
-            f"{label}: series {_Clipped(name)!r}: {reason} Strict mode refuses the "
+            f"{label}: series {Clipped(name)!r}: {reason} Strict mode refuses the "
             "whole file for one bad series; without it the other series would load."
         )
 
-    listed = [f"Series {_Clipped(n)!r}: {r}"
+    listed = [f"Series {Clipped(n)!r}: {r}"
               for n, r in list(rejected.items())[:LISTED]]
     more = (f" And {len(rejected) - LISTED} more series with problems."
             if len(rejected) > LISTED else "")
