@@ -157,6 +157,15 @@ build/classical/.installed:
 bench-classical: build/classical/.installed
 	build/classical/bin/python bench/classical.py
 
+# ---- Sizing for many series (bench/scale.py; docs/performance.md, Sizing) ----
+.PHONY: bench-scale
+
+# Synthetic files of 100 and 1,000 series: training time and memory, the version on
+# disk, the service's memory idle and during a switch, the metadata answers' times.
+# Prints one table and judges nothing; one training at a time, about 5 minutes.
+bench-scale: venv
+	$(PY) -m bench.scale
+
 # ---- Offline single-node Kubernetes and the end-to-end suite (docs/cluster.md) ----
 .PHONY: cluster-up cluster-down cluster-deploy cluster-dev e2e
 
