@@ -7,7 +7,8 @@ For each count of series it writes a synthetic file, trains it with
 `python -m training` in a child process (wall time, and the child's own maximum RSS
 from os.wait4), measures the version on disk, starts `python -m service` (2 workers,
 Prometheus multiprocess directory, default reload interval) on a port of
-127.0.0.1 between 19300 and 19399, and reads the PSS of the master and each worker
+127.0.0.1 between 19300 and 19399, and, 2 s after every worker has loaded the model
+(the model_loads counter of /metrics), reads the PSS of the master and each worker
 from /proc/<pid>/smaps_rollup (a page shared by n processes counts 1/n in each, so
 the sum is what the server costs the machine). It then times GET /model,
 GET /model?series=, GET /model?series=<one> and one POST /forecast (the median of
@@ -63,6 +64,9 @@ SAMPLE_SECONDS = 0.2
 SWITCH_LIMIT_SECONDS = 120.0
 REPEATS = 5
 MODEL_INFO = PREFIX + "model_info"
+MODEL_LOADS = PREFIX + "model_loads_total"
+# Between every worker having its model and the idle memory sample.
+SETTLE_SECONDS = 2.0
 MIB = 1024 * 1024
 
 
@@ -201,6 +205,27 @@ def parse_versions_served(exposition: str) -> set[str]:
     return served
 
 
+def loads_succeeded(exposition: str) -> float:
+    """How many model loads succeeded, all workers together."""
+    for line in exposition.splitlines():
+        if line.startswith(MODEL_LOADS + '{outcome="success"}'):
+            return float(line.rpartition(" ")[2])
+    return 0.0
+
+
+def wait_for_every_worker(url: str, workers: int) -> None:
+    """Wait until every worker has loaded its model: the server is ready as soon as
+    one has, and a worker still loading would read as a small one."""
+    deadline = time.monotonic() + SWITCH_LIMIT_SECONDS
+    while time.monotonic() < deadline:
+        metrics = requests.get(url + "/metrics", timeout=30)
+        if loads_succeeded(metrics.text) >= workers:
+            return
+        time.sleep(SAMPLE_SECONDS)
+    raise SystemExit(f"not every worker had loaded the model within "
+                     f"{SWITCH_LIMIT_SECONDS:g} s")
+
+
 def switch(url: str, master: int, data: Path, store: Path, log: Path) -> dict:
     """Train `data` again into `store` while sampling the server's PSS every
     SAMPLE_SECONDS, until every worker serves the new version: the gauge lists it
@@ -242,6 +267,8 @@ def switch(url: str, master: int, data: Path, store: Path, log: Path) -> dict:
 def serve(store: Path, workdir: Path, data: Path) -> dict:
     process, url = start_server(store, workdir, WORKERS, pick_port())
     try:
+        wait_for_every_worker(url, WORKERS)
+        time.sleep(SETTLE_SECONDS)
         idle = memory(process.pid)
         listing = requests.get(url + "/model", params={"series": ""}, timeout=30)
         one = listing.json()["series"][0]["name"]

@@ -146,3 +146,14 @@ def test_counts_of_series_must_be_positive(counts, capsys):
         scale.parse_args(["--series", *counts])
 
     assert "--series takes positive counts" in capsys.readouterr().err
+
+
+def test_the_loads_counted_are_the_successful_ones_of_every_worker():
+    exposition = "\n".join([
+        'sales_forecast_model_loads_total{outcome="failure"} 3.0',
+        'sales_forecast_model_loads_total{outcome="success"} 2.0',
+        'sales_forecast_model_loads_created{outcome="success"} 1.8e+09',
+    ])
+
+    assert scale.loads_succeeded(exposition) == 2.0
+    assert scale.loads_succeeded("sales_forecast_model_loaded 1.0") == 0.0
