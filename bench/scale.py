@@ -1,7 +1,7 @@
 """Sizing: what training and serving cost for a supplier with many series.
 
     make bench-scale                                 # 100 and 1,000 series
-    .venv/bin/python -m bench.scale --series 3000    # about 5 minutes more
+    .venv/bin/python -m bench.scale --series 3000    # about 8 minutes more
 
 For each count of series it writes a synthetic file, trains it with
 `python -m training` in a child process (wall time, and the child's own maximum RSS
@@ -21,13 +21,13 @@ version. It prints one table at the end and judges nothing.
 
 The synthetic file (`write_series`, fixed seed, so the same count gives the same
 bytes): columns date, sales, series; series named SKU-00000, SKU-00001, ... Each
-series ends in 2025-10, 2025-11 or 2025-12 (more often the last). 3% are short,
-8 to 30 months (training takes them, from 6 months, and serves them a simpler
-model); the others have 48 to 120 months (84 on average). The level is log-uniform between 5 and 100,000 a
-month, with a yearly cycle of relative amplitude 0 to 0.5 peaking in a random
-month, a monthly growth between -0.5% and +1%, and log-normal noise (sigma 0.1).
-8% are intermittent: each month but the first is zero with probability one half.
-Sales are written rounded to whole units.
+series ends in 2025-10, 2025-11 or 2025-12 (more often the last). 3% are short, 8 to
+30 months (training takes them, from 6 months, and serves them a simpler model); the
+others have 48 to 120 months (84 on average). The level is log-uniform between 5 and
+100,000 a month, with a yearly cycle of relative amplitude 0 to 0.5 peaking in a
+random month, a monthly growth between -0.5% and +1%, and log-normal noise (sigma
+0.1). 8% are intermittent: each month but the first is zero with probability one
+half. Sales are written rounded to whole units.
 """
 
 import argparse
