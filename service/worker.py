@@ -494,7 +494,7 @@ class Connection(gthread.TConn):
         self._linger = linger
 
     def close(self, graceful=False):
-        if graceful and isinstance(self.sock, DeadlineSocket):
+        if graceful:
             self._linger(self.sock.raw)
         else:
             super().close(graceful)
@@ -639,7 +639,7 @@ class ThreadWorker(gthread.ThreadWorker):
         # gathered (_next_request_soon) goes on gathering here, under that
         # request's deadline; gthread would hand it to a thread again at once.
         sock = conn.sock
-        if isinstance(sock, DeadlineSocket) and sock.gathered and fs.done() \
+        if sock.gathered and fs.done() \
                 and not fs.cancelled() and fs.exception() is None \
                 and fs.result() is True:
             self._gather(conn)
