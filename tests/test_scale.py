@@ -276,3 +276,21 @@ def test_a_forecast_asked_for_several_series_at_once_is_told_how_to_get_them(cli
     error = response.get_json()["error"]
     assert "/forecast answers one series per request" in error
     assert f"POST /predict for the months wanted (up to {MAX_ROWS} rows" in error
+
+
+def test_a_worker_that_never_sent_the_answer_still_honours_its_tag(trained_store):
+    # Each gunicorn worker has its own app: the tag a client got from one worker
+    # reaches another that has not served that answer yet, and still gets a 304.
+    from service.app import create_app
+    from service.config import Settings
+
+    def worker():
+        return create_app(Settings(model_dir=trained_store), watch=False).test_client()
+
+    tag = worker().get("/model?series=").headers["ETag"]
+    other_worker = worker()
+
+    again = other_worker.get("/model?series=", headers={"If-None-Match": tag})
+
+    assert again.status_code == 304 and again.data == b""
+    assert again.headers["ETag"] == tag
