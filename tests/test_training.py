@@ -187,9 +187,36 @@ def test_the_summary_keeps_its_columns_in_line_for_any_series_name(tmp_path, cap
 def test_the_summary_cuts_a_long_wide_name_to_its_column():
     from training.versions import in_column
 
-    assert in_column("\u6771\u4eac\u90fd", 5) == "\u6771\u4eac "  # not half a cell
+    # Not half a cell: the end has room for one wide character of two cells.
+    assert in_column("\u6771\u4eac\u90fd", 5) == "...\u90fd"
+    assert in_column("\u6771\u4eac\u90fd", 2) == "\u6771"
     assert in_column("abc", 5) == "abc  "
     assert in_column("e\u0301", 1) == "e\u0301"
+
+
+def test_the_summary_marks_a_cut_name_and_keeps_where_long_names_differ(
+        tmp_path, capsys):
+    shared = "Store 0001 - Beverages - Sparkling water - "
+    lines = ["date,sales,series"]
+    for name in (shared + "north", shared + "south"):
+        lines += [f"{2018 + m // 12}-{m % 12 + 1:02d},{100 + m % 12 * 5},{name}"
+                  for m in range(48)]
+    (tmp_path / "shops.csv").write_text("\n".join(lines) + "\n")
+
+    assert train(tmp_path / "shops.csv", tmp_path / "models") == 0
+
+    rows = [line for line in capsys.readouterr().out.splitlines()
+            if "(served)" in line]
+    names = sorted(row[2:26] for row in rows)
+    assert names == ["Store 0001 ...er - north", "Store 0001 ...er - south"]
+
+
+def test_a_mark_whose_letter_was_cut_off_is_not_shown_alone():
+    from training.versions import in_column
+
+    # "e" with an accent, then "f": the end keeps one cell, "f", not the accent.
+    assert in_column("abcdefghije\u0301f", 5) == "a...f"
+    assert in_column("abcdefghije\u0301f", 8) == "abc...e\u0301f"
 
 
 @pytest.mark.parametrize("name, cells", [

@@ -266,20 +266,46 @@ def in_column(text: str, width: int) -> str:
     """`text` cut and padded to `width` terminal cells: a character of a wide script
     (Chinese, Japanese, Korean) takes two cells and a mark drawn on the letter before
     it (an accent, a Thai or Indic vowel sign) or a joiner none, so that padding by
-    characters would push the following columns out of line. Known shortcoming: an
-    emoji sequence drawn as one picture (a family, a flag, a symbol made an emoji by
-    a variation selector) is counted as its parts, not as most terminals draw it;
-    that needs the terminal's own grapheme rules."""
-    out, used = [], 0
-    for char in text:
-        cells = (0 if char != "\u00ad"  # a soft hyphen is drawn
-                 and unicodedata.category(char) in ("Mn", "Me", "Cf")
-                 else 2 if unicodedata.east_asian_width(char) in "WF" else 1)
-        if used + cells > width:
-            break
-        out.append(char)
-        used += cells
-    return "".join(out) + " " * (width - used)
+    characters would push the following columns out of line. A text too long keeps
+    its start and its end around '...' (ASCII: three cells in every locale), as the
+    names of one file often differ only at the end (a store's number). Known
+    shortcoming: an emoji sequence drawn as one picture (a family, a flag, a symbol
+    made an emoji by a variation selector) is counted as its parts, not as most
+    terminals draw it; that needs the terminal's own grapheme rules."""
+    if _cells(text) <= width:
+        return text + " " * (width - _cells(text))
+    if width < 3:
+        head = _fitting(text, width)
+        return head + " " * (width - _cells(head))
+    room = width - 3
+    head = _fitting(text, room - room // 2)
+    # From the end, in what the start left: a mark drawn on a letter left out goes
+    # with it.
+    tail = _fitting(text[::-1], room - _cells(head))[::-1]
+    while tail and _cell_width(tail[0]) == 0:
+        tail = tail[1:]
+    cut = head + "..." + tail
+    return cut + " " * (width - _cells(cut))
+
+
+def _cell_width(char: str) -> int:
+    if char != "\u00ad" and unicodedata.category(char) in ("Mn", "Me", "Cf"):
+        return 0  # (a soft hyphen is drawn)
+    return 2 if unicodedata.east_asian_width(char) in "WF" else 1
+
+
+def _cells(text: str) -> int:
+    return sum(_cell_width(char) for char in text)
+
+
+def _fitting(text: str, width: int) -> str:
+    """The longest start of `text` that fits in `width` cells."""
+    used = 0
+    for index, char in enumerate(text):
+        used += _cell_width(char)
+        if used > width:
+            return text[:index]
+    return text
 
 
 def main(argv=None) -> int:
