@@ -398,6 +398,11 @@ def test_model_endpoint_reports_backtest_metrics_and_coverage(client):
     assert 0 <= metrics["coverage_80"] <= 1 and 0 <= metrics["coverage_95"] <= 1
     assert meta["intervals"]["coverage"]["measured"] is True
     assert len(meta["backtest"]["origins"]) >= 2
+    # The origins that calibrated and that tested the intervals, named as the
+    # backtest's own ("1992-05"), not as month numbers.
+    coverage = meta["intervals"]["coverage"]
+    split = coverage["calibration_origins"] + coverage["test_origins"]
+    assert split == meta["backtest"]["origins"]
     per_horizon = meta["evaluation"]["wineind"]["per_horizon"]
     assert len(per_horizon["seasonal-naive"]) == 12
 

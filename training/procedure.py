@@ -131,6 +131,10 @@ def calibrate_intervals(table: pd.DataFrame, sales: dict, horizon: int,
     quantiles = intervals.calibrate(errors, horizon)
     coverage = (intervals.coverage(errors, rows, "served", scales, horizon, floor)
                 if quantiles else {"measured": False, "reason": "no backtest errors"})
+    # Named as the protocol's origins are, not as the month numbers they are counted in.
+    for key in ("calibration_origins", "test_origins"):
+        if key in coverage:
+            coverage[key] = [month_label(origin) for origin in coverage[key]]
 
     counts = intervals.errors_per_months_ahead(errors, horizon) if quantiles else []
     widest = {str(level): [h for h, n in enumerate(counts, 1)
