@@ -14,6 +14,12 @@ help:
 	@echo "make test       the whole test suite"
 	@echo "make test-fast  unit and service tests only (no servers, engines or tools)"
 	@echo "make train      train again and publish a new model version"
+	@echo "make image-offline  build the container image on a local Debian base (no registry)"
+	@echo "make test-chart render and check the Helm chart"
+	@echo "make cluster-up a real single-node cluster on this machine (root; cluster-down)"
+	@echo "make cluster-dev  skaffold dev against it; make e2e: the end-to-end suite"
+	@echo "make bench      throughput and latency against a baseline, a ceiling and MLServer"
+	@echo "make bench-quality  forecast quality on the shared series; bench-scale: sizing"
 
 venv: $(VENV)/.installed
 
