@@ -14,7 +14,8 @@ from service.config import Settings, draining_marker
 from service.errors import (BadRequest, HistoryMissing, ModelNotFound, NotReady,
                             ServiceError, UnknownSeries)
 from service.http import (BODY_ERRORS, MAX_BODY_BYTES, MAX_ROWS, UnchangingJSON,
-                          check_fields, json_response, read_json)
+                          check_fields, json_response, read_json,
+                          series_argument)
 from service.metrics import Metrics
 from service.model_store import ModelStore, retry_on_newer_model
 from service.openapi import document as api_document
@@ -112,7 +113,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
     @app.get("/model")
     def model():
         current = store.serving()
-        series = request.args.get("series")
+        series = series_argument()
         if series is None:
             return metadata_answers.respond((current.version, None),
                                             lambda: current.metadata)

@@ -123,6 +123,23 @@ def read_json() -> dict:
     return body
 
 
+def series_argument() -> str | None:
+    """The `series` of a GET's query string, the only parameter those routes take.
+    Anything else is refused rather than ignored: `?serie=x` would otherwise get
+    the answer for every series (tens of megabytes of /model), and a second
+    `series` would be dropped without a word."""
+    args = request.args
+    unknown = sorted(set(args) - {"series"})
+    if unknown:
+        raise BadRequest(f"Unknown query parameter {unknown[0][:50]!r}; this path "
+                         "takes only 'series'.")
+    given = args.getlist("series")
+    if len(given) > 1:
+        raise BadRequest(f"The query parameter 'series' is given {len(given)} times; "
+                         "ask for one series per request.")
+    return given[0] if given else None
+
+
 def check_fields(body: dict, allowed: set, where: str = "the request") -> None:
     unknown = sorted(set(body) - allowed)
     if unknown:

@@ -66,7 +66,8 @@ ERROR_RESPONSES = {
 }
 ERROR_DESCRIPTIONS = {
     "BadRequest": "The request is malformed: not JSON, a wrong type, a value out of "
-                  "range or an unknown field.",
+                  "range, an unknown field, or a query parameter other than one "
+                  "series.",
     "Forbidden": "Not allowed on this server (uploads switched off, or a form posted "
                  "from another site).",
     "NotFound": "An unknown series, model name or model version.",
@@ -341,7 +342,7 @@ def _operations(model_name: str) -> dict:
                         "hash of the body).", _ref("ModelMetadata")),
              "304": {"description": "If-None-Match held this answer's ETag: "
                                     "unchanged, no body."},
-             **_errors(404, 503)},
+             **_errors(400, 404, 503)},
             parameters=[{"name": "series", "in": "query", "required": False,
                          "schema": {"type": "string"},
                          "description": "keep only what concerns this series (its "
@@ -361,7 +362,7 @@ def _operations(model_name: str) -> dict:
             {"200": {"description": "Self-contained HTML: backtest scores against "
                                     "seasonal naive and plots with intervals.",
                      "content": {"text/html": {"schema": {"type": "string"}}}},
-             **_errors(404, 429, 500, 503)},
+             **_errors(400, 404, 429, 500, 503)},
             parameters=[{"name": "series", "in": "query", "required": False,
                          "schema": {"type": "string"},
                          "description": "one series only, drawn on request"}]),
@@ -370,7 +371,7 @@ def _operations(model_name: str) -> dict:
             {"200": {"description": "PNG: an overview, or one series' plot.",
                      "content": {"image/png": {"schema": {"type": "string",
                                                           "format": "binary"}}}},
-             **_errors(404, 429, 500, 503)},
+             **_errors(400, 404, 429, 500, 503)},
             parameters=[{"name": "series", "in": "query", "required": False,
                          "schema": {"type": "string"},
                          "description": "one series only, drawn on request"}]),

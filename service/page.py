@@ -26,7 +26,7 @@ from service.errors import (BadRequest, CrossOrigin, HistoryMissing, InvalidData
                             NotPromoted, StoreDamaged, StoreUnwritable, TrainingBusy,
                             UploadsDisabled)
 from service.config import parse_flag
-from service.http import json_response, refuse_cut_off_body
+from service.http import json_response, refuse_cut_off_body, series_argument
 from service.predictor import month_label, parse_month
 from training import artifact
 
@@ -119,7 +119,7 @@ _histories = HistoryCache()
 def history():
     store = current_app.extensions["model_store"]
     current = store.serving()
-    table = current.table(request.args.get("series"))
+    table = current.table(series_argument())
 
     first, values = _histories.get(store.model_dir, current.version).get(
         table.name, (None, None))

@@ -19,9 +19,10 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from flask import Flask, Response, request
+from flask import Flask, Response
 
 from service.errors import ServiceError, StoreDamaged
+from service.http import series_argument
 from training import artifact
 
 # Images and styles are inline in the report; nothing else may load or run.
@@ -142,7 +143,7 @@ def register(app: Flask, predictor, model_dir: Path) -> None:
     def body(stored: str, part: int) -> bytes:
         """The stored file, or part 0 (HTML) / 1 (PNG) of one series drawn now."""
         current = predictor()
-        series = request.args.get("series")
+        series = series_argument()
         if series is None:
             return version_file(current, stored)
         rendered = one_series(current, series)[part]

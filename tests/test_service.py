@@ -148,6 +148,19 @@ def test_doubled_slashes_are_a_json_404_never_a_redirect_to_the_host_header(clie
     assert client.get("/static/page.js").status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/model", "/history", "/report", "/report.png"])
+def test_a_query_parameter_other_than_one_series_is_refused_by_name(client, path):
+    typo = client.get(f"{path}?serie=wineind")
+    twice = client.get(f"{path}?series=wineind&series=other")
+
+    assert typo.status_code == twice.status_code == 400
+    assert typo.get_json()["error"] == ("Unknown query parameter 'serie'; this path "
+                                        "takes only 'series'.")
+    assert twice.get_json()["error"] == ("The query parameter 'series' is given 2 "
+                                         "times; ask for one series per request.")
+    assert client.get(f"{path}?series=wineind").status_code == 200
+
+
 BAD_REQUESTS = [
     ("empty body", "/forecast", b"", 400, "body is empty"),
     ("not json", "/forecast", b"horizon=12", 400, "not valid JSON"),
