@@ -6,8 +6,8 @@
 For each count of series it writes a synthetic file, trains it with
 `python -m training` in a child process (wall time, and the child's own maximum RSS
 from os.wait4), measures the version on disk, starts `python -m service` (2 workers,
-Prometheus multiprocess directory, default reload interval) on a port of
-127.0.0.1 between 19300 and 19399, and, 2 s after every worker has loaded the model
+Prometheus multiprocess directory, default reload interval) on a free port of
+127.0.0.1, and, 2 s after every worker has loaded the model
 (the model_loads counter of /metrics), reads the PSS of the master and each worker
 from /proc/<pid>/smaps_rollup (a page shared by n processes counts 1/n in each, so
 the sum is what the server costs the machine). It then times GET /model,
@@ -39,7 +39,6 @@ import random
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,7 +55,6 @@ from training import artifact
 
 SEED = 21
 DEFAULT_COUNTS = [100, 1000]
-PORTS = range(19300, 19400)
 WORKERS = 2
 LAST_YEAR = 2025
 SHORT_SHARE, INTERMITTENT_SHARE = 0.03, 0.08
@@ -154,17 +152,6 @@ def memory(master: int) -> dict:
             "workers": [samples[pid]["pss"] for pid in workers],
             "worker_rss": [samples[pid]["rss"] for pid in workers],
             "total": sum(s["pss"] for s in samples.values())}
-
-
-def pick_port() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise SystemExit(f"no free port between {PORTS.start} and {PORTS[-1]}")
 
 
 def timed(method: str, url: str, **kwargs) -> tuple[float, int]:
@@ -265,7 +252,7 @@ def switch(url: str, master: int, data: Path, store: Path, log: Path) -> dict:
 
 
 def serve(store: Path, workdir: Path, data: Path) -> dict:
-    process, url = start_server(store, workdir, WORKERS, pick_port())
+    process, url = start_server(store, workdir, WORKERS)
     try:
         wait_for_every_worker(url, WORKERS)
         time.sleep(SETTLE_SECONDS)

@@ -98,11 +98,10 @@ def sample(pid: int) -> dict:
             "fds": len(os.listdir(f"/proc/{pid}/fd"))}
 
 
-def start_server(model_dir: Path, workdir: Path, workers: int,
-                 port: int | None = None):
-    """Start `python -m service` on `port` (default: any free one) of 127.0.0.1 and
-    wait until it is ready with all its workers."""
-    port = port or free_port()
+def start_server(model_dir: Path, workdir: Path, workers: int):
+    """Start `python -m service` on a free port of 127.0.0.1 and wait until it is
+    ready with all its workers."""
+    port = free_port()
     metrics = workdir / "metrics"
     metrics.mkdir()
     log = open(workdir / "server.log", "wb")

@@ -8,7 +8,7 @@ Open Inference Protocol clients read, `code` is stable for programs to branch on
 class ServiceError(Exception):
     status = 500
     code = "internal"
-    headers: dict = {}  # sent with the answer (Retry-After on a 503 that will pass)
+    headers: dict = {}  # sent with the answer (Retry-After on a 429 that will pass)
 
     def __init__(self, message: str):
         super().__init__(message)

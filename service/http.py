@@ -39,12 +39,14 @@ class UnchangingJSON:
 
     def respond(self, key, payload) -> Response:
         """The answer for `key`; `payload()` gives its content when it is needed."""
+        # Weakly, as If-None-Match is compared: a proxy may have marked the tag W/.
+        held = request.if_none_match
         with self._lock:
             tag = self._tags.get(key)
-        # Weakly, as If-None-Match is compared: a proxy may have marked the tag W/.
-        if tag is not None and request.if_none_match.contains_weak(tag):
-            response = Response(status=304)
-        else:
+        response = None
+        if tag is None or not held.contains_weak(tag):
+            # The client may still hold the tag, from another worker or from before
+            # this key was forgotten: the body is the same, so it is still current.
             response = json_response(payload())
             tag = hashlib.blake2b(response.get_data(), digest_size=12).hexdigest()
             with self._lock:
@@ -52,10 +54,8 @@ class UnchangingJSON:
                 self._tags.move_to_end(key)
                 while len(self._tags) > self.KEPT:
                     self._tags.popitem(last=False)
-            # The client may hold the tag from another worker, or from before this
-            # key was forgotten: the body is the same, so it is still current.
-            if request.if_none_match.contains_weak(tag):
-                response = Response(status=304)
+        if held.contains_weak(tag):
+            response = Response(status=304)
         response.set_etag(tag)
         # Kept by a browser, but asked again each time: the served version changes.
         response.headers["Cache-Control"] = "no-cache"

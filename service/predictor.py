@@ -241,10 +241,10 @@ class Predictor:
             if section not in narrowed:
                 continue  # a section the version lacks stays absent, never null
             part = narrowed[section]
-            if key is not None and isinstance(part, dict) and key in part:
-                narrowed[section] = {**part, key: _only(part[key], kept)}
-            elif key is None:
+            if key is None:
                 narrowed[section] = _only(part, kept)
+            elif isinstance(part, dict) and key in part:
+                narrowed[section] = {**part, key: _only(part[key], kept)}
         return narrowed
 
     def forecast(self, series, horizon: int) -> tuple[SeriesTable, list]:

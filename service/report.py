@@ -29,8 +29,6 @@ from training import artifact
 REPORT_POLICY = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
                  "base-uri 'none'; form-action 'none'")
 CACHED_PAGES = 64
-
-
 # Seconds a client is told to wait when another series is being drawn.
 BUSY_RETRY_AFTER = 1
 

@@ -272,8 +272,9 @@ def in_column(text: str, width: int) -> str:
     shortcoming: an emoji sequence drawn as one picture (a family, a flag, a symbol
     made an emoji by a variation selector) is counted as its parts, not as most
     terminals draw it; that needs the terminal's own grapheme rules."""
-    if _cells(text) <= width:
-        return text + " " * (width - _cells(text))
+    used = _cells(text)
+    if used <= width:
+        return text + " " * (width - used)
     if width < 3:
         head = _fitting(text, width)
         return head + " " * (width - _cells(head))

@@ -365,8 +365,7 @@ start_node() {
         fi
         kube_proxy_config >"$config"
     fi
-    start_daemon kube-proxy "$CLUSTER_BIN/kube-proxy" \
-        --config "$CLUSTER_STATE/kube-proxy-config.yaml"
+    start_daemon kube-proxy "$CLUSTER_BIN/kube-proxy" --config "$config"
     wait_for kube-proxy 60 curl -fsS http://127.0.0.1:10256/healthz
 }
 
