@@ -114,6 +114,23 @@ def test_an_exact_seasonal_naive_is_named_as_the_reason_nothing_beats_it():
     assert "seasonal naive was exact there" in choice.reason
 
 
+def test_a_group_verdict_names_the_one_series_seasonal_naive_was_exact_on():
+    shop = growing_seasonal(72, "shop")
+    flat = shop.assign(sales=100.0, series="flat")  # the same every month
+
+    chosen = reasons(shop, flat)
+
+    # The pooled lag model carries the shop's growth into the flat series, so the
+    # blend misses it there while seasonal naive does not: the pooled ratio is
+    # infinite, but seasonal naive was far from exact on the shop.
+    assert chosen["shop"].label != "blend"
+    reason = chosen["shop"].reason
+    assert ("seasonal naive was exact on series 'flat', one of the 2, which nothing "
+            "inexact beats (its ratio is infinite, and so is the pooled mean)") \
+        in reason
+    assert "exact there" not in reason
+
+
 def test_the_summary_says_how_many_cut_offs_could_test_a_short_history(
         tmp_path, capsys):
     data = write_csv(tmp_path / "young.csv", growing_seasonal(37, "young"))

@@ -208,8 +208,7 @@ def _gate_group(names, scores, label, sales) -> dict[str, Choice]:
                        f"pass; replaced by {chosen}")
         elif np.isinf(wanted):
             verdict = (f"{label} does not beat seasonal naive on the backtest {where}: "
-                       "seasonal naive was exact there, which nothing inexact beats; "
-                       f"replaced by {chosen}")
+                       f"{_exact_naive(names, scores, label)}; replaced by {chosen}")
         else:
             verdict = (f"{label} does not beat seasonal naive on the backtest {where} "
                        f"(MASE ratio {wanted:.3f}); replaced by {chosen}")
@@ -231,6 +230,22 @@ def _gate_group(names, scores, label, sales) -> dict[str, Choice]:
         choices[name] = Choice("regular", served, members, why,
                                {k: _finite(v) for k, v in scores[name].items()})
     return choices
+
+
+def _exact_naive(names, scores, label) -> str:
+    """Why `label` lost to a seasonal naive that was exact somewhere. The pooled ratio
+    is a mean, so one series where seasonal naive was exact and `label` was not makes
+    it infinite for the whole group: the verdict names that series."""
+    exact = [n for n in names if np.isinf(scores[n].get(label, np.nan))]
+    if len(exact) == len(names):
+        return "seasonal naive was exact there, which nothing inexact beats"
+    if len(exact) == 1:
+        which, ratios = f"'{exact[0]}', one of the {len(names)}", "its ratio is"
+    else:
+        which = f"'{exact[0]}' and {len(exact) - 1} more of the {len(names)}"
+        ratios = "their ratios are"
+    return (f"seasonal naive was exact on series {which}, which nothing inexact "
+            f"beats ({ratios} infinite, and so is the pooled mean)")
 
 
 def _intermittent(rows: pd.DataFrame, values: np.ndarray) -> Choice:
