@@ -75,6 +75,30 @@ def test_strict_mode_refuses_such_a_model_and_writes_nothing(tmp_path, capsys):
     assert not models.exists() or not any(models.rglob("*"))
 
 
+def test_series_replaced_for_different_reasons_are_not_given_one(tmp_path, capsys):
+    # Judged one by one, linear loses to seasonal naive on both series, but only on
+    # the exactly periodic one because seasonal naive was exact there.
+    periodic = growing_seasonal(72, "periodic").assign(
+        sales=np.tile(np.arange(10.0, 22.0), 6))
+    data = write_csv(tmp_path / "two.csv", growing_seasonal(72, "shop"), periodic)
+    args = ("--model", "linear", "--gate-scope", "series")
+
+    assert train(data, tmp_path / "strict", *args, "--strict") == 2
+    assert train(data, tmp_path / "models", *args) == 0
+
+    err, out = capsys.readouterr()[::-1]
+    first = ("on 'periodic': linear does not beat seasonal naive on the backtest on "
+             "this series: seasonal naive was exact there")
+    assert first in err
+    assert "; the other series for reasons of their own. Nothing was written" in err
+    gate = next(line for line in out.splitlines() if line.startswith("  gate:"))
+    assert gate.startswith(f"  gate: 2 series not served by linear: {first}")
+    assert gate.endswith("; the other series for reasons of their own, in the "
+                         "metadata (series)")
+    shop = current_metadata(tmp_path / "models")["evaluation"]["shop"]["reason"]
+    assert "exact" not in shop and "(MASE ratio" in shop
+
+
 def test_seasonal_naive_is_the_stated_last_resort(tmp_path):
     # Exactly periodic: seasonal naive is exact, so no candidate can beat it.
     periodic = growing_seasonal(60).assign(sales=np.tile(np.arange(10.0, 22.0), 5))

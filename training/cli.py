@@ -490,7 +490,7 @@ def train(args, loaded: LoadedSales | None = None) -> dict:
     outcome = fit_and_check(frame, args.model, args.gate_scope, horizon=args.holdout)
     replaced = refusals(outcome.choices, args.model)
     if args.strict and replaced:
-        why = outcome.choices[replaced[0]].reason
+        why = gate_reason({n: outcome.choices[n].reason for n in replaced})
         raise GateRefused(
             f"--strict: the requested model {args.model!r} does not beat seasonal "
             f"naive on the backtest for {len(replaced)} of {len(outcome.choices)} "
@@ -720,6 +720,20 @@ def some_names(names: list[str], shown: int = 5) -> str:
     return ", ".join(names[:shown]) + more
 
 
+def gate_reason(reasons: dict[str, str], others: str = "") -> str:
+    """Why the gate replaced the requested model, for a line about all the replaced
+    series (name -> reason): their shared reason, or, when they differ (each series
+    judged alone, or one too short for the replacement), the first one, said to be
+    that series' only, and `others` says where the rest are."""
+    names = list(reasons)
+    first = reasons[names[0]]
+    if all(reason == first for reason in reasons.values()):
+        return first
+    rest = "series" if len(names) == 2 else f"{len(names) - 1} series"
+    return (f"on '{names[0]}': {first}; the other {rest} for reasons of their "
+            f"own{others}")
+
+
 def format_summary(version: str, metadata: dict) -> str:
     data, protocol = metadata["data"], metadata["backtest"]
     promoted = metadata.get("promotion", {}).get("promoted", True)
@@ -762,9 +776,11 @@ def format_summary(version: str, metadata: dict) -> str:
     lines += _more(len(metadata["series"]), "series, scored in the report")
     gate = metadata["gate"]
     if gate["replaced"]:
-        first = next(s for s in metadata["series"] if s["name"] in gate["replaced"])
+        why = gate_reason({s["name"]: s["reason"] for s in metadata["series"]
+                           if s["name"] in gate["replaced"]},
+                          ", in the metadata (series)")
         lines.append(f"  gate: {len(gate['replaced'])} series not served by "
-                     f"{gate['requested']}: {first['reason']}")
+                     f"{gate['requested']}: {why}")
     notes = []
     for info in metadata["series"]:
         if info["tier"] != "regular":
