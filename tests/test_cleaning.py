@@ -313,6 +313,23 @@ def test_the_summary_shows_the_errors_of_small_amounts_to_their_digits(
     assert mae == pytest.approx(scores["mae"], rel=1e-3)
 
 
+def test_the_summary_keeps_the_errors_of_huge_amounts_in_their_columns(
+        tmp_path, capsys):
+    # Sales in units of a thousandth of a cent, say: errors of hundreds of billions.
+    meta = trained_metadata(wineind().assign(sales=lambda f: f["sales"] * 1e7),
+                            tmp_path)
+    scores = meta["evaluation"]["wine"]["scores"][meta["series"][0]["model"]]
+    lines = capsys.readouterr().out.splitlines()
+    [header] = [ln for ln in lines if ln.split()[:3] == ["series", "model", "RMSE"]]
+    rows = [ln for ln in lines if ln.startswith("  wine ")]
+
+    assert rows and all(len(row) == len(header) for row in rows), [header, *rows]
+    served = next(row for row in rows if "(served)" in row)
+    rmse, mae = (float(word) for word in served.split()[-5:-3])
+    assert rmse == pytest.approx(scores["rmse"], rel=1e-3)
+    assert mae == pytest.approx(scores["mae"], rel=1e-3)
+
+
 def test_a_series_in_a_large_unit_is_capped_at_its_own_size():
     from sklearn.dummy import DummyRegressor
 

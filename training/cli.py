@@ -830,9 +830,11 @@ def _more(count: int, what: str) -> list[str]:
 
 def _amount(value: float, width: int) -> str:
     """An error in the unit of the sales: one decimal, as counts read best, unless
-    that leaves fewer than four significant digits (sales in millions, say)."""
-    return f"{value:>{width}.1f}" if abs(value) >= 100 or value == 0 \
-        else f"{value:>{width}.4g}"
+    that leaves fewer than four significant digits (sales in millions, say) or does
+    not fit its column (sales in hundreds of billions)."""
+    text = f"{value:>{width}.1f}"
+    fits = len(text) <= width and (abs(value) >= 100 or value == 0)
+    return text if fits else f"{value:>{width}.4g}"
 
 
 def _maybe(value, width: int, digits: int) -> str:
