@@ -99,6 +99,24 @@ def test_series_replaced_for_different_reasons_are_not_given_one(tmp_path, capsy
     assert "exact" not in shop and "(MASE ratio" in shop
 
 
+def test_the_gate_line_quotes_the_reason_most_replaced_series_share(tmp_path, capsys):
+    # Two shops share the group's verdict; the flat series, where seasonal naive was
+    # exact, is judged apart with a reason of its own.
+    flat = growing_seasonal(72, "flat").assign(sales=100.0)
+    data = write_csv(tmp_path / "three.csv", growing_seasonal(72, "shop"),
+                     growing_seasonal(72, "store"), flat)
+
+    assert train(data, tmp_path / "models", "--model", "linear") == 0
+
+    gate = next(line for line in capsys.readouterr().out.splitlines()
+                if line.startswith("  gate:"))
+    assert gate.startswith("  gate: 3 series not served by linear: on 'shop' and 1 "
+                           "more: linear does not beat seasonal naive on the backtest "
+                           "over the file's series (MASE ratio")
+    assert gate.endswith("; the other series for reasons of their own, in the "
+                         "metadata (series)")
+
+
 def test_seasonal_naive_is_the_stated_last_resort(tmp_path):
     # Exactly periodic: seasonal naive is exact, so no candidate can beat it.
     periodic = growing_seasonal(60).assign(sales=np.tile(np.arange(10.0, 22.0), 5))

@@ -114,21 +114,21 @@ def test_an_exact_seasonal_naive_is_named_as_the_reason_nothing_beats_it():
     assert "seasonal naive was exact there" in choice.reason
 
 
-def test_a_group_verdict_names_the_one_series_seasonal_naive_was_exact_on():
+def test_a_series_seasonal_naive_was_exact_on_does_not_decide_for_the_others():
     shop = growing_seasonal(72, "shop")
     flat = shop.assign(sales=100.0, series="flat")  # the same every month
 
+    alone = reasons(shop)["shop"]
     chosen = reasons(shop, flat)
 
     # The pooled lag model carries the shop's growth into the flat series, so the
-    # blend misses it there while seasonal naive does not: the pooled ratio is
-    # infinite, but seasonal naive was far from exact on the shop.
-    assert chosen["shop"].label != "blend"
-    reason = chosen["shop"].reason
-    assert ("seasonal naive was exact on series 'flat', one of the 2, which nothing "
-            "inexact beats (its ratio is infinite, and so is the pooled mean)") \
-        in reason
-    assert "exact there" not in reason
+    # blend misses it there while seasonal naive does not: pooled with the shop,
+    # that infinite ratio would cost the shop the blend as well.
+    assert chosen["flat"].label == "seasonal-naive"
+    assert ("seasonal naive was exact at every backtest month of this series"
+            in chosen["flat"].reason)
+    assert chosen["shop"].label == alone.label == "blend"
+    assert "exact" not in chosen["shop"].reason
 
 
 def test_the_summary_says_how_many_cut_offs_could_test_a_short_history(

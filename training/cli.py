@@ -13,6 +13,7 @@ a cut connection): nothing trained, and the same command may succeed later.
 """
 
 import argparse
+from collections import Counter
 import errno
 import hashlib
 import http.client
@@ -723,15 +724,18 @@ def some_names(names: list[str], shown: int = 5) -> str:
 def gate_reason(reasons: dict[str, str], others: str = "") -> str:
     """Why the gate replaced the requested model, for a line about all the replaced
     series (name -> reason): their shared reason, or, when they differ (each series
-    judged alone, or one too short for the replacement), the first one, said to be
-    that series' only, and `others` says where the rest are."""
-    names = list(reasons)
-    first = reasons[names[0]]
-    if all(reason == first for reason in reasons.values()):
-        return first
-    rest = "series" if len(names) == 2 else f"{len(names) - 1} series"
-    return (f"on '{names[0]}': {first}; the other {rest} for reasons of their "
-            f"own{others}")
+    judged alone, one too short for the replacement, one judged apart), the reason
+    most of them share, said to be theirs only, and `others` says where the rest
+    are."""
+    counts = Counter(reasons.values())
+    common, count = counts.most_common(1)[0]
+    if count == len(reasons):
+        return common
+    first = next(name for name, reason in reasons.items() if reason == common)
+    which = f"'{first}'" if count == 1 else f"'{first}' and {count - 1} more"
+    rest = len(reasons) - count
+    rest = "series" if rest == 1 else f"{rest} series"
+    return f"on {which}: {common}; the other {rest} for reasons of their own{others}"
 
 
 def format_summary(version: str, metadata: dict) -> str:

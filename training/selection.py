@@ -20,7 +20,9 @@ The procedure, in order:
    seasonal naive): per-series verdicts from a few cut-offs flip too easily. When
    the requested model loses, every regular series of the group gets the candidate
    with the best pooled score instead; seasonal naive is the last resort and then
-   each series says so. `scope="series"` judges and replaces series one by one.
+   each series says so. A series on which seasonal naive was exact at every
+   backtest month (nothing inexact beats it) is served by it and left out of the
+   pooled evidence. `scope="series"` judges and replaces series one by one.
 """
 
 from dataclasses import dataclass, field
@@ -153,8 +155,21 @@ def choose(frame: pd.DataFrame, table: pd.DataFrame, requested: str,
 
     scores = {s: {c: relative_score(rows[s], c) for c in _columns(table)}
               for s in regular}
+    exact = [s for s in regular if _naive_exact(rows[s])]
+    if scope == "group" and len(exact) < len(regular):
+        # Nothing inexact beats a seasonal naive that was exact, so such a series
+        # would make the pooled ratio infinite and cost every other series of the
+        # file the requested model: it is served seasonal naive and judged apart.
+        for name in exact:
+            choices[name] = Choice("regular", NAIVE, {NAIVE: 1.0}, (
+                "seasonal naive was exact at every backtest month of this series "
+                "(each month repeats the one a year before), which nothing inexact "
+                "beats, so it serves; the file's other series are judged without "
+                "it"), {k: _finite(v) for k, v in scores[name].items()})
+        regular = [s for s in regular if s not in exact]
     if scope == "group" and regular:
-        choices.update(_gate_group(regular, scores, label, sales))
+        choices.update(_gate_group(regular, {s: scores[s] for s in regular}, label,
+                                   sales))
     else:
         for name in regular:
             choices.update(_gate_group([name], {name: scores[name]}, label, sales))
@@ -208,7 +223,8 @@ def _gate_group(names, scores, label, sales) -> dict[str, Choice]:
                        f"pass; replaced by {chosen}")
         elif np.isinf(wanted):
             verdict = (f"{label} does not beat seasonal naive on the backtest {where}: "
-                       f"{_exact_naive(names, scores, label)}; replaced by {chosen}")
+                       "seasonal naive was exact there, which nothing inexact beats; "
+                       f"replaced by {chosen}")
         else:
             verdict = (f"{label} does not beat seasonal naive on the backtest {where} "
                        f"(MASE ratio {wanted:.3f}); replaced by {chosen}")
@@ -232,20 +248,11 @@ def _gate_group(names, scores, label, sales) -> dict[str, Choice]:
     return choices
 
 
-def _exact_naive(names, scores, label) -> str:
-    """Why `label` lost to a seasonal naive that was exact somewhere. The pooled ratio
-    is a mean, so one series where seasonal naive was exact and `label` was not makes
-    it infinite for the whole group: the verdict names that series."""
-    exact = [n for n in names if np.isinf(scores[n].get(label, np.nan))]
-    if len(exact) == len(names):
-        return "seasonal naive was exact there, which nothing inexact beats"
-    if len(exact) == 1:
-        which, ratios = f"'{exact[0]}', one of the {len(names)}", "its ratio is"
-    else:
-        which = f"'{exact[0]}' and {len(exact) - 1} more of the {len(names)}"
-        ratios = "their ratios are"
-    return (f"seasonal naive was exact on series {which}, which nothing inexact "
-            f"beats ({ratios} infinite, and so is the pooled mean)")
+def _naive_exact(rows: pd.DataFrame) -> bool:
+    """Whether seasonal naive forecast every backtest month of a series exactly."""
+    bar, actual = rows[NAIVE].to_numpy(np.float64), rows["actual"].to_numpy(np.float64)
+    known = np.isfinite(bar) & np.isfinite(actual)
+    return bool(known.any()) and bool(np.all(bar[known] == actual[known]))
 
 
 def _intermittent(rows: pd.DataFrame, values: np.ndarray) -> Choice:
