@@ -267,18 +267,25 @@ class PooledLagForecaster(RegressorMixin, BaseEstimator):
         return out
 
 
-def seasonal_adjustment(z: np.ndarray, first: int) -> np.ndarray:
-    """Month-of-year effects of a (log) series, indexed by calendar month 0-11.
-
-    Classical decomposition: the centred 2x12 moving average is the trend; each
-    calendar month's effect is the mean of its deviations from it, centred on zero.
-    """
+def seasonal_deviations(z: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray]:
+    """Calendar month (0-11) and deviation from the trend of each month of a (log)
+    series that has a trend: the centred 2x12 moving average of classical
+    decomposition, which leaves out the first and last six months."""
     n = len(z)
     kernel = np.r_[0.5, np.ones(SEASON_LENGTH - 1), 0.5] / SEASON_LENGTH
     trend = np.convolve(z, kernel, mode="valid")
     half = SEASON_LENGTH // 2
-    deviation = z[half:n - half] - trend
     calendar = (first + np.arange(half, n - half)) % SEASON_LENGTH
+    return calendar, z[half:n - half] - trend
+
+
+def seasonal_adjustment(z: np.ndarray, first: int) -> np.ndarray:
+    """Month-of-year effects of a (log) series, indexed by calendar month 0-11.
+
+    Classical decomposition: each calendar month's effect is the mean of its
+    deviations from the trend (`seasonal_deviations`), centred on zero.
+    """
+    calendar, deviation = seasonal_deviations(z, first)
     effects = np.zeros(SEASON_LENGTH)
     for m in range(SEASON_LENGTH):
         if np.any(calendar == m):
@@ -353,8 +360,13 @@ class SmoothingForecaster(RegressorMixin, BaseEstimator):
         if self.trend not in SMOOTHING_TRENDS:
             raise ValueError(f"Unknown smoothing trend {self.trend!r}; choose one of: "
                              f"{', '.join(SMOOTHING_TRENDS)}.")
-        self.first_, z = _log_history(X, y, 2 * SEASON_LENGTH, type(self).__name__)
-        self.effects_ = seasonal_adjustment(z, self.first_)
+        first, z = _log_history(X, y, 2 * SEASON_LENGTH, type(self).__name__)
+        return self._fit_log(first, z, seasonal_adjustment(z, first))
+
+    def _fit_log(self, first: int, z: np.ndarray, effects: np.ndarray):
+        """Fit on log sales `z` from month `first` without the month-of-year
+        `effects`."""
+        self.first_, self.effects_ = first, effects
         adjusted = z - self.effects_[(self.first_ + np.arange(len(z))) % SEASON_LENGTH]
         if self.trend == "theta":
             sse, path, levels = _ses(adjusted, _ALPHAS)
