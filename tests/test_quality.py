@@ -11,10 +11,11 @@ from service.app import create_app
 from service.config import Settings
 from tests.conftest import WINEIND, train
 from training import artifact, intervals
-from training.backtest import rolling_origins, run_backtest
+from training.backtest import rolling_origins, run_backtest, with_months
 from training.cli import some_names
 from training.evaluate import point_metrics
-from training.models import (AirlineForecaster, LagForecaster, SalesForecaster,
+from training.models import (AirlineForecaster, LagForecaster,
+                             PooledSmoothingForecaster, SalesForecaster,
                              SmoothingForecaster, seasonal_adjustment)
 from training.procedure import calibrate_intervals
 from training.selection import (BACKTEST_MONTHS, BLEND, BLEND_MEMBERS,
@@ -646,16 +647,85 @@ def test_smoothing_answers_finitely_before_inside_and_far_after_the_history(tren
     assert first[:24] == pytest.approx(rows["sales"].iloc[0])
 
 
-@pytest.mark.parametrize("trend, rows, message", [
-    ("theta", 23, "needs at least 24 months of non-negative sales, got 23"),
-    ("cubic", 48, "Unknown smoothing trend 'cubic'; choose one of: theta, damped"),
-], ids=["too-short", "unknown-trend"])
-def test_smoothing_refuses_what_it_cannot_fit(trend, rows, message):
+@pytest.mark.parametrize("model, trend, rows, message", [
+    (SmoothingForecaster, "theta", 23,
+     "needs at least 24 months of non-negative sales, got 23"),
+    (PooledSmoothingForecaster, "theta", 23,
+     "needs at least one series with 24 months of non-negative sales; none has"),
+    (SmoothingForecaster, "cubic", 48,
+     "Unknown smoothing trend 'cubic'; choose one of: theta, damped"),
+    (PooledSmoothingForecaster, "cubic", 48,
+     "Unknown smoothing trend 'cubic'; choose one of: theta, damped"),
+], ids=["too-short", "too-short-pooled", "unknown-trend", "unknown-trend-pooled"])
+def test_smoothing_refuses_what_it_cannot_fit(model, trend, rows, message):
     history, _ = seasonal_rows(rows, growth=0.01)
 
     with pytest.raises(ValueError, match=message):
-        SmoothingForecaster(trend=trend).fit(history, history["sales"])
+        model(trend=trend).fit(history, history["sales"])
 
+
+def shops_with_a_season(noise: dict, months: int = 72, seed: int = 3) -> pd.DataFrame:
+    """Shops growing 1% a month with the season of `seasonal_rows`, each with log
+    noise of the size `noise` gives it; "campus" peaks six months later instead."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(months)
+    effects = 0.2 * np.sin(2 * np.pi * t / 12)
+    frames = []
+    for name, size in noise.items():
+        season = -effects if name == "campus" else effects
+        z = 5 + 0.01 * t + season + rng.normal(0, size, months)
+        frames.append(pd.DataFrame({
+            "date": pd.date_range("2015-01-01", periods=months, freq="MS"),
+            "sales": np.expm1(z), "series": name}))
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize("trend", ["theta", "damped"])
+def test_in_a_file_of_one_series_the_pooled_smoothing_is_the_series_own(trend):
+    history = growing_seasonal(60)
+    asked = pd.concat([history[["date", "series"]], months_after(history, "shop")])
+
+    pooled = PooledSmoothingForecaster(trend=trend).fit(history, history["sales"])
+    alone = SmoothingForecaster(trend=trend).fit(history, history["sales"])
+
+    assert pooled.weights_ == {"shop": 1.0}
+    assert pooled.predict(asked) == pytest.approx(alone.predict(asked), rel=1e-12)
+
+
+def test_a_noisy_season_leans_on_the_file_and_a_season_of_its_own_keeps_it():
+    quiet = {f"shop {i}": 0.02 for i in range(8)}
+    frame = shops_with_a_season(quiet | {"noisy": 0.15, "campus": 0.02})
+    true_effects = 0.2 * np.sin(2 * np.pi * np.arange(12) / 12)
+
+    model = PooledSmoothingForecaster(trend="theta").fit(frame, frame["sales"])
+
+    noisy = frame[frame["series"] == "noisy"]
+    own = seasonal_adjustment(np.log1p(noisy["sales"].to_numpy()), 2015 * 12)
+    shrunk = model.models_["noisy"].effects_
+    assert np.abs(shrunk - true_effects).max() < np.abs(own - true_effects).max() / 2
+    assert model.weights_["noisy"] < min(model.weights_[name] for name in quiet)
+    # Pulled towards the others, the campus' season would be half wrong.
+    assert model.weights_["campus"] > 0.95
+
+
+@pytest.mark.parametrize("kind", ["theta", "damped"])
+def test_the_backtest_and_the_served_model_share_the_files_season_alike(kind):
+    frame = shops_with_a_season({"a": 0.05, "b": 0.05, "c": 0.1, "new": 0.05})
+    # A shop too new for the smoothing models is left out of both fits.
+    frame = frame[(frame["series"] != "new") | (frame["date"] >= "2019-07-01")]
+    origin = rolling_origins(frame, count=1, step=3, horizon=12)[0]
+
+    table = run_backtest(frame, [kind], [origin])
+
+    history = with_months(frame).query("month <= @origin")
+    served = SalesForecaster(default=kind).fit(history[["date", "series"]],
+                                               history["sales"])
+    scored = table[table["series"] != "new"]
+    asked = with_months(frame).set_index(["series", "month"]).loc[
+        list(zip(scored["series"], scored["month"])), "date"].reset_index()
+    assert scored[kind].to_numpy() == pytest.approx(
+        served.predict(asked[["date", "series"]]), rel=1e-12)
+    assert table.loc[table["series"] == "new", kind].isna().all()
 
 # statsmodels 0.15.0, SARIMAX(order=(0, 1, 1), seasonal_order=(0, 1, 1, 12)) by exact
 # maximum likelihood on log1p of data/wineind.csv (1980-01 to 1994-08): MA
@@ -742,7 +812,7 @@ def test_a_blend_with_the_smoothing_models_loads_through_the_allow_list(tmp_path
     loaded = load_model(tmp_path / "model.joblib")
 
     rows = history[["date", "series"]]
-    assert type(loaded.models_["shop"]["theta"][0]) is SmoothingForecaster
+    assert type(loaded.models_["shop"]["theta"][0]) is PooledSmoothingForecaster
     assert loaded.predict(rows) == pytest.approx(model.predict(rows), rel=1e-12)
 
 

@@ -23,7 +23,8 @@ The kinds, and why each is there:
 - `theta`, `damped`: exponential smoothing of seasonally adjusted log sales, with
   the Theta method's gentle drift or with a trend that fades month by month. They
   err differently from the regressions and the lag models, which is what a blend
-  of them needs.
+  of them needs. In a file of several series each series' month-of-year effects
+  lean on the file's mean season as far as they are noisy.
 - `airline`: the seasonal ARIMA most often fitted to monthly sales,
   ARIMA(0,1,1)(0,1,1)12 on log sales, written in numpy: a classical yardstick next
   to the blend, and one more model the quality gate may fall back on.
@@ -95,6 +96,30 @@ def _history(X, y) -> tuple[int, np.ndarray]:
                          "months; lag models need every month (fill or refuse gaps in "
                          "the loader first).")
     return first, values
+
+
+def _histories(X, y, usable) -> dict:
+    """{series: (first month, month-by-month values)} of the rows X (with a `series`
+    column) for every series whose values `usable` accepts."""
+    y = np.asarray(y, dtype=np.float64)
+    out = {}
+    for name, rows in X.groupby("series", sort=True).indices.items():
+        first, values = _history(X.iloc[rows], y[rows])
+        if usable(values):
+            out[name] = (first, values)
+    return out
+
+
+def _each_series(X, fitted, who: str, answer) -> np.ndarray:
+    """`answer(name, rows)` for the rows X of each series, every one of which must be
+    in `fitted` (`who` names the model in the refusal)."""
+    out = np.empty(len(X), dtype=np.float64)
+    for name, rows in X.groupby("series", sort=False).indices.items():
+        if name not in fitted:
+            raise ValueError(f"{who} was not fitted on series {name!r} (too short or "
+                             "negative).")
+        out[rows] = answer(name, X.iloc[rows])
+    return out
 
 
 def _log_history(X, y, months: int, who: str) -> tuple[int, np.ndarray]:
@@ -233,17 +258,11 @@ class PooledLagForecaster(RegressorMixin, BaseEstimator):
         self.alpha = alpha
 
     def fit(self, X, y):
-        y = np.asarray(y, dtype=np.float64)
-        self.histories_ = {}
-        features, targets = [], []
-        for name, rows in X.groupby("series", sort=True).indices.items():
-            first, values = _history(X.iloc[rows], y[rows])
-            if len(values) < min_months_for_lags(self.lags) or values.min() < 0:
-                continue
-            self.histories_[name] = (first, values)
-            f, t = _SeasonalChangeAR.design(values, self.lags)
-            features.append(f)
-            targets.append(t)
+        self.histories_ = _histories(
+            X, y, lambda v: len(v) >= min_months_for_lags(self.lags) and v.min() >= 0)
+        designs = [_SeasonalChangeAR.design(v, self.lags)
+                   for _, v in self.histories_.values()]
+        features, targets = [f for f, _ in designs], [t for _, t in designs]
         if not features:
             raise ValueError(f"PooledLagForecaster needs at least one series with "
                              f"{min_months_for_lags(self.lags)} months of non-negative "
@@ -254,17 +273,14 @@ class PooledLagForecaster(RegressorMixin, BaseEstimator):
         return self
 
     def predict(self, X):
-        out = np.empty(len(X), dtype=np.float64)
-        for name, rows in X.groupby("series", sort=False).indices.items():
-            if name not in self.histories_:
-                raise ValueError(f"PooledLagForecaster was not fitted on series "
-                                 f"{name!r} (too short or negative).")
+        seen = getattr(self, "seen_", (-np.inf, np.inf))
+
+        def answer(name, rows):
             first, values = self.histories_[name]
-            months = months_of(X.iloc[rows])
-            out[rows] = _SeasonalChangeAR.answer(
-                self.regression_, first, values, self.lags, months,
-                getattr(self, "seen_", (-np.inf, np.inf)))
-        return out
+            return _SeasonalChangeAR.answer(self.regression_, first, values,
+                                            self.lags, months_of(rows), seen)
+
+        return _each_series(X, self.histories_, type(self).__name__, answer)
 
 
 def seasonal_deviations(z: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray]:
@@ -341,6 +357,12 @@ def _damped(a: np.ndarray, alpha, beta, phi) -> tuple:
 SMOOTHING_TRENDS = ("theta", "damped")
 
 
+def _check_trend(trend: str) -> None:
+    if trend not in SMOOTHING_TRENDS:
+        raise ValueError(f"Unknown smoothing trend {trend!r}; choose one of: "
+                         f"{', '.join(SMOOTHING_TRENDS)}.")
+
+
 class SmoothingForecaster(RegressorMixin, BaseEstimator):
     """Exponential smoothing of seasonally adjusted log sales (`trend`: one of
     `SMOOTHING_TRENDS`).
@@ -357,9 +379,7 @@ class SmoothingForecaster(RegressorMixin, BaseEstimator):
         self.trend = trend
 
     def fit(self, X, y):
-        if self.trend not in SMOOTHING_TRENDS:
-            raise ValueError(f"Unknown smoothing trend {self.trend!r}; choose one of: "
-                             f"{', '.join(SMOOTHING_TRENDS)}.")
+        _check_trend(self.trend)
         first, z = _log_history(X, y, 2 * SEASON_LENGTH, type(self).__name__)
         return self._fit_log(first, z, seasonal_adjustment(z, first))
 
@@ -400,6 +420,86 @@ class SmoothingForecaster(RegressorMixin, BaseEstimator):
         level[ahead] = self._ahead((months[ahead] - last).astype(np.float64))
         calendar = np.maximum(months, self.first_) % SEASON_LENGTH
         return np.expm1(np.clip(level + self.effects_[calendar], -50.0, 50.0))
+
+
+def shrunk_effects(deviations: dict) -> tuple[dict, dict]:
+    """Month-of-year effects of every series of a file, each moved towards the
+    file's mean profile as far as its own noise warrants, and the share of its own
+    effects each series keeps.
+
+    `deviations` maps a series to `seasonal_deviations` of its log sales. A
+    series' own effects are those of `seasonal_adjustment`; each is the mean of a
+    few deviations, so its noise (estimation variance) is the spread of the
+    deviations around their month's mean divided by how many there are. How far
+    the series' true season lies from the mean profile is its own effects' mean
+    squared distance from it less that noise (never below 0). A series keeps the
+    share distance / (distance + noise) of its own effects, a James-Stein weight
+    per series: a noisy season close to the others' leans on them, a season
+    clearly its own (a college town's) keeps it. A file of one series keeps its
+    own effects.
+    """
+    own, variance, inverse_count = {}, {}, {}
+    for name, (calendar, deviation) in deviations.items():
+        counts = np.bincount(calendar, minlength=SEASON_LENGTH)
+        means = np.bincount(calendar, weights=deviation, minlength=SEASON_LENGTH) \
+            / np.maximum(counts, 1)
+        own[name] = means - means.mean()
+        residuals = deviation - means[calendar]
+        freedom = len(deviation) - np.count_nonzero(counts)
+        variance[name] = residuals @ residuals / freedom if freedom > 0 else np.nan
+        inverse_count[name] = np.mean(1 / np.maximum(counts, 1))
+    if len(own) < 2:
+        return own, dict.fromkeys(own, 1.0)
+
+    # A series with one year of deviations shows no spread of its own: it is
+    # taken to be as noisy as the file's other series are on average.
+    known = [v for v in variance.values() if np.isfinite(v)]
+    typical = float(np.mean(known)) if known else 0.0
+    mean_profile = np.mean(list(own.values()), axis=0)
+    effects, weights = {}, {}
+    for name, profile in own.items():
+        noise = inverse_count[name] * (variance[name] if np.isfinite(variance[name])
+                                       else typical)
+        seen = float(((profile - mean_profile) ** 2).mean())
+        distance = max(0.0, seen - noise)
+        weights[name] = distance / seen if seen > 0 else 1.0
+        effects[name] = weights[name] * profile + (1 - weights[name]) * mean_profile
+    return effects, weights
+
+
+class PooledSmoothingForecaster(RegressorMixin, BaseEstimator):
+    """`SmoothingForecaster` on every series of a file at once, with each series'
+    month-of-year effects shrunk towards the file's mean profile (`shrunk_effects`).
+
+    Series in one file (areas of one market, shops of one chain) mostly share a
+    season, and a series' own effects are means of a handful of noisy years;
+    the rest of the smoothing is each series' own. Takes rows with `date` and
+    `series`. Series the smoothing cannot fit (too short, negative) are left out,
+    as `PooledLagForecaster` leaves them, and cannot be asked about. In a file of
+    one series it forecasts exactly as `SmoothingForecaster`.
+    """
+
+    def __init__(self, trend: str = "theta"):
+        self.trend = trend
+
+    def fit(self, X, y):
+        _check_trend(self.trend)
+        logs = {name: (first, np.log1p(values)) for name, (first, values)
+                in _histories(X, y, lambda v: fits_on(self.trend, v)).items()}
+        if not logs:
+            raise ValueError(f"PooledSmoothingForecaster needs at least one series "
+                             f"with {2 * SEASON_LENGTH} months of non-negative "
+                             "sales; none has.")
+
+        effects, self.weights_ = shrunk_effects(
+            {name: seasonal_deviations(z, first) for name, (first, z) in logs.items()})
+        self.models_ = {name: SmoothingForecaster(trend=self.trend)._fit_log(
+            first, z, effects[name]) for name, (first, z) in logs.items()}
+        return self
+
+    def predict(self, X):
+        return _each_series(X, self.models_, type(self).__name__,
+                            lambda name, rows: self.models_[name].predict(rows))
 
 
 # Moving-average coefficients tried by the airline model, searched like the smoothing
@@ -501,12 +601,12 @@ MODEL_KINDS = {
                               ("mean", DummyRegressor(strategy="mean"))]),
     "lag": LagForecaster,
     "pooled-lag": PooledLagForecaster,
-    "theta": lambda: SmoothingForecaster(trend="theta"),
-    "damped": lambda: SmoothingForecaster(trend="damped"),
+    "theta": lambda: PooledSmoothingForecaster(trend="theta"),
+    "damped": lambda: PooledSmoothingForecaster(trend="damped"),
     "airline": AirlineForecaster,
 }
 # Kinds fitted once on every series of a file rather than once per series.
-POOLED_KINDS = frozenset({"pooled-lag"})
+POOLED_KINDS = frozenset({"pooled-lag", "theta", "damped"})
 DEFAULT_MODEL = "seasonal"
 
 # What a kind needs from a series' history before it may be fitted on it.
