@@ -16,6 +16,12 @@ Coverage is measured honestly: quantiles calibrated on the older half of the
 backtest origins are checked against the actuals of the newer half. The intervals
 that are served are then calibrated on all origins.
 
+A known shortcoming of pooling: in a file whose series err very differently in
+their own units (a ramp or a level shift next to steady series), the one with the
+largest scaled errors widens every series' bands, and the coverage measured over the
+file hides it. Quantiles per series would need more backtest origins than the
+backtest has (19 errors per months ahead for a 95% rank).
+
 Bounds are clipped at zero when sales cannot be negative (all history non-negative),
 which makes the lower bound conservative there: the stated coverage is measured
 after clipping.

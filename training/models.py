@@ -585,6 +585,10 @@ def _regression(season: bool, log: bool = False, recent: int | None = None):
 
 
 RECENT_MONTHS = 48
+# Served forecasts are capped at this many times the largest month: a guard against
+# overflow, not a judgement of plausibility. A known shortcoming: the backtest judges
+# 1 to 12 months ahead only, so a trend carried further (a ramp-up that has just
+# ended, a launch still growing) can climb towards the cap by month 60 unchecked.
 CEILING_FACTOR = 100.0
 
 # Named model kinds users can ask for. "linear" is the seed's regression of sales on
