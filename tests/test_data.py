@@ -877,3 +877,25 @@ def test_months_of_zero_before_the_first_sale_are_left_out_and_said(tmp_path):
     assert loaded.notes == ["series 'launched': 14 month(s) of 0 before its first sale "
                             "(2001-03) left out; months before a product was on sale "
                             "say nothing about its demand"]
+
+
+def test_a_series_that_stopped_selling_is_said_to_have_stopped(tmp_path):
+    """Months of 0 at the end, a longer run than any before, are kept and noted: a
+    product taken off sale. A run no longer than earlier ones (intermittent demand)
+    or shorter than three months is not."""
+    content = "date,sales,series\n" + "".join(
+        f"{m:%Y-%m-%d},{v},{name}\n"
+        for name, values in (("stopped", [8] * 30 + [0] * 10),
+                             ("lumpy", ([6] * 6 + [0] * 4) * 4),
+                             ("pause", [8] * 38 + [0] * 2),
+                             ("never", [0] * 40))
+        for m, v in zip(pd.date_range("2000-01-01", periods=40, freq="MS"), values))
+
+    loaded = load_sales(write(tmp_path, content.encode()), min_months=6)
+
+    assert loaded.frame.groupby("series").size().to_dict() == {
+        "lumpy": 40, "never": 40, "pause": 40, "stopped": 40}
+    assert loaded.notes == ["series 'stopped': its last 10 months are 0 (since "
+                            "2002-07), a longer run than any before; if it is no "
+                            "longer sold, its forecast, which follows the months it "
+                            "sold, should not be used"]

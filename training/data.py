@@ -247,6 +247,7 @@ def load_sales(
     rows = _close_gaps(rows, rejected, notes, fill_gaps)
     rows = _drop_leading_zeros(rows, notes)
     rows = _reject_short(rows, rejected, min_months)
+    _note_trailing_zeros(rows, notes)
     rejected = dict(sorted(rejected.items(), key=lambda item: appearance[item[0]]))
     _refuse_if_needed(rows, rejected, label, has_series, strict, notes)
 
@@ -1246,6 +1247,29 @@ def _drop_leading_zeros(rows: pd.DataFrame, notes: list) -> pd.DataFrame:
                      f"sale ({first_sale}) left out; months before a product was on "
                      "sale say nothing about its demand")
     return rows[~drop]
+
+
+def _note_trailing_zeros(rows: pd.DataFrame, notes: list) -> None:
+    """Say so when a series ends in a run of at least PRE_LAUNCH_MONTHS months of 0
+    longer than any run of 0 before it: a product taken off sale looks like that,
+    and its forecast (which still follows the years it sold) should not be used.
+    The months stay: they may as well be a pause, and the history is the seller's."""
+    for name, sales in rows.groupby("series", sort=False)["sales"]:
+        sold = sales.to_numpy() > 0
+        if not sold.any():
+            continue
+        last_sale = len(sold) - 1 - int(np.argmax(sold[::-1]))
+        trailing = len(sold) - 1 - last_sale
+        if trailing < PRE_LAUNCH_MONTHS:
+            continue
+        longest = max((len(run) for run in "".join(
+            "1" if s else "0" for s in sold[:last_sale + 1]).split("1")), default=0)
+        if trailing > longest:
+            since = _ym(rows.loc[sales.index[last_sale + 1], "month"])
+            notes.append(f"series {name!r}: its last {trailing} months are 0 (since "
+                         f"{since}), a longer run than any before; if it is no longer "
+                         "sold, its forecast, which follows the months it sold, "
+                         "should not be used")
 
 
 def _reject_short(rows: pd.DataFrame, rejected: dict, min_months: int) -> pd.DataFrame:
