@@ -178,6 +178,20 @@ def test_the_backtest_fits_the_forecasting_kinds_on_cleaned_sales_at_each_cut_of
     assert table.loc[table["month"] == zero_month + 12, "seasonal-naive"].min() > 0
 
 
+def test_a_series_whose_months_after_a_cut_off_are_all_gross_errors_is_not_scored():
+    wine = wineind()
+    origin = rolling_origins(wine, count=1, step=3, horizon=12)[0]
+    # It ends the month after the cut-off, with a stock-out.
+    ended = with_sales(wine.iloc[:origin - FIRST + 2], {-1: 0.0}).assign(
+        series="ended")
+
+    table = run_backtest(pd.concat([wine, ended], ignore_index=True),
+                         ["seasonal-naive", "lag"], [origin])
+
+    assert set(table["series"]) == {"wine"}
+    assert np.isfinite(table[["seasonal-naive", "lag"]].to_numpy()).all()
+
+
 def trained_metadata(frame: pd.DataFrame, tmp_path) -> dict:
     """The metadata of the version `python -m training` publishes from FRAME."""
     data = tmp_path / "wine.csv"

@@ -144,7 +144,11 @@ def _forecast(kind: str, train, train_parts: dict, test_parts: dict, test_rows: 
     out = np.full(count, np.nan)
     eligible = [s for s, r in train_parts.items()
                 if fits_on(kind, r["cleaned"].to_numpy())]
-    if not eligible:
+    # A pooled kind learns from every series it fits; forecasts are made for those
+    # with months to score (all of a series' months after the cut-off may be gross
+    # errors, or it may have none).
+    scored = [s for s in eligible if s in test_parts]
+    if not scored:
         return out
     # The bounds SalesForecaster puts on what it serves, so the backtest scores
     # exactly what would be served.
@@ -152,7 +156,7 @@ def _forecast(kind: str, train, train_parts: dict, test_parts: dict, test_rows: 
     if kind in POOLED_KINDS:
         rows = train["series"].isin(eligible).to_numpy()
         pooled = make_model(kind).fit(train[rows], train["fitted"].to_numpy()[rows])
-    for name in eligible:
+    for name in scored:
         piece = train_parts[name]
         if kind in POOLED_KINDS:
             model = pooled
