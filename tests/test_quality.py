@@ -727,6 +727,25 @@ def test_the_backtest_and_the_served_model_share_the_files_season_alike(kind):
         served.predict(asked[["date", "series"]]), rel=1e-12)
     assert table.loc[table["series"] == "new", kind].isna().all()
 
+
+@pytest.mark.parametrize("kind", ["theta", "pooled-lag"])
+def test_a_series_that_ends_at_a_cut_off_is_still_pooled_there(kind):
+    frame = shops_with_a_season({"a": 0.05, "b": 0.05, "c": 0.1, "gone": 0.05})
+    origin = rolling_origins(frame, count=1, step=3, horizon=12)[0]
+    # The last month of "gone" is the cut-off: that it stops there is not known then.
+    frame = with_months(frame).query("series != 'gone' or month <= @origin")
+
+    table = run_backtest(frame, [kind], [origin])
+
+    history = frame.query("month <= @origin")
+    served = SalesForecaster(default=kind).fit(history[["date", "series"]],
+                                               history["sales"])
+    asked = frame.set_index(["series", "month"]).loc[
+        list(zip(table["series"], table["month"])), "date"].reset_index()
+    assert set(table["series"]) == {"a", "b", "c"}
+    assert table[kind].to_numpy() == pytest.approx(
+        served.predict(asked[["date", "series"]]), rel=1e-12)
+
 # statsmodels 0.15.0, SARIMAX(order=(0, 1, 1), seasonal_order=(0, 1, 1, 12)) by exact
 # maximum likelihood on log1p of data/wineind.csv (1980-01 to 1994-08): MA
 # coefficients -0.8925 and -0.6530 (statsmodels' signs; theta = 0.8925 and

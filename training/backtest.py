@@ -78,15 +78,20 @@ def run_backtest(frame: pd.DataFrame, kinds, origins, horizon: int = DEFAULT_HOR
         train = frame[frame["month"] <= origin]
         test = frame[(frame["month"] > origin) & (frame["month"] <= origin + horizon)]
         lengths = train.groupby("series").size()
+        # Every series with a history at the cut-off is fitted, as the served model
+        # fits every series of the file: whether a series goes on after the cut-off
+        # is not known then, and a pooled kind learns from all of them. Only the
+        # series with months after it are scored.
+        known = [s for s in lengths.index if lengths[s] >= min_train]
         tested = set(test["series"])
-        names = [s for s in lengths.index if lengths[s] >= min_train and s in tested]
+        names = [s for s in known if s in tested]
         if not names:
             continue
         test = test[test["series"].isin(names)]
         if unscored:
             test = test[[(s, m) not in unscored
                          for s, m in zip(test["series"], test["month"])]]
-        train = train[train["series"].isin(names)]
+        train = train[train["series"].isin(known)]
         # What every kind is fitted on: each series cut here, its gross errors
         # replaced as the months up to this cut-off show them (`cleaned`), in the
         # unit the log models need (`fitted`, see features.log_unit).
