@@ -88,6 +88,15 @@ def test_holdout_scores_match_the_published_wineind_baselines():
     assert round(scores["linear"]["rmse"]) == 5896
 
 
+@pytest.mark.parametrize("kind", ["theta", "damped", "pooled-lag"])
+def test_holdout_scores_take_the_kinds_fitted_on_a_whole_file(kind):
+    frame = pd.read_csv(WINEIND, parse_dates=["date"])
+
+    scores = holdout_scores(frame, kind)["scores"]
+
+    assert 0 < scores[kind]["mase"] < 2 * scores["seasonal-naive"]["mase"]
+
+
 def test_sales_forecaster_routes_rows_to_their_series_model():
     a, b = months("2020-01-01", 36), months("2020-01-01", 36)
     rows = pd.concat([a.assign(series="a"), b.assign(series="b")], ignore_index=True)
