@@ -708,6 +708,24 @@ def test_a_noisy_season_leans_on_the_file_and_a_season_of_its_own_keeps_it():
     assert model.weights_["campus"] > 0.95
 
 
+def test_a_series_of_mostly_zeros_does_not_shape_the_season_others_lean_on():
+    shops = shops_with_a_season({f"shop {i}": 0.1 for i in range(8)})
+    rng = np.random.default_rng(5)
+    months = shops["date"].drop_duplicates().to_numpy()
+    # Sold in 40% of months only: log sales jump between 0 and about 6.
+    lumpy = pd.DataFrame({"date": months, "series": "lumpy", "sales": np.where(
+        rng.random(len(months)) < 0.4, rng.uniform(200, 600, len(months)), 0.0)})
+
+    alone = PooledSmoothingForecaster(trend="theta").fit(shops, shops["sales"])
+    both = pd.concat([shops, lumpy], ignore_index=True)
+    model = PooledSmoothingForecaster(trend="theta").fit(both, both["sales"])
+
+    for i in range(8):
+        assert model.models_[f"shop {i}"].effects_ == pytest.approx(
+            alone.models_[f"shop {i}"].effects_, abs=1e-12)
+    assert model.weights_["lumpy"] < 0.5  # it leans on the shops' season
+
+
 @pytest.mark.parametrize("kind", ["theta", "damped"])
 def test_the_backtest_and_the_served_model_share_the_files_season_alike(kind):
     frame = shops_with_a_season({"a": 0.05, "b": 0.05, "c": 0.1, "new": 0.05})

@@ -422,10 +422,11 @@ class SmoothingForecaster(RegressorMixin, BaseEstimator):
         return np.expm1(np.clip(level + self.effects_[calendar], -50.0, 50.0))
 
 
-def shrunk_effects(deviations: dict) -> tuple[dict, dict]:
+def shrunk_effects(deviations: dict, shapers=None) -> tuple[dict, dict]:
     """Month-of-year effects of every series of a file, each moved towards the
     file's mean profile as far as its own noise warrants, and the share of its own
-    effects each series keeps.
+    effects each series keeps. The mean profile is that of the series named in
+    `shapers` (all of them by default, or when none of those is in `deviations`).
 
     `deviations` maps a series to `seasonal_deviations` of its log sales. A
     series' own effects are those of `seasonal_adjustment`; each is the mean of a
@@ -437,6 +438,12 @@ def shrunk_effects(deviations: dict) -> tuple[dict, dict]:
     per series: a noisy season close to the others' leans on them, a season
     clearly its own (a college town's) keeps it. A file of one series keeps its
     own effects.
+
+    Approximations: a series takes part in the mean it is compared with, so in a
+    file of a few series its distance is understated and it leans on the others a
+    little more than the reasoning above says; and when no series has more than
+    one year of deviations (a file of 24-month histories) no noise can be measured,
+    so none is assumed and every series keeps its own effects.
     """
     own, variance, inverse_count = {}, {}, {}
     for name, (calendar, deviation) in deviations.items():
@@ -455,7 +462,8 @@ def shrunk_effects(deviations: dict) -> tuple[dict, dict]:
     # taken to be as noisy as the file's other series are on average.
     known = [v for v in variance.values() if np.isfinite(v)]
     typical = float(np.mean(known)) if known else 0.0
-    mean_profile = np.mean(list(own.values()), axis=0)
+    shaping = [own[name] for name in own if shapers is None or name in shapers]
+    mean_profile = np.mean(shaping or list(own.values()), axis=0)
     effects, weights = {}, {}
     for name, profile in own.items():
         noise = inverse_count[name] * (variance[name] if np.isfinite(variance[name])
@@ -491,8 +499,13 @@ class PooledSmoothingForecaster(RegressorMixin, BaseEstimator):
                              f"with {2 * SEASON_LENGTH} months of non-negative "
                              "sales; none has.")
 
+        # A series of mostly zeros has a season of log jumps between nothing and
+        # something: it may lean on the others', but must not shape theirs.
+        steady = {name for name, (_, z) in logs.items()
+                  if np.mean(z == 0) < INTERMITTENT_SHARE}
         effects, self.weights_ = shrunk_effects(
-            {name: seasonal_deviations(z, first) for name, (first, z) in logs.items()})
+            {name: seasonal_deviations(z, first) for name, (first, z) in logs.items()},
+            steady)
         self.models_ = {name: SmoothingForecaster(trend=self.trend)._fit_log(
             first, z, effects[name]) for name, (first, z) in logs.items()}
         return self
@@ -585,6 +598,10 @@ def _regression(season: bool, log: bool = False, recent: int | None = None):
 
 
 RECENT_MONTHS = 48
+# A series with at least this share of months at 0 is intermittent demand: the
+# quality gate serves it apart (training/selection.py), and the shared season of
+# `theta` and `damped` is not shaped by it.
+INTERMITTENT_SHARE = 1 / 3
 # Served forecasts are capped at this many times the largest month: a guard against
 # overflow, not a judgement of plausibility. A known shortcoming: the backtest judges
 # 1 to 12 months ahead only, so a trend carried further (a ramp-up that has just

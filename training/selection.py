@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from training.models import MODEL_KINDS, SEASON_LENGTH, fits_on
+from training.models import INTERMITTENT_SHARE, MODEL_KINDS, SEASON_LENGTH, fits_on
 
 AUTO = "auto"
 BLEND = "blend"
@@ -49,7 +49,6 @@ BASELINES = ("seasonal-naive", "linear")
 MIN_MONTHS = 6
 SEASONAL_MONTHS = SEASON_LENGTH
 BACKTEST_MONTHS = 3 * SEASON_LENGTH
-INTERMITTENT_SHARE = 1 / 3
 GATE_SCOPES = ("group", "series")
 
 
