@@ -708,22 +708,43 @@ def test_a_noisy_season_leans_on_the_file_and_a_season_of_its_own_keeps_it():
     assert model.weights_["campus"] > 0.95
 
 
-def test_a_series_of_mostly_zeros_does_not_shape_the_season_others_lean_on():
+def fitted_with_the_shops(extra: pd.DataFrame):
+    """The pooled theta fitted on eight shops and `extra`, after checking that the
+    shops' seasons are those they have without it."""
     shops = shops_with_a_season({f"shop {i}": 0.1 for i in range(8)})
-    rng = np.random.default_rng(5)
-    months = shops["date"].drop_duplicates().to_numpy()
-    # Sold in 40% of months only: log sales jump between 0 and about 6.
-    lumpy = pd.DataFrame({"date": months, "series": "lumpy", "sales": np.where(
-        rng.random(len(months)) < 0.4, rng.uniform(200, 600, len(months)), 0.0)})
-
     alone = PooledSmoothingForecaster(trend="theta").fit(shops, shops["sales"])
-    both = pd.concat([shops, lumpy], ignore_index=True)
+    both = pd.concat([shops, extra], ignore_index=True)
     model = PooledSmoothingForecaster(trend="theta").fit(both, both["sales"])
 
     for i in range(8):
         assert model.models_[f"shop {i}"].effects_ == pytest.approx(
             alone.models_[f"shop {i}"].effects_, abs=1e-12)
+    return model
+
+
+SHOP_MONTHS = pd.date_range("2015-01-01", periods=72, freq="MS")
+
+
+def test_a_series_of_mostly_zeros_does_not_shape_the_season_others_lean_on():
+    rng = np.random.default_rng(5)
+    # Sold in 40% of months only: log sales jump between 0 and about 6.
+    lumpy = pd.DataFrame({"date": SHOP_MONTHS, "series": "lumpy", "sales": np.where(
+        rng.random(len(SHOP_MONTHS)) < 0.4, rng.uniform(200, 600, len(SHOP_MONTHS)),
+        0.0)})
+
+    model = fitted_with_the_shops(lumpy)
+
     assert model.weights_["lumpy"] < 0.5  # it leans on the shops' season
+
+
+def test_a_series_that_never_changes_does_not_shape_the_season_others_lean_on():
+    flat = pd.DataFrame({"date": SHOP_MONTHS, "series": "flat fee", "sales": 50.0})
+
+    model = fitted_with_the_shops(flat)
+
+    # It keeps its own season of none: its forecast stays flat.
+    ahead = months_after(flat, "flat fee", 12)
+    assert model.predict(ahead) == pytest.approx(50.0, rel=1e-9)
 
 
 @pytest.mark.parametrize("kind", ["theta", "damped"])

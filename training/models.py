@@ -500,9 +500,12 @@ class PooledSmoothingForecaster(RegressorMixin, BaseEstimator):
                              "sales; none has.")
 
         # A series of mostly zeros has a season of log jumps between nothing and
-        # something: it may lean on the others', but must not shape theirs.
+        # something: it may lean on the others', but must not shape theirs. Nor
+        # may a series that never changes (a flat fee, a placeholder): its flat
+        # profile is no measurement of the file's season, and would pull every
+        # other series' season towards none.
         steady = {name for name, (_, z) in logs.items()
-                  if np.mean(z == 0) < INTERMITTENT_SHARE}
+                  if np.mean(z == 0) < INTERMITTENT_SHARE and np.ptp(z) > 0}
         effects, self.weights_ = shrunk_effects(
             {name: seasonal_deviations(z, first) for name, (first, z) in logs.items()},
             steady)
