@@ -93,7 +93,8 @@ def test_series_replaced_for_different_reasons_are_not_given_one(tmp_path, capsy
     assert first in err
     assert "; the other series for reasons of their own. Nothing was written" in err
     gate = next(line for line in out.splitlines() if line.startswith("  gate:"))
-    assert gate.startswith(f"  gate: 2 series not served by linear: {first}")
+    assert gate.startswith("  gate: 2 series not served by linear (periodic, shop): "
+                           f"{first}")
     assert gate.endswith("; the other series for reasons of their own, in the "
                          "metadata (series)")
     shop = current_metadata(tmp_path / "models")["evaluation"]["shop"]["reason"]
@@ -111,11 +112,24 @@ def test_the_gate_line_quotes_the_reason_most_replaced_series_share(tmp_path, ca
 
     gate = next(line for line in capsys.readouterr().out.splitlines()
                 if line.startswith("  gate:"))
-    assert gate.startswith("  gate: 3 series not served by linear: on 'shop' and 1 "
-                           "more: linear does not beat seasonal naive on the backtest "
-                           "over the file's series (MASE ratio")
+    assert gate.startswith("  gate: 3 series not served by linear (flat, shop, store): "
+                           "on 'shop' and 1 more: linear does not beat seasonal naive "
+                           "on the backtest over the file's series (MASE ratio")
     assert gate.endswith("; the other series for reasons of their own, in the "
                          "metadata (series)")
+
+
+def test_the_gate_line_names_a_series_judged_apart_alone(tmp_path, capsys):
+    # Only the flat series is replaced, with a reason that says "this series".
+    flat = growing_seasonal(72, "flat").assign(sales=100.0)
+    data = write_csv(tmp_path / "two.csv", growing_seasonal(72, "shop"), flat)
+
+    assert train(data, tmp_path / "models") == 0
+
+    gate = next(line for line in capsys.readouterr().out.splitlines()
+                if line.startswith("  gate:"))
+    assert gate.startswith("  gate: 1 series not served by auto (flat): seasonal "
+                           "naive was exact at every backtest month of this series")
 
 
 def test_seasonal_naive_is_the_stated_last_resort(tmp_path):

@@ -783,8 +783,10 @@ def format_summary(version: str, metadata: dict) -> str:
         why = gate_reason({s["name"]: s["reason"] for s in metadata["series"]
                            if s["name"] in gate["replaced"]},
                           ", in the metadata (series)")
+        # Named here: a reason a series carries alone speaks of "this series", and
+        # the table above may have stopped before it.
         lines.append(f"  gate: {len(gate['replaced'])} series not served by "
-                     f"{gate['requested']}: {why}")
+                     f"{gate['requested']} ({some_names(gate['replaced'])}): {why}")
     notes = []
     for info in metadata["series"]:
         if info["tier"] != "regular":
