@@ -399,6 +399,24 @@ def test_levels_resting_on_too_few_errors_are_named_with_their_months_ahead():
         [4, 9, 19, 99]
 
 
+def test_a_series_that_never_changes_gets_bands_as_narrow_as_its_errors():
+    # Its level is no spread: the others' quantiles times 50 made bands wider than
+    # the series itself, and its errors of 0 narrowed the others' bands.
+    origins, ahead = np.repeat(np.arange(100, 106), 12), np.tile(np.arange(1, 13), 6)
+    shop = pd.DataFrame({"series": "shop", "origin": origins, "horizon": ahead,
+                         "actual": 10.0, "scale": 1.0,
+                         "served": 10.0 + np.arange(72) % 5})
+    flat = shop.assign(series="flat", actual=50.0, scale=np.nan, served=50.0)
+    sales = {"shop": np.arange(1.0, 50.0), "flat": np.full(49, 50.0)}
+
+    both = calibrate_intervals(pd.concat([shop, flat]), sales, 12, floor=0.0)
+    alone = calibrate_intervals(shop, {"shop": sales["shop"]}, 12, floor=0.0)
+
+    assert both["series"]["flat"]["80"] == [0.0] * 60
+    assert both["series"]["flat"]["95"] == [0.0] * 60
+    assert both["series"]["shop"] == alone["series"]["shop"]
+
+
 def test_a_short_series_band_rests_on_a_dozen_values_at_least():
     """13 months have one year-on-year change: a '95%' band of that one value was
     narrower than the 12-month series' band and missed 2 of 3 actual months."""

@@ -39,7 +39,12 @@ NEIGHBOURS = 1
 
 
 def series_scale(sales: np.ndarray) -> float:
-    """The unit of a series' errors: the MASE scale, else a cruder spread, else 1."""
+    """The unit of a series' errors: the MASE scale, else a cruder spread, else 1;
+    0 for a series that never changes, whose bands are then 0 wide, as its errors
+    were (its level is no spread: the file's pooled quantiles times its level made
+    its bands wider than its level)."""
+    if len(sales) and np.ptp(sales) == 0:
+        return 0.0
     scale = seasonal_scale(sales)
     if scale:
         return scale
@@ -57,9 +62,12 @@ def scaled_errors(rows: pd.DataFrame, column: str, scales: dict) -> pd.DataFrame
     fallback = rows["series"].map(scales).to_numpy(dtype=np.float64)
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, fallback)
     error = np.abs(rows[column].to_numpy(dtype=np.float64) - rows["actual"].to_numpy())
+    # A series that never changes has no unit (scale 0): its errors, 0 or not, say
+    # nothing of the others' and are left out of the pool.
+    scaled = np.divide(error, scale, out=np.full(len(error), np.nan), where=scale > 0)
     out = pd.DataFrame({"series": rows["series"].to_numpy(),
                         "origin": rows["origin"].to_numpy(),
-                        "horizon": rows["horizon"].to_numpy(), "error": error / scale})
+                        "horizon": rows["horizon"].to_numpy(), "error": scaled})
     return out[np.isfinite(out["error"])]
 
 
@@ -168,7 +176,8 @@ def in_sample_quantiles(sales: np.ndarray, horizon: int) -> dict[int, np.ndarray
         spread = np.abs(sales[12:] - sales[:-12])
     else:
         spread = np.abs(sales - sales.mean())
-    spread = spread / series_scale(sales)
+    scale = series_scale(sales)
+    spread = spread / scale if scale else np.zeros(len(spread))
     return {level: np.full(horizon, conformal_quantile(spread, level))
             for level in LEVELS}
 
