@@ -2,6 +2,7 @@
 
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from training.evaluate import point_metrics
 from training.models import (AirlineForecaster, LagForecaster,
                              PooledSmoothingForecaster, SalesForecaster,
                              SmoothingForecaster, seasonal_adjustment)
-from training.procedure import calibrate_intervals
+from training.procedure import calibrate_intervals, compare_with_served
 from training.selection import (BACKTEST_MONTHS, BLEND, BLEND_MEMBERS,
                                 SEASONAL_MONTHS, members_of)
 from training.unpickle import load_model
@@ -198,6 +199,34 @@ def test_a_worse_retrained_model_is_not_promoted_unless_forced(tmp_path, capsys)
     command = err.split("python -m training.versions ")[1].split()
     assert versions_main(command) == 0
     assert artifact.read_current(models) == kept[0].name
+
+
+def backtest_of(errors: dict) -> SimpleNamespace:
+    """A backtest of series name -> (scale, new error, served version's error) on
+    twelve months, as `compare_with_served` reads it; the served version forecast
+    with `linear`."""
+    rows = [{"series": name, "origin": 100, "month": 100 + h, "actual": 50.0,
+             "scale": scale, "served": 50.0 + new, "linear": 50.0 + old}
+            for name, (scale, new, old) in errors.items() for h in range(1, 13)]
+    return SimpleNamespace(table=pd.DataFrame(rows), choices=dict.fromkeys(errors))
+
+
+def test_a_series_with_no_mase_scale_is_compared_apart_from_the_others():
+    # MASE 0.105 against 0.55: much better on the small series, a little worse on
+    # the big one, which MAE over every month (5.55 against 5.5) let outweigh it.
+    series = {"big": (100.0, 11.0, 10.0), "small": (1.0, 0.1, 1.0),
+              "flat": (np.nan, 0.0, 0.0)}
+
+    compared = compare_with_served(pd.DataFrame(), backtest_of(series),
+                                   dict.fromkeys(series, {"linear": 1.0}))
+
+    assert compared["metric"] == "mase" and compared["not_worse"] is True
+    assert compared["new"] == pytest.approx(0.105)
+    assert compared["unscaled"]["series"] == ["flat"]
+    worse = backtest_of(series | {"flat": (np.nan, 2.0, 0.0)})
+    compared = compare_with_served(pd.DataFrame(), worse,
+                                   dict.fromkeys(series, {"linear": 1.0}))
+    assert compared["scaled_not_worse"] is True and compared["not_worse"] is False
 
 
 @pytest.fixture

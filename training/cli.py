@@ -645,11 +645,18 @@ def refusal(trained: dict, comparison: dict, worse: bool, path: Path) -> str:
     """Why a version was kept unpublished, and how to publish it or do better."""
     served, dropped = comparison["served_version"], comparison.get("missing_series")
     why, how = [], ""
-    if worse:
+    apart = comparison.get("unscaled") or {}
+    if worse and comparison.get("scaled_not_worse", False) is False:
+        shared = comparison.get("scored_series", len(comparison["series"]))
         why.append(f"scores {comparison['metric'].upper()} {comparison['new']:.4f} on "
-                   f"the backtest of the {len(comparison['series'])} series it shares "
+                   f"the backtest of the {shared} series it shares "
                    f"with the served version {served}, which scores "
                    f"{comparison['served']:.4f} on the same months")
+    if worse and apart and not apart["not_worse"]:
+        why.append(f"scores MAE {apart['new']:.4f} on the backtest of "
+                   f"{len(apart['series'])} series with no MASE scale (each month "
+                   f"the one a year before: {some_names(apart['series'])}), which "
+                   f"the served version {served} scores {apart['served']:.4f}")
     if dropped:
         why.append(f"does not have {len(dropped)} series that the served version "
                    f"{served} answers ({some_names(dropped)}), so requests for them "

@@ -247,7 +247,12 @@ def compare_with_served(frame: pd.DataFrame, outcome: Outcome,
                         served_blends: dict) -> dict:
     """The new and the served choice of models on this backtest, on the series both
     know: MASE over the same months (MAE where MASE is undefined). `served_blends`
-    maps a series to {kind: weight} as the served version fitted it."""
+    maps a series to {kind: weight} as the served version fitted it.
+
+    Months with no MASE scale (of a series whose every month repeats the one a
+    year before) are compared apart, by MAE, under "unscaled": taken in with the
+    others they made the whole comparison MAE, where the largest series outweighs
+    all the rest."""
     common = sorted(set(served_blends) & set(outcome.choices))
     table = outcome.table[outcome.table["series"].isin(common)]
     kinds = {k for s in common for k in served_blends[s]}
@@ -269,8 +274,24 @@ def compare_with_served(frame: pd.DataFrame, outcome: Outcome,
     if rows.empty:
         return {"series": common, "comparable": False,
                 "reason": "no backtest month is forecast by both versions"}
+    scaled = (rows["scale"] > 0).to_numpy()  # NaN compares False
+    result = {"series": common, "comparable": True,
+              **_not_worse(rows[scaled] if scaled.any() else rows)}
+    if scaled.any() and not scaled.all():
+        unscaled = rows[~scaled]
+        result["unscaled"] = {"series": sorted(set(unscaled["series"])),
+                              **_not_worse(unscaled)}
+        result["scaled_not_worse"] = result["not_worse"]
+        result["not_worse"] = (result["not_worse"]
+                               and result["unscaled"]["not_worse"])
+    return result
+
+
+def _not_worse(rows: pd.DataFrame) -> dict:
+    """The new ("served" column) and the served version ("old") on `rows`: MASE,
+    or MAE where some month has no scale."""
     new_score, old_score = scores_of(rows, "served"), scores_of(rows, "old")
     key = "mase" if new_score["mase"] is not None else "mae"
-    return {"series": common, "comparable": True, "metric": key,
-            "new": new_score[key], "served": old_score[key], "months": int(len(rows)),
+    return {"metric": key, "new": new_score[key], "served": old_score[key],
+            "months": int(len(rows)), "scored_series": int(rows["series"].nunique()),
             "not_worse": new_score[key] <= old_score[key] * (1 + 1e-9)}
