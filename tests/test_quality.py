@@ -133,6 +133,23 @@ def test_the_gate_line_names_a_series_judged_apart_alone(tmp_path, capsys):
                            "naive was exact at every backtest month of this series")
 
 
+def test_the_overall_mase_leaves_out_a_series_with_no_scale_and_says_so(tmp_path,
+                                                                          capsys):
+    flat = growing_seasonal(72, "flat").assign(sales=100.0)
+    data = write_csv(tmp_path / "two.csv", growing_seasonal(72, "shop"), flat)
+
+    assert train(data, tmp_path / "models") == 0
+
+    metrics = current_metadata(tmp_path / "models")["metrics"]
+    assert metrics["served"]["mase"] > 0 and metrics["seasonal-naive"]["mase"] > 0
+    assert metrics["mase_leaves_out"] == ["flat"]
+    overall = next(line for line in capsys.readouterr().out.splitlines()
+                   if line.startswith("  overall:"))
+    assert "undef" not in overall
+    assert ("(MASE without 1 series with no MASE scale, each month the one a year "
+            "before: flat); RMSE") in overall
+
+
 def test_seasonal_naive_is_the_stated_last_resort(tmp_path):
     # Exactly periodic: seasonal naive is exact, so no candidate can beat it.
     periodic = growing_seasonal(60).assign(sales=np.tile(np.arange(10.0, 22.0), 5))

@@ -815,7 +815,8 @@ def format_summary(version: str, metadata: dict) -> str:
     m = metadata["metrics"]
     if m.get("served"):
         lines.append(f"  overall: MASE {_maybe(m['served']['mase'], 0, 3)} vs seasonal "
-                     f"naive {_maybe(m['seasonal-naive']['mase'], 0, 3)}; RMSE "
+                     f"naive {_maybe(m['seasonal-naive']['mase'], 0, 3)}"
+                     f"{report.mase_leaves_out(m, some_names)}; RMSE "
                      f"{_maybe(m['relative_rmse'], 0, 2)} x seasonal naive's")
     coverage = metadata["intervals"]["coverage"]
     if coverage.get("measured"):

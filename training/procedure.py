@@ -216,10 +216,20 @@ def overall_metrics(table: pd.DataFrame, interval_meta: dict) -> dict:
         return {"backtest_months": 0}
     served, naive = scores_of(rows, "served"), scores_of(rows, NAIVE)
     linear = scores_of(rows, "linear") if rows["linear"].notna().all() else None
+    scaled = (rows["scale"] > 0).to_numpy()  # NaN compares False
+    left_out = []
+    if scaled.any() and not scaled.all():
+        # A series whose months repeat the year before has no MASE scale: MASE is
+        # given over the other months, not left undefined for the whole file.
+        left_out = sorted(set(rows["series"][~scaled]))
+        for column, scores in (("served", served), (NAIVE, naive), ("linear", linear)):
+            if scores is not None:
+                scores["mase"] = scores_of(rows[scaled], column)["mase"]
     coverage = interval_meta["coverage"]
     return {
         "backtest_months": int(len(rows)),
         "served": served, "seasonal-naive": naive, "linear": linear,
+        "mase_leaves_out": left_out,
         "relative_rmse": served["rmse"] / naive["rmse"] if naive["rmse"] else None,
         "coverage_80": coverage.get("80"), "coverage_95": coverage.get("95"),
     }

@@ -200,6 +200,16 @@ def backtest_sentence(protocol: dict) -> str:
             f"{protocol['horizon']} months ahead")
 
 
+def mase_leaves_out(metrics: dict, names) -> str:
+    """What the overall MASE of `metrics` leaves out, as words to follow it, with
+    the series listed by `names`; "" when it leaves nothing out."""
+    left = metrics.get("mase_leaves_out") or []
+    if not left:
+        return ""
+    return (f" (MASE without {len(left)} series with no MASE scale, each month the "
+            f"one a year before: {names(left)})")
+
+
 def page(metadata: dict, views: list[SeriesView], images: dict[str, bytes],
          names: list[str]) -> str:
     protocol = metadata["backtest"]
@@ -220,9 +230,13 @@ def page(metadata: dict, views: list[SeriesView], images: dict[str, bytes],
                 "the history at that cut-off")
              + ".</p>"]
     if metrics.get("served"):
+        left_out = mase_leaves_out(
+            metrics, lambda names: ", ".join(names[:10])
+            + (", ..." if len(names) > 10 else ""))
         parts.append(
             f"<p>Over all series: MASE {_number(metrics['served']['mase'])} against "
-            f"{_number(metrics['seasonal-naive']['mase'])} for seasonal naive; RMSE "
+            f"{_number(metrics['seasonal-naive']['mase'])} for seasonal naive"
+            f"{html.escape(left_out)}; RMSE "
             f"{_number(metrics['relative_rmse'], 2)} times seasonal naive's.</p>")
     if coverage.get("measured"):
         parts.append(
