@@ -6,6 +6,8 @@ import io
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import threading
 from datetime import datetime, timedelta, timezone
@@ -213,6 +215,20 @@ def test_a_model_dir_that_is_not_a_store_is_refused(tmp_path, capsys):
     assert "is not a model store folder" in capsys.readouterr().err
     assert main(["prune", "--model-dir", str(tmp_path), "--keep", "0"]) == 2
     assert "--keep must be at least 1" in capsys.readouterr().err
+
+
+def test_a_reader_that_stops_reading_is_no_store_error(store):
+    # `versions list --json | head -c 10`: the pipe closes before the list is out.
+    child = subprocess.Popen(
+        [sys.executable, "-m", "training.versions", "list", "--json", "--model-dir",
+         str(store)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[1])
+    child.stdout.close()  # long before the child has imported anything
+
+    err = child.communicate(timeout=60)[1].decode()
+
+    assert child.returncode == 128 + signal.SIGPIPE
+    assert err == ""
 
 
 def test_a_read_only_store_is_listed_and_refused_changes_clearly(store, capsys,

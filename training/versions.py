@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import unicodedata
 from pathlib import Path
@@ -33,6 +35,8 @@ from typing import NamedTuple
 from training import artifact
 
 EXIT_OK, EXIT_REFUSED = 0, 2
+# What a shell reports for a command killed by SIGPIPE.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
 
 class VersionRefused(Exception):
@@ -350,9 +354,15 @@ def main(argv=None) -> int:
                   + (f", {', '.join(pruned.left)} (served until moments ago; "
                      "workers may not have switched yet)" if pruned.left else "")
                   + f" and the {args.keep} newest")
+        sys.stdout.flush()  # a reader gone shows here, not at exit
     except (VersionRefused, artifact.ArtifactError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_REFUSED
+    except BrokenPipeError:
+        # The reader stopped reading (`| head`): not the store's doing. End as a
+        # command killed by SIGPIPE does, with nothing left to flush at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except OSError as error:
         # A store mounted read-only (the chart's server pods) can be listed only.
         where = f" ({error.filename})" if error.filename else ""
