@@ -355,6 +355,20 @@ def test_without_the_served_history_the_file_is_not_called_another_series(
         in err
 
 
+def test_a_file_of_several_series_is_not_pointed_to_the_one_series_option(
+        tmp_path, capsys):
+    models = tmp_path / "models"
+    shops = [growing_seasonal(48, name) for name in ("north", "south", "west")]
+    assert train(write_csv(tmp_path / "three.csv", *shops), models) == 0
+
+    assert train(write_csv(tmp_path / "two.csv", *shops[:2]), models) == 3
+
+    err = capsys.readouterr().err
+    assert "does not have 1 series that the served version" in err
+    assert "train on a file that has them too. Pass --force" in err
+    assert "--series-name" not in err
+
+
 def test_naming_the_series_keeps_it_served(wineind_served):
     models, served, renamed = wineind_served
 

@@ -661,9 +661,10 @@ def refusal(trained: dict, comparison: dict, worse: bool, path: Path) -> str:
         why.append(f"does not have {len(dropped)} series that the served version "
                    f"{served} answers ({some_names(dropped)}), so requests for them "
                    "would be refused")
-        how = (" To keep serving them, train on a file that has them too: a file "
-               "without a series column names its one series after the file unless "
-               "--series-name names it.")
+        how = " To keep serving them, train on a file that has them too" + (
+            "." if len(trained["metadata"]["series"]) > 1 else
+            ": a file without a series column names its one series after the file "
+            "unless --series-name names it.")
         if len(dropped) == 1 and len(trained["metadata"]["series"]) == 1:
             # One series for another: a renamed copy of the served file, or
             # another product's file. Only the first may take the served name;
