@@ -646,7 +646,7 @@ def refusal(trained: dict, comparison: dict, worse: bool, path: Path) -> str:
     served, dropped = comparison["served_version"], comparison.get("missing_series")
     why, how = [], ""
     apart = comparison.get("unscaled") or {}
-    if worse and comparison.get("scaled_not_worse", False) is False:
+    if worse and not comparison.get("scaled_not_worse", False):
         shared = comparison.get("scored_series", len(comparison["series"]))
         why.append(f"scores {comparison['metric'].upper()} {comparison['new']:.4f} on "
                    f"the backtest of the {shared} series it shares "

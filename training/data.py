@@ -15,6 +15,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import os
 import re
 from dataclasses import dataclass, field
@@ -1262,8 +1263,9 @@ def _note_trailing_zeros(rows: pd.DataFrame, notes: list) -> None:
         trailing = len(sold) - 1 - last_sale
         if trailing < PRE_LAUNCH_MONTHS:
             continue
-        longest = max((len(run) for run in "".join(
-            "1" if s else "0" for s in sold[:last_sale + 1]).split("1")), default=0)
+        longest = max((len(list(run)) for was_sold, run
+                       in itertools.groupby(sold[:last_sale]) if not was_sold),
+                      default=0)
         if trailing > longest:
             since = _ym(rows.loc[sales.index[last_sale + 1], "month"])
             notes.append(f"series {name!r}: its last {trailing} months are 0 (since "

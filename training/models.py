@@ -301,12 +301,16 @@ def seasonal_adjustment(z: np.ndarray, first: int) -> np.ndarray:
     Classical decomposition: each calendar month's effect is the mean of its
     deviations from the trend (`seasonal_deviations`), centred on zero.
     """
-    calendar, deviation = seasonal_deviations(z, first)
-    effects = np.zeros(SEASON_LENGTH)
-    for m in range(SEASON_LENGTH):
-        if np.any(calendar == m):
-            effects[m] = deviation[calendar == m].mean()
-    return effects - effects.mean()
+    means, _ = _month_means(*seasonal_deviations(z, first))
+    return means - means.mean()
+
+
+def _month_means(calendar: np.ndarray, deviation: np.ndarray) -> tuple:
+    """Each calendar month's mean deviation (0 for a month with none) and how many
+    deviations each mean rests on."""
+    counts = np.bincount(calendar, minlength=SEASON_LENGTH)
+    sums = np.bincount(calendar, weights=deviation, minlength=SEASON_LENGTH)
+    return sums / np.maximum(counts, 1), counts
 
 
 # Smoothing parameters tried by the exponential-smoothing models: a grid searched
@@ -447,9 +451,7 @@ def shrunk_effects(deviations: dict, shapers=None) -> tuple[dict, dict]:
     """
     own, variance, inverse_count = {}, {}, {}
     for name, (calendar, deviation) in deviations.items():
-        counts = np.bincount(calendar, minlength=SEASON_LENGTH)
-        means = np.bincount(calendar, weights=deviation, minlength=SEASON_LENGTH) \
-            / np.maximum(counts, 1)
+        means, counts = _month_means(calendar, deviation)
         own[name] = means - means.mean()
         residuals = deviation - means[calendar]
         freedom = len(deviation) - np.count_nonzero(counts)
